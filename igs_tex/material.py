@@ -170,7 +170,7 @@ def _read_png(path: Path) -> _Image:
         # so decoding errors surface while iterating, inside this try.
         arr = np.vstack([np.asarray(r) for r in rows]) if height else np.zeros((0, 0))
     except Exception as e:  # png.Error, OSError, zlib.error...: all mean a bad file here
-        raise IgsError(f"{path}: cannot read image ({_reason(e)})") from None
+        raise IgsError(f"{path}: cannot read image ({_reason(e, path)})") from None
     if arr.shape[0] != height:
         raise IgsError(f"{path}: cannot read image (expected {height} rows, got {arr.shape[0]})")
     planes = int(info["planes"])
@@ -197,7 +197,7 @@ def _read_pil(path: Path, file_format: str) -> _Image:
     except IgsError:
         raise
     except Exception as e:  # Pillow raises OSError, SyntaxError, DecompressionBombError...
-        raise IgsError(f"{path}: cannot read image ({_reason(e)})") from None
+        raise IgsError(f"{path}: cannot read image ({_reason(e, path)})") from None
     if arr.ndim == 2:
         arr = arr[..., None]
     return _Image(arr.astype(np.float64) / 255.0, 8, file_format, False)
@@ -229,7 +229,7 @@ def _read_exr(path: Path) -> _Image:
     except IgsError:
         raise
     except Exception as e:  # OpenEXR raises RuntimeError for unreadable/truncated files
-        raise IgsError(f"{path}: cannot read image ({_reason(e)})") from None
+        raise IgsError(f"{path}: cannot read image ({_reason(e, path)})") from None
     if len({p.shape for p in planes}) != 1:
         raise IgsError(f"{path}: channels have different sizes")
     pixels = np.stack([p.astype(np.float64) for p in planes], axis=-1)
@@ -250,8 +250,10 @@ def _read_image(path: Path) -> _Image:
     raise IgsError(f"{path}: unsupported file type (expected {', '.join(sorted(_EXTENSIONS))})")
 
 
-def _reason(e: BaseException) -> str:
+def _reason(e: BaseException, path: Path | None = None) -> str:
     text = " ".join(str(e).split()) or type(e).__name__
+    if path is not None:  # the message already starts with the path; don't repeat it
+        text = text.replace(f"'{path}'", "file").replace(str(path), "file")
     return text if len(text) <= 200 else text[:197] + "..."
 
 
@@ -472,6 +474,6 @@ def save_maps(data, channels: list[str], value_range, maps: list[MapSource], out
             else:
                 _write_png(target, values, 16 if out_fmt == "png16" else 8)
         except Exception as e:  # OSError, or RuntimeError from OpenEXR
-            raise IgsError(f"{target}: cannot write ({_reason(e)})") from None
+            raise IgsError(f"{target}: cannot write ({_reason(e, target)})") from None
         written.append(target)
     return written
