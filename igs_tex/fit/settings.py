@@ -1,0 +1,76 @@
+"""Fitting settings (DESIGN.md "Fitting": the paper's defaults) and the budget -> count rule."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .. import IgsError
+
+# 16 bits for each of mean x, mean y, theta, inverse scale x, y, and one per channel.
+GEOMETRY_VALUES = 5
+
+
+def bits_per_gaussian(channels: int) -> int:
+    return 16 * (GEOMETRY_VALUES + channels)
+
+
+def gaussians_for_budget(width: int, height: int, channels: int, *, bppc: float | None = None,
+                         kib: float | None = None, gaussians: int | None = None) -> int:
+    """Gaussian count for exactly one of: bits per pixel per channel, file KiB, or a count.
+
+    bppc counts only the stored Gaussian parameters (DESIGN.md "Bitrate"); --kib does too, so the
+    tile index and header come on top (inspect reports both).
+    """
+    given = [v is not None for v in (bppc, kib, gaussians)]
+    if sum(given) != 1:
+        raise IgsError("give exactly one budget: --bppc, --kib or --gaussians")
+    if gaussians is not None:
+        n = int(gaussians)
+    elif bppc is not None:
+        if not bppc > 0:
+            raise IgsError(f"--bppc must be > 0, got {bppc}")
+        n = int(bppc * width * height * channels // bits_per_gaussian(channels))
+    else:
+        if not kib > 0:
+            raise IgsError(f"--kib must be > 0, got {kib}")
+        n = int(kib * 1024 * 8 // bits_per_gaussian(channels))
+    if n < 16:
+        raise IgsError(f"budget gives {n} Gaussians for {width}x{height}x{channels}; need at least 16")
+    if n > 4_000_000:
+        raise IgsError(f"budget gives {n} Gaussians; the format and the renderers stop at 4,000,000")
+    return n
+
+
+@dataclass
+class FitSettings:
+    gaussians: int
+    steps: int = 2000
+    seed: int = 0
+    tile: int = 16
+    k: int = 10
+    eps: float = 1e-7
+    backend: str = "auto"
+    # Adam learning rates, paper values. Means are optimised in normalised [0, 1] image units,
+    # inverse scales in 1/pixels, rotation in radians.
+    lr_mean: float = 5e-4
+    lr_colour: float = 5e-3
+    lr_inv_scale: float = 2e-3
+    lr_theta: float = 2e-3
+    init_fraction: float = 0.5       # start with N/2 Gaussians
+    grow_fraction: float = 0.125     # add N/8 ...
+    grow_every: int = 500            # ... every 500 steps until N is reached
+    init_scale_px: float = 5.0
+    grad_mix: float = 0.3            # lambda of the gradient-magnitude init
+    ssim_weight: float = 0.1
+    channel_weights: list[float] | None = None
+    log_every: int = 50
+    history_steps: tuple[int, ...] = field(default=(100, 250, 500, 1000, 2000, 5000))
+
+    def validate(self, channels: int) -> None:
+        if self.steps < 1:
+            raise IgsError(f"--steps must be >= 1, got {self.steps}")
+        if not 1 <= self.k <= 32:
+            raise IgsError(f"k must be in 1..32, got {self.k}")
+        if not 1 <= self.tile <= 256:
+            raise IgsError(f"tile must be in 1..256, got {self.tile}")
+        if self.channel_weights is not None and len(self.channel_weights) != channels:
+            raise IgsError(f"channel_weights has {len(self.channel_weights)} entries, material has {channels} channels")
