@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import secrets
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from igs_tex import IgsError
+from igs_tex.atomic import atomic_write_bytes
 from igs_tex.render.tiles import tile_lists_numpy
 
 MAGIC = b"IGSF"
@@ -262,6 +261,10 @@ class IgsFile:
     metadata: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.width, self.height, self.tile, self.k = (int(v) for v in (self.width, self.height, self.tile, self.k))
+        # The header stores eps as f32; holding the f32 value keeps write/read round trips equal.
+        with np.errstate(over="ignore"):
+            self.eps = float(np.float32(self.eps))
         self.channels = list(self.channels)
         self.value_range = np.asarray(self.value_range, dtype=np.float32)
         self.colour_range = np.asarray(self.colour_range, dtype=np.float32)
@@ -662,42 +665,6 @@ def read_igs(path) -> IgsFile:
 
 
 def write_igs(path, igs: IgsFile) -> None:
-    """Write atomically: a temp file next to the target, fsync, then os.replace.
+    """Write atomically (see atomic.py): readers never see a half-written file."""
+    atomic_write_bytes(path, igs.to_bytes())
 
-    Readers (a running game's hot reload, a parallel bake) see the old file or the new one, never a
-    half-written one; on failure the temp file is removed and the target is untouched.
-    """
-    path = Path(path)
-    data = igs.to_bytes()
-    folder = path.parent
-    tmp = folder / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise IgsError(f"{path}: cannot write: {exc.strerror or exc}") from None
-        raise
-    # Persist the rename itself; not every platform lets a directory be opened, hence best effort.
-    try:
-        dir_fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)

@@ -15,15 +15,14 @@ no raw traceback reaches the CLI.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from igs_tex import IgsError
+from igs_tex.atomic import atomic_write
 
 GROUPS: dict[str, list[str]] = {
     "basecolor": ["basecolor.r", "basecolor.g", "basecolor.b"],
@@ -366,22 +365,6 @@ def _float_range(plane: np.ndarray) -> tuple[np.float32, np.float32]:
 # --------------------------------------------------------------------------- writing
 
 
-def _atomic_write(target: Path, write) -> None:
-    """Write through a temp file in the target folder and rename it into place,
-    so a crash or a reader never sees a half-written texture."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _write_png(path: Path, values: np.ndarray, bit_depth: int) -> None:
     """values: [H, W, 1 or 3] real values; clipped to [0, 1] and rounded to the nearest code."""
     import png
@@ -395,7 +378,7 @@ def _write_png(path: Path, values: np.ndarray, bit_depth: int) -> None:
         with open(tmp, "wb") as f:
             writer.write(f, codes.reshape(h, w * c))
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 def _write_exr(path: Path, values: np.ndarray) -> None:
@@ -410,7 +393,7 @@ def _write_exr(path: Path, values: np.ndarray) -> None:
         with OpenEXR.File(header, planes) as f:
             f.write(str(tmp))
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 def save_maps(data, channels: list[str], value_range, maps: list[MapSource], out_dir, fmt: str = "auto") -> list[Path]:

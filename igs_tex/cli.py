@@ -1,0 +1,161 @@
+"""igs-tex command line: bake / decode / inspect. Argument parsing and printing only.
+
+Exit codes: 0 success, 2 bad input or options (one line on stderr naming the file and the
+problem, no output written), 1 an internal error (a bug: traceback shown).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from . import IgsError, __version__
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
+
+_DESCRIPTION = """\
+Compress PBR material texture stacks (base colour, normal, AO, roughness, metalness) into
+a few thousand 2D Gaussians (Image-GS, SIGGRAPH 2025) stored in a .igs file that shaders can
+sample directly.
+
+  igs-tex bake assets/walnut_wood/ -o out/      # folder of maps -> out/walnut_wood.igs + .json
+  igs-tex decode out/walnut_wood.igs -o dec/    # back to maps named like the inputs
+  igs-tex inspect out/walnut_wood.igs           # header, channels, sizes, tile statistics
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="igs-tex", description=_DESCRIPTION,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", action="version", version=f"igs-tex {__version__}")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+
+    b = sub.add_parser("bake", help="fit a material folder and write <name>.igs",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Bake a material folder into a .igs file.\n\n"
+                       "Maps are found by name suffix: basecolor|albedo|diffuse|color, normal|nrm|nor,\n"
+                       "ao|occlusion, roughness|rough, metalness|metallic|metal, packed orm|arm.\n"
+                       "Formats: PNG (8/16-bit), JPEG, TGA, EXR. Missing maps are simply absent channels.\n"
+                       "The budget is one of --bppc (default 0.059), --gaussians or --kib.\n"
+                       "Writes OUT/<name>.igs and OUT/<name>.json (quality, sizes, timings).")
+    b.add_argument("material", type=Path, help="material folder")
+    b.add_argument("-o", "--output", type=Path, default=Path("."), help="output folder (default: .)")
+    g = b.add_mutually_exclusive_group()
+    g.add_argument("--bppc", type=float, help="bits per pixel per channel of the Gaussian parameters (default 0.059, the paper's rate)")
+    g.add_argument("--gaussians", type=int, help="number of Gaussians")
+    g.add_argument("--kib", type=float, help="size of the Gaussian parameters in KiB")
+    b.add_argument("--steps", type=int, default=2000, help="optimisation steps (default 2000)")
+    b.add_argument("--seed", type=int, default=0, help="random seed; same inputs+settings+seed give identical bytes (default 0)")
+    b.add_argument("--backend", choices=["auto", "torch", "native", "cuda"], default="auto",
+                   help="renderer for training: native C++ when built (auto), torch reference, cuda")
+    b.add_argument("-k", "--topk", type=int, default=10, help="Gaussians blended per texel, K (default 10)")
+    b.add_argument("--name", help="output base name (default: the folder name)")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    d = sub.add_parser("decode", help="decode a .igs back to texture maps",
+                       description="Decode a .igs into maps named like the baked inputs.")
+    d.add_argument("file", type=Path, help=".igs file")
+    d.add_argument("-o", "--output", type=Path, default=Path("."), help="output folder (default: .)")
+    d.add_argument("--format", choices=["auto", "png8", "png16", "exr"], default="auto",
+                   help="auto: same kind and bit depth as each input map")
+
+    i = sub.add_parser("inspect", help="print header, channels, sizes and tile statistics",
+                       description="Validate a .igs file and print what it holds.")
+    i.add_argument("file", type=Path, help=".igs file")
+    i.add_argument("--json", action="store_true", help="machine-readable output")
+    return ap
+
+
+def _fmt_db(v: float) -> str:
+    return "inf" if math.isinf(v) else f"{v:6.2f}"
+
+
+def _cmd_bake(a) -> int:
+    from .pipeline import bake_material
+    s = bake_material(a.material, a.output, bppc=a.bppc, kib=a.kib, gaussians=a.gaussians,
+                      steps=a.steps, seed=a.seed, backend=a.backend, k=a.topk,
+                      progress=not a.quiet, name=a.name)
+    size = s["size"]
+    print(f"wrote {s['output']}: {s['width']}x{s['height']}x{len(s['channels'])}, "
+          f"{s['gaussians']} Gaussians, {size['total_bytes'] / 1024:.1f} KiB, "
+          f"{size['bppc']:.4f} bppc ({size['bppc_total']:.4f} with tile index and header), "
+          f"{s['total_seconds']:.1f} s ({s['backend']})")
+    print(f"{'group':<10} {'PSNR dB':>8} {'SSIM':>7}")
+    for name, m in s["metrics"].items():
+        print(f"{name:<10} {_fmt_db(m['psnr']):>8} {m['ssim']:7.4f}")
+    return EXIT_OK
+
+
+def _cmd_decode(a) -> int:
+    from .igsfile import read_igs
+    from .material import MapSource, save_maps
+    from .render.decode import decode_igs
+    igs = read_igs(a.file)
+    try:
+        maps = [MapSource.from_dict(m) for m in igs.metadata.get("maps", [])]
+    except IgsError as e:
+        raise IgsError(f"{a.file}: {e}") from None
+    if not maps:
+        raise IgsError(f"{a.file}: no map list in the metadata; cannot name the outputs")
+    data = decode_igs(igs)
+    a.output.mkdir(parents=True, exist_ok=True)
+    paths = save_maps(data, igs.channels, igs.value_range, maps, a.output, fmt=a.format)
+    for p in paths:
+        print(f"wrote {p}")
+    return EXIT_OK
+
+
+def _cmd_inspect(a) -> int:
+    import json
+    from .igsfile import read_igs
+    igs = read_igs(a.file)
+    counts = (igs.tile_offsets[1:].astype("int64") - igs.tile_offsets[:-1].astype("int64"))
+    info = {
+        "file": str(a.file), "width": igs.width, "height": igs.height,
+        "channels": igs.channels, "tile": igs.tile, "k": igs.k, "eps": igs.eps,
+        "gaussians": igs.gaussian_count, "index_bits": igs.index_bits,
+        "tiles": int(counts.size), "tile_list_entries": int(counts.sum()),
+        "per_tile": {"min": int(counts.min()), "mean": float(counts.mean()), "max": int(counts.max()),
+                     "empty": int((counts == 0).sum()), "over_k": int((counts > igs.k).sum())},
+        "size": igs.size_report(), "metadata": igs.metadata,
+    }
+    if a.json:
+        print(json.dumps(info, indent=2, default=float))
+        return EXIT_OK
+    sz = info["size"]
+    print(f"{a.file}: igs v1, {igs.width}x{igs.height}, {len(igs.channels)} channels, "
+          f"T={igs.tile}, K={igs.k}, eps={igs.eps:g}")
+    print(f"  channels   {', '.join(igs.channels)}")
+    print(f"  gaussians  {igs.gaussian_count} ({igs.words.shape[1]} words each)")
+    print(f"  size       {sz['total_bytes']} bytes: gaussians {sz['gaussian_bytes']}, "
+          f"tile offsets {sz['tile_offsets_bytes']}, tile indices {sz['tile_indices_bytes']} "
+          f"({igs.index_bits}-bit), header+meta {sz['header_bytes']}")
+    print(f"  bppc       {sz['bppc']:.4f} parameters only, {sz['bppc_total']:.4f} with index and header")
+    pt = info["per_tile"]
+    print(f"  tiles      {info['tiles']}, {info['tile_list_entries']} list entries; per tile min {pt['min']}, "
+          f"mean {pt['mean']:.1f}, max {pt['max']}; {pt['empty']} empty, {pt['over_k']} with more than K")
+    name = igs.metadata.get("name")
+    if name:
+        print(f"  material   {name}")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = _parser()
+    a = ap.parse_args(argv)
+    if a.command is None:
+        ap.print_help()
+        return EXIT_USAGE
+    try:
+        return {"bake": _cmd_bake, "decode": _cmd_decode, "inspect": _cmd_inspect}[a.command](a)
+    except IgsError as e:
+        print(f"igs-tex {a.command}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"igs-tex {a.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
