@@ -70,9 +70,10 @@ _FP16_MAX_FINITE_BITS = 0x7BFF
 _FP16_MIN_NORMAL = 2.0 ** -14
 _FP16_MAX = 65504.0
 
-# The fallback width of a colour range whose values are all equal: any positive width decodes
-# every q to lo exactly enough, this one keeps the step a normal float32.
-_FLAT_RANGE = 1e-6
+# Minimum width of a colour range. Narrower spreads are flat for any texture purpose, and the floor
+# keeps the decode step (hi - lo) / 65535 a normal float32 (GPUs may flush subnormals to zero).
+MIN_COLOUR_SPAN = 1e-6
+_F32_MIN_NORMAL = float(np.finfo(np.float32).tiny)  # 2^-126
 
 
 class IgsFormatError(IgsError):
@@ -123,20 +124,33 @@ def _f32_ceil(x: np.ndarray) -> np.ndarray:
     return y
 
 
+def _no_subnormal_floor(x: np.ndarray) -> np.ndarray:
+    """Round subnormal float32 values down to the nearest zero-or-normal value."""
+    x = x.copy()
+    sub = (x != 0) & (np.abs(x) < _F32_MIN_NORMAL)
+    x[sub & (x > 0)] = 0.0
+    x[sub & (x < 0)] = -_F32_MIN_NORMAL
+    return x
+
+
 def colour_ranges(colour: np.ndarray) -> np.ndarray:
-    """Per-channel [lo, hi] float32 covering every colour; widened when a channel is flat."""
+    """Per-channel [lo, hi] float32 covering every colour, at least MIN_COLOUR_SPAN wide.
+
+    lo and hi are rounded outwards to float32 and away from subnormals, so that every colour lies
+    inside its stored range and the range decodes identically on hardware that flushes subnormals.
+    """
     colour = np.asarray(colour, dtype=np.float64)
     c = colour.shape[1]
     if colour.shape[0] == 0:
-        rng = np.zeros((c, 2), dtype=np.float32)
-        rng[:, 1] = np.float32(_FLAT_RANGE)
-        return rng
-    lo = _f32_floor(colour.min(axis=0))
-    hi = _f32_ceil(colour.max(axis=0))
-    flat = hi <= lo
-    if flat.any():
-        widened = _f32_ceil(lo[flat].astype(np.float64) + _FLAT_RANGE)
-        hi[flat] = np.maximum(widened, np.nextafter(lo[flat], np.float32(np.inf)))
+        lo = np.zeros(c, dtype=np.float32)
+    else:
+        lo = _no_subnormal_floor(_f32_floor(colour.min(axis=0)))
+    hi = _f32_ceil(colour.max(axis=0)) if colour.shape[0] else lo.copy()
+    hi = -_no_subnormal_floor(-hi)
+    narrow = hi.astype(np.float64) - lo.astype(np.float64) < MIN_COLOUR_SPAN
+    if narrow.any():
+        widened = _f32_ceil(lo[narrow].astype(np.float64) + MIN_COLOUR_SPAN)
+        hi[narrow] = np.maximum(widened, hi[narrow])
     with np.errstate(over="ignore"):
         width = hi - lo
     if not np.all(np.isfinite(width)):
@@ -304,12 +318,6 @@ class IgsFile:
     def params(self) -> dict[str, np.ndarray]:
         """Dequantised float32 means [N, 2], theta [N], inv_scale [N, 2], colour [N, C]."""
         return dequantize(self.words, self.channel_count, self.width, self.height, self.colour_range)
-
-    def real_colour(self) -> np.ndarray:
-        """Colours mapped through the channel value ranges to real units (float32 [N, C])."""
-        colour = self.params()["colour"]
-        lo, hi = self.value_range[:, 0], self.value_range[:, 1]
-        return lo + colour * (hi - lo)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, IgsFile):
@@ -575,9 +583,15 @@ def _parse(data: bytes) -> IgsFile:
         for label, lo, hi in (("value range", vlo, vhi), ("colour range", clo, chi)):
             if not (math.isfinite(lo) and math.isfinite(hi) and hi >= lo):
                 raise _Invalid(f"channel {i}: {label} [{lo}, {hi}] must be finite with hi >= lo")
+        for label, v in (("lo", clo), ("hi", chi)):
+            if v != 0 and abs(v) < _F32_MIN_NORMAL:
+                raise _Invalid(f"channel {i}: colour range {label} {v} is subnormal")
         with np.errstate(over="ignore"):
-            if not np.isfinite(np.float32(chi) - np.float32(clo)):
-                raise _Invalid(f"channel {i}: colour range [{clo}, {chi}] is wider than float32 holds")
+            step = (np.float32(chi) - np.float32(clo)) * UNORM16_STEP
+        if not np.isfinite(step):
+            raise _Invalid(f"channel {i}: colour range [{clo}, {chi}] is wider than float32 holds")
+        if 0 < step < _F32_MIN_NORMAL:
+            raise _Invalid(f"channel {i}: colour range [{clo}, {chi}] gives a subnormal decode step")
 
     # Metadata.
     metadata: dict = {}

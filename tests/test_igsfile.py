@@ -244,6 +244,9 @@ CORRUPTIONS = {
     "value_range_inverted": (set_channel(0, 4, "f", 2.0), "value range"),
     "colour_range_nan": (set_channel(1, 12, "f", float("nan")), "colour range"),
     "colour_range_inverted": (set_channel(3, 12, "f", 5.0), "colour range"),
+    "colour_range_subnormal": (set_channel(2, 12, "f", 1e-40), "subnormal"),
+    "colour_range_subnormal_step": (lambda b: set_channel(1, 16, "f", 1e-35)(set_channel(1, 12, "f", 0.0)(b)),
+                                    "subnormal decode step"),
     "colour_range_too_wide": (lambda b: set_channel(0, 16, "f", 3e38)(set_channel(0, 12, "f", -3e38)(b)), "wider"),
     # metadata
     "metadata_not_json": (set_metadata(b"{material: test"), "not valid JSON"),
@@ -467,6 +470,18 @@ def test_quantisation_edge_values():
     assert np.allclose(p["colour"], 0.25, atol=1e-6)
 
 
+def test_colour_range_rules():
+    colour = np.array([[0.5, 1e-40, -3.0], [0.5 + 1e-8, 2e-40, -3.0]])
+    words, crange = quantize(np.zeros((2, 2)), np.zeros(2), np.ones((2, 2)), colour, 8, 8)
+    lo, hi = crange[:, 0].astype(np.float64), crange[:, 1].astype(np.float64)
+    assert np.all(hi - lo >= 1e-6)  # narrow and flat channels are widened
+    assert np.all((lo <= colour.min(axis=0)) & (hi >= colour.max(axis=0)))
+    tiny = np.finfo(np.float32).tiny
+    assert np.all((crange == 0) | (np.abs(crange) >= tiny))  # no subnormals stored
+    p = dequantize(words, 3, 8, 8, crange)
+    assert np.allclose(p["colour"], colour, atol=1e-6)
+
+
 def test_position_precision_2048():
     side = 2048
     rng = np.random.default_rng(5)
@@ -509,7 +524,7 @@ def test_record_packing_order():
     assert h[0] == round(0.1 * 65535) and h[1] == round(0.2 * 65535)
     assert h[2] == round(0.5 / np.pi * 65536)
     assert h[3] == 0x3400 and h[4] == 0x4000  # fp16 0.25, 2.0
-    assert h[5:8] == [0, 65535, round(0.5 * 65535)] and h[8] == 0
+    assert h[5:8] == [0, 65535, round(0.5 * 65535)] and len(h) == 8  # 5 + 3 halves: no padding
 
 
 # ----------------------------------------------------------------------------------------------
