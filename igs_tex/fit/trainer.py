@@ -32,6 +32,17 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def fit_stack(target_np: np.ndarray, settings: FitSettings, progress: bool = True) -> FitResult:
     """Fit settings.gaussians Gaussians to target [H, W, C] (float32 in [0, 1])."""
+    # CPU scatter-adds (the backward of gathers) otherwise sum in thread-dependent order, and a
+    # 1e-10 difference grows into different bytes after a few hundred Adam steps.
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        return _fit(target_np, settings, progress)
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+
+
+def _fit(target_np: np.ndarray, settings: FitSettings, progress: bool) -> FitResult:
     h, w, c = target_np.shape
     settings.validate(c)
     renderer = get_renderer(settings.backend)

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+MATERIALS = SHARED / "materials"
+GOLDEN = SHARED / "golden"
+
+
+def crop_material(src: Path, dst: Path, size: int, x0: int = 0, y0: int = 0) -> Path:
+    """A real material cut down to size x size texels, files named as in the source."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in sorted(src.glob("*.png")):
+        im = Image.open(f)
+        im.crop((x0, y0, x0 + size, y0 + size)).save(dst / f.name)
+    return dst
+
+
+@pytest.fixture
+def small_walnut(tmp_path) -> Path:
+    return crop_material(MATERIALS / "walnut_wood", tmp_path / "walnut_wood", 48, 300, 200)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)

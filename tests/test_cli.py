@@ -1,0 +1,143 @@
+"""The igs-tex command line end to end on real (cropped) materials."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from igs_tex.igsfile import read_igs
+from igs_tex.material import load_material
+from igs_tex.render.decode import decode_igs
+from igs_tex.report.metrics import psnr
+
+BAKE_FAST = ["--steps", "30", "--backend", "torch", "-q", "--gaussians", "64"]
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "igs_tex.cli", *map(str, args)], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def baked(tmp_path_factory):
+    from conftest import MATERIALS, crop_material
+    root = tmp_path_factory.mktemp("bake")
+    src = crop_material(MATERIALS / "walnut_wood", root / "walnut_wood", 48, 300, 200)
+    out = root / "out"
+    r = run("bake", src, "-o", out, *BAKE_FAST)
+    assert r.returncode == 0, r.stderr
+    return src, out, r
+
+
+def test_bake_writes_igs_and_summary(baked):
+    src, out, r = baked
+    igs = read_igs(out / "walnut_wood.igs")
+    assert igs.gaussian_count == 64 and igs.channels[:3] == ["basecolor.r", "basecolor.g", "basecolor.b"]
+    assert len(igs.channels) == 8
+    summary = json.loads((out / "walnut_wood.json").read_text())
+    assert set(summary["metrics"]) >= {"basecolor", "normal", "roughness", "metalness", "all"}
+    assert "wrote" in r.stdout and "PSNR" in r.stdout
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_decode_reproduces_bake_quality(baked):
+    src, out, _ = baked
+    summary = json.loads((out / "walnut_wood.json").read_text())
+    stack = load_material(src)
+    decoded = decode_igs(read_igs(out / "walnut_wood.igs"))
+    for group, idx in stack.group_slices().items():
+        got, baked_psnr = psnr(decoded[..., idx], stack.data[..., idx]), summary["metrics"][group]["psnr"]
+        assert got == baked_psnr or abs(got - baked_psnr) < 0.01, (group, got, baked_psnr)
+
+
+def test_decode_cli_writes_maps_named_like_inputs(baked, tmp_path):
+    src, out, _ = baked
+    r = run("decode", out / "walnut_wood.igs", "-o", tmp_path / "dec")
+    assert r.returncode == 0, r.stderr
+    names = sorted(p.name for p in (tmp_path / "dec").iterdir())
+    assert names == sorted(p.name for p in src.glob("*.png"))
+    # 8-bit PNG output equals the float decode rounded to 8 bits.
+    decoded = decode_igs(read_igs(out / "walnut_wood.igs"))
+    rough = np.asarray(Image.open(tmp_path / "dec" / "roughness.png"), dtype=np.float64) / 255
+    ch = load_material(src).channels.index("roughness")
+    assert np.abs(rough - np.clip(decoded[..., ch], 0, 1)).max() <= 0.5 / 255 + 1e-6
+
+
+def test_inspect(baked):
+    _, out, _ = baked
+    r = run("inspect", out / "walnut_wood.igs")
+    assert r.returncode == 0, r.stderr
+    assert "64 (" in r.stdout and "bppc" in r.stdout and "tiles" in r.stdout
+    j = run("inspect", out / "walnut_wood.igs", "--json")
+    assert json.loads(j.stdout)["gaussians"] == 64
+
+
+def test_bake_is_byte_identical(baked, tmp_path):
+    src, out, _ = baked
+    r = run("bake", src, "-o", tmp_path, *BAKE_FAST)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "walnut_wood.igs").read_bytes() == (out / "walnut_wood.igs").read_bytes()
+
+
+def _assert_one_line_error(r, *needles):
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_mismatched_maps_exit_2_without_output(tmp_path):
+    from conftest import MATERIALS, crop_material
+    src = crop_material(MATERIALS / "walnut_wood", tmp_path / "bad", 32)
+    Image.open(src / "normal.png").resize((16, 16)).save(src / "normal.png")
+    r = run("bake", src, "-o", tmp_path / "out", *BAKE_FAST)
+    _assert_one_line_error(r, "normal.png")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_broken_map_exit_2(tmp_path):
+    from conftest import MATERIALS, crop_material
+    src = crop_material(MATERIALS / "walnut_wood", tmp_path / "broken", 32)
+    (src / "roughness.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    r = run("bake", src, "-o", tmp_path / "out", *BAKE_FAST)
+    _assert_one_line_error(r, "roughness.png")
+    assert not (tmp_path / "out" / "broken.igs").exists()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["bake", "/no/such/folder"], "/no/such/folder"),
+    (["decode", "/no/such/file.igs"], "/no/such/file.igs"),
+    (["inspect", "/no/such/file.igs"], "/no/such/file.igs"),
+])
+def test_missing_inputs(args, needle):
+    _assert_one_line_error(run(*args), needle)
+
+
+def test_empty_folder(tmp_path):
+    (tmp_path / "notes.txt").write_text("no maps here")
+    _assert_one_line_error(run("bake", tmp_path, "-o", tmp_path / "o"), str(tmp_path))
+
+
+def test_corrupt_igs(baked, tmp_path):
+    _, out, _ = baked
+    data = bytearray((out / "walnut_wood.igs").read_bytes())
+    data[200] ^= 0xFF
+    bad = tmp_path / "bad.igs"
+    bad.write_bytes(bytes(data))
+    _assert_one_line_error(run("decode", bad, "-o", tmp_path / "d"), "bad.igs")
+    assert not (tmp_path / "d").exists()
+
+
+def test_bad_budget(small_walnut, tmp_path):
+    _assert_one_line_error(run("bake", small_walnut, "-o", tmp_path, "--bppc", "-1"), "--bppc")
+
+
+def test_no_command_prints_help():
+    r = run()
+    assert r.returncode == 2 and "bake" in r.stdout
+    h = run("bake", "--help")
+    assert h.returncode == 0 and "--bppc" in h.stdout and "basecolor" in h.stdout
