@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs everything igs-tex and its tests need on a fresh Debian machine with Python 3.11.
+# Idempotent: safe to run again; pip skips what is already installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+# Pinned: this exact CPU build is available offline; an open range pulls a multi-GB CUDA build.
+"$PY" -m pip install -q --disable-pip-version-check torch==2.13.0
+# Editable install builds the native C++ extension (igs_tex._native) when a compiler is present.
+"$PY" -m pip install -q --disable-pip-version-check -e ".[test]"
+hash -r 2>/dev/null || true
+command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
