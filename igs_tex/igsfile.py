@@ -146,11 +146,11 @@ def colour_ranges(colour: np.ndarray) -> np.ndarray:
     else:
         lo = _no_subnormal_floor(_f32_floor(colour.min(axis=0)))
     hi = _f32_ceil(colour.max(axis=0)) if colour.shape[0] else lo.copy()
-    hi = -_no_subnormal_floor(-hi)
     narrow = hi.astype(np.float64) - lo.astype(np.float64) < MIN_COLOUR_SPAN
     if narrow.any():
         widened = _f32_ceil(lo[narrow].astype(np.float64) + MIN_COLOUR_SPAN)
         hi[narrow] = np.maximum(widened, hi[narrow])
+    hi = -_no_subnormal_floor(-hi)
     with np.errstate(over="ignore"):
         width = hi - lo
     if not np.all(np.isfinite(width)):
@@ -521,7 +521,7 @@ def _parse(data: bytes) -> IgsFile:
         if offset < prev_end:
             raise _Invalid(f"{name} (bytes {offset}..{offset + length}) overlaps the {prev_name}, which ends at byte {prev_end}")
         if offset > size:
-            raise _Invalid(f"{name} starts at byte {offset}, beyond the end of the file ({size} bytes)")
+            raise _Invalid(f"truncated or corrupt: {name} starts at byte {offset}, beyond the end of the file ({size} bytes)")
         end = offset + length
         if end + CRC_SIZE > size:
             raise _Invalid(f"truncated: {name} end at byte {end} (+{CRC_SIZE} bytes of CRC) but file has {size} bytes")
