@@ -1,0 +1,325 @@
+// Backward: gradients for means, theta, inv_scale and colour from dL/dimage.
+//
+// Reuses the forward's top-K (no selection is redone) and the forward image as `out`.
+// Each (tile, listed Gaussian) pair gets one slot of partial gradients, written by the
+// thread that owns the tile; a final pass sums each Gaussian's slots in tile order. No
+// atomics and no per-thread buffers, so the result is identical for any thread count.
+#include <algorithm>
+#include <cstring>
+
+#include "igs/texel.h"
+#include "kernels.h"
+#include "tile_data.h"
+
+namespace igs {
+namespace cpu {
+namespace {
+
+// Per-(tile, Gaussian) partials: the five geometric gradients, then C colour gradients.
+constexpr int kGeom = 5;
+// Lane accumulators per Gaussian: the six GeomMoments sums, then C colour sums.
+constexpr int kMoments = 6;
+
+struct BackwardScratch {
+    TileSoA soa;
+    std::vector<float> U, V, G, gT, oT, S, inv, dot, w, px, lanes;
+    std::vector<uint8_t> keep, used_flag, touched;
+    std::vector<int32_t> used, local_of;
+    bool bad_topk = false;  // a saved entry names a Gaussian its tile does not list
+};
+
+float lane_sum(const float* a, int n) {
+    float s = 0.0f;
+    for (int x = 0; x < n; ++x) s += a[x];
+    return s;
+}
+
+void write_pair(float* slot, const Gaussian& g, const GeomMoments& m, const float* dcol, int C) {
+    const GeomGrad gg = moments_to_grad(g, m);
+    slot[0] = gg.mx;
+    slot[1] = gg.my;
+    slot[2] = gg.theta;
+    slot[3] = gg.ax;
+    slot[4] = gg.ay;
+    std::copy(dcol, dcol + C, slot + kGeom);
+}
+
+void backward_tile_fast(const Gaussian* table, const Params& p, const Shape& s,
+                        const TileGrid& grid, const TileLists& lists, int64_t t,
+                        const float* grad_out, const float* image, const int32_t* topk,
+                        float* pair_grad, BackwardScratch& sc) {
+    const int C = p.channels;
+    const int K = s.k;
+    const int D = kGeom + C;
+    const int M = kMoments + C;
+    const int LN = lanes_for(s.tile);
+    const TileRect rect = tile_rect(grid, t);
+    const int64_t off = lists.offsets[t];
+    const int32_t* list = lists.indices + off;
+    const int L = static_cast<int>(lists.offsets[t + 1] - off);
+    if (L == 0) return;
+
+    sc.soa.gather(table, p.colour, C, list, L);
+    const size_t LL = static_cast<size_t>(L) * LN;
+    float* U = grow(sc.U, LL);
+    float* V = grow(sc.V, LL);
+    float* G = grow(sc.G, LL);
+    float* gT = grow(sc.gT, static_cast<size_t>(C) * LN);
+    float* oT = grow(sc.oT, static_cast<size_t>(C) * LN);
+    float* S = grow(sc.S, LN);
+    float* inv = grow(sc.inv, LN);
+    float* dot = grow(sc.dot, LN);
+    float* w = grow(sc.w, LN);
+    float* px = grow(sc.px, LN);
+    float* lanes = grow(sc.lanes, static_cast<size_t>(L) * M * LN);
+    uint8_t* keep = grow(sc.keep, LL);
+    uint8_t* used_flag = grow(sc.used_flag, L);
+    uint8_t* touched = grow(sc.touched, L);
+    int32_t* used = grow(sc.used, L);
+    std::memset(touched, 0, L);
+    for (int x = 0; x < LN; ++x) px[x] = texel_centre(rect.x0 + x);
+
+    // A tile listing at most K Gaussians kept all of them at every texel (see forward), so
+    // its saved top-K need not be read back.
+    const bool select = L > K;
+    int n_used = L;
+    if (select) {
+        for (int j = 0; j < L; ++j) sc.local_of[list[j]] = j;
+    } else {
+        for (int j = 0; j < L; ++j) used[j] = j;
+    }
+
+    for (int yy = 0; yy < rect.ny; ++yy) {
+        const int y = rect.y0 + yy;
+        const float py = texel_centre(y);
+        const int64_t row_texel = static_cast<int64_t>(y) * grid.width + rect.x0;
+
+        // dL/dout and out for this row, channel-major so channels stream lane-wise.
+        std::fill(gT, gT + static_cast<size_t>(C) * LN, 0.0f);
+        std::fill(oT, oT + static_cast<size_t>(C) * LN, 0.0f);
+        for (int x = 0; x < rect.nx; ++x) {
+            const float* gsrc = grad_out + (row_texel + x) * C;
+            const float* osrc = image + (row_texel + x) * C;
+            for (int c = 0; c < C; ++c) {
+                gT[static_cast<size_t>(c) * LN + x] = gsrc[c];
+                oT[static_cast<size_t>(c) * LN + x] = osrc[c];
+            }
+        }
+
+        if (select) {
+            std::memset(keep, 0, LL);
+            std::memset(used_flag, 0, L);
+            for (int x = 0; x < rect.nx; ++x) {
+                const int32_t* src = topk + (row_texel + x) * K;
+                for (int q = 0; q < K && src[q] >= 0; ++q) {
+                    const int j = src[q] < p.count ? sc.local_of[src[q]] : -1;
+                    if (j < 0) {
+                        sc.bad_topk = true;
+                        continue;
+                    }
+                    keep[static_cast<size_t>(j) * LN + x] = 1;
+                    used_flag[j] = 1;
+                }
+            }
+            n_used = 0;
+            for (int j = 0; j < L; ++j)
+                if (used_flag[j]) used[n_used++] = j;
+        }
+
+        // G recomputed bit for bit as in the forward; G of texels that did not keep j is 0.
+        for (int u = 0; u < n_used; ++u) {
+            const int j = used[u];
+            const Gaussian g = sc.soa.at(j);
+            float* Uj = U + static_cast<size_t>(j) * LN;
+            float* Vj = V + static_cast<size_t>(j) * LN;
+            float* Gj = G + static_cast<size_t>(j) * LN;
+            for (int x = 0; x < LN; ++x) {
+                float uu, vv;
+                rotate_offset(g, px[x], py, uu, vv);
+                Uj[x] = uu;
+                Vj[x] = vv;
+                Gj[x] = exp_nonpos(-exponent_from_uv(g, uu, vv));
+            }
+            if (select) {
+                const uint8_t* kj = keep + static_cast<size_t>(j) * LN;
+                for (int x = 0; x < LN; ++x) Gj[x] = kj[x] ? Gj[x] : 0.0f;
+            }
+        }
+        std::fill(S, S + LN, 0.0f);
+        for (int u = 0; u < n_used; ++u) {
+            const float* Gj = G + static_cast<size_t>(used[u]) * LN;
+            for (int x = 0; x < LN; ++x) S[x] += Gj[x];
+        }
+        for (int x = 0; x < LN; ++x) inv[x] = 1.0f / (S[x] + s.eps);
+
+        for (int u = 0; u < n_used; ++u) {
+            const int j = used[u];
+            float* acc = lanes + static_cast<size_t>(j) * M * LN;
+            if (!touched[j]) {
+                std::fill(acc, acc + static_cast<size_t>(M) * LN, 0.0f);
+                touched[j] = 1;
+            }
+            const float* Uj = U + static_cast<size_t>(j) * LN;
+            const float* Vj = V + static_cast<size_t>(j) * LN;
+            const float* Gj = G + static_cast<size_t>(j) * LN;
+            const float* cj = sc.soa.colour.data() + static_cast<size_t>(j) * C;
+            const float axj = sc.soa.ax[j], ayj = sc.soa.ay[j];
+
+            // dL/dG = g . (c_j - out) / (S + eps), as blend_backward() in texel.h.
+            std::fill(dot, dot + LN, 0.0f);
+            for (int c = 0; c < C; ++c) {
+                const float cv = cj[c];
+                const float* gc = gT + static_cast<size_t>(c) * LN;
+                const float* oc = oT + static_cast<size_t>(c) * LN;
+                for (int x = 0; x < LN; ++x) dot[x] += gc[x] * (cv - oc[x]);
+            }
+            float* su = acc;
+            float* sv = acc + LN;
+            float* suv = acc + 2 * LN;
+            float* svu = acc + 3 * LN;
+            float* suu = acc + 4 * LN;
+            float* svv = acc + 5 * LN;
+            for (int x = 0; x < LN; ++x) {
+                const float Gx = Gj[x];
+                w[x] = Gx * inv[x];
+                const float gq = grad_exponent(Gx, dot[x] * inv[x]);
+                const float a = gq * (Uj[x] * axj);
+                const float b = gq * (Vj[x] * ayj);
+                su[x] += a;
+                sv[x] += b;
+                suv[x] += a * Vj[x];
+                svu[x] += b * Uj[x];
+                suu[x] += a * Uj[x];
+                svv[x] += b * Vj[x];
+            }
+            for (int c = 0; c < C; ++c) {
+                float* dc = acc + static_cast<size_t>(kMoments + c) * LN;
+                const float* gc = gT + static_cast<size_t>(c) * LN;
+                for (int x = 0; x < LN; ++x) dc[x] += w[x] * gc[x];
+            }
+        }
+    }
+
+    float dcol[64];
+    std::vector<float> dcol_big;
+    float* dc = C <= 64 ? dcol : grow(dcol_big, C);
+    for (int j = 0; j < L; ++j) {
+        float* slot = pair_grad + (off + j) * D;
+        if (!touched[j]) {
+            std::fill(slot, slot + D, 0.0f);
+            continue;
+        }
+        const float* acc = lanes + static_cast<size_t>(j) * M * LN;
+        GeomMoments m;
+        m.su = lane_sum(acc, LN);
+        m.sv = lane_sum(acc + LN, LN);
+        m.suv = lane_sum(acc + 2 * LN, LN);
+        m.svu = lane_sum(acc + 3 * LN, LN);
+        m.suu = lane_sum(acc + 4 * LN, LN);
+        m.svv = lane_sum(acc + 5 * LN, LN);
+        for (int c = 0; c < C; ++c) dc[c] = lane_sum(acc + static_cast<size_t>(kMoments + c) * LN, LN);
+        write_pair(slot, sc.soa.at(j), m, dc, C);
+    }
+    if (select)
+        for (int j = 0; j < L; ++j) sc.local_of[list[j]] = -1;
+}
+
+// One texel at a time through the header functions, as a CUDA thread would.
+void backward_tile_simple(const Gaussian* table, const Params& p, const Shape& s,
+                          const TileGrid& grid, const TileLists& lists, int64_t t,
+                          const float* grad_out, const float* image, const int32_t* topk,
+                          float* pair_grad, BackwardScratch& sc) {
+    const int C = p.channels;
+    const int K = s.k;
+    const int D = kGeom + C;
+    const TileRect rect = tile_rect(grid, t);
+    const int64_t off = lists.offsets[t];
+    const int32_t* list = lists.indices + off;
+    const int L = static_cast<int>(lists.offsets[t + 1] - off);
+    if (L == 0) return;
+    for (int j = 0; j < L; ++j) sc.local_of[list[j]] = j;
+    std::vector<GeomMoments> mom(L, GeomMoments{0, 0, 0, 0, 0, 0});
+    std::vector<float> dcol(static_cast<size_t>(L) * C, 0.0f);
+    for (int yy = 0; yy < rect.ny; ++yy) {
+        for (int xx = 0; xx < rect.nx; ++xx) {
+            const int x = rect.x0 + xx, y = rect.y0 + yy;
+            const int64_t texel = static_cast<int64_t>(y) * grid.width + x;
+            const float fx = texel_centre(x), fy = texel_centre(y);
+            const int32_t* idx = topk + texel * K;
+            int n = 0;
+            float Gk[kMaxK], dLdG[kMaxK], wk[kMaxK];
+            float S = 0.0f;
+            while (n < K && idx[n] >= 0) {
+                if (idx[n] >= p.count || sc.local_of[idx[n]] < 0) {
+                    sc.bad_topk = true;
+                    break;
+                }
+                Gk[n] = eval(table[idx[n]], fx, fy);
+                S += Gk[n];
+                ++n;
+            }
+            const float* g = grad_out + texel * C;
+            blend_backward(n, idx, Gk, p.colour, C, S, s.eps, image + texel * C, g, dLdG, wk);
+            for (int q = 0; q < n; ++q) {
+                const int j = sc.local_of[idx[q]];
+                float* dc = dcol.data() + static_cast<size_t>(j) * C;
+                for (int c = 0; c < C; ++c) dc[c] += wk[q] * g[c];
+                texel_geom_backward(table[idx[q]], fx, fy, Gk[q], dLdG[q], mom[j]);
+            }
+        }
+    }
+    for (int j = 0; j < L; ++j) {
+        write_pair(pair_grad + (off + j) * D, table[list[j]], mom[j], dcol.data() + static_cast<size_t>(j) * C, C);
+        sc.local_of[list[j]] = -1;
+    }
+}
+
+}  // namespace
+
+bool backward(const Params& p, const Shape& s, const TileLists& lists, const float* grad_out,
+              const float* image, const int32_t* topk, const Grads& out, bool fast) {
+    const TileGrid grid = make_tile_grid(s.height, s.width, s.tile);
+    const int64_t n_tiles = static_cast<int64_t>(grid.tiles_x) * grid.tiles_y;
+    const int64_t pairs = lists.offsets[n_tiles];
+    const int C = p.channels;
+    const int D = kGeom + C;
+    const std::vector<Gaussian> table = prepare_gaussians(p);
+    std::vector<float> pair_grad(static_cast<size_t>(pairs) * D);
+    int bad = 0;
+#pragma omp parallel reduction(| : bad)
+    {
+        BackwardScratch sc;
+        sc.local_of.assign(static_cast<size_t>(p.count), -1);
+#pragma omp for schedule(dynamic, 2)
+        for (int64_t t = 0; t < n_tiles; ++t) {
+            if (fast)
+                backward_tile_fast(table.data(), p, s, grid, lists, t, grad_out, image, topk,
+                                   pair_grad.data(), sc);
+            else
+                backward_tile_simple(table.data(), p, s, grid, lists, t, grad_out, image, topk,
+                                     pair_grad.data(), sc);
+        }
+        bad |= sc.bad_topk ? 1 : 0;
+    }
+    if (bad) return false;
+    // Sum each Gaussian's partials in tile order: a fixed order, whatever the threads did.
+    std::fill(out.means, out.means + 2 * p.count, 0.0f);
+    std::fill(out.theta, out.theta + p.count, 0.0f);
+    std::fill(out.inv_scale, out.inv_scale + 2 * p.count, 0.0f);
+    std::fill(out.colour, out.colour + p.count * C, 0.0f);
+    for (int64_t q = 0; q < pairs; ++q) {
+        const int64_t i = lists.indices[q];
+        const float* slot = pair_grad.data() + q * D;
+        out.means[2 * i] += slot[0];
+        out.means[2 * i + 1] += slot[1];
+        out.theta[i] += slot[2];
+        out.inv_scale[2 * i] += slot[3];
+        out.inv_scale[2 * i + 1] += slot[4];
+        float* dc = out.colour + i * C;
+        for (int c = 0; c < C; ++c) dc[c] += slot[kGeom + c];
+    }
+    return true;
+}
+
+}  // namespace cpu
+}  // namespace igs

@@ -1,0 +1,232 @@
+// pybind11 module igs_tex._native: numpy in, numpy out, GIL released while kernels run.
+//
+// Everything that crosses from Python is checked here (shapes, K range, tile lists that
+// index inside the arrays): the kernels trust their inputs and index raw pointers.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <string>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "igs/common.h"
+#include "kernels.h"
+
+namespace py = pybind11;
+
+namespace {
+
+using F32 = py::array_t<float, py::array::c_style | py::array::forcecast>;
+using I32 = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
+using I64 = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+
+template <class A>
+void expect_shape(const A& a, const char* name, std::initializer_list<int64_t> shape) {
+    bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
+    int d = 0;
+    for (int64_t want : shape) {
+        if (!ok) break;
+        if (want >= 0 && a.shape(d) != want) ok = false;
+        ++d;
+    }
+    if (!ok) {
+        std::string want = "[";
+        d = 0;
+        for (int64_t s : shape) want += (d++ ? ", " : "") + (s < 0 ? std::string("*") : std::to_string(s));
+        std::string got = "[";
+        for (py::ssize_t i = 0; i < a.ndim(); ++i) got += (i ? ", " : "") + std::to_string(a.shape(i));
+        throw py::value_error(std::string(name) + ": expected shape " + want + "], got " + got + "]");
+    }
+}
+
+struct Checked {
+    igs::cpu::Params params;
+    igs::cpu::Shape shape;
+};
+
+Checked check_params(const F32& means, const F32& theta, const F32& inv_scale, const F32* colour,
+                     int height, int width, int tile, int k, float eps) {
+    expect_shape(means, "means", {-1, 2});
+    const int64_t n = means.shape(0);
+    expect_shape(theta, "theta", {n});
+    expect_shape(inv_scale, "inv_scale", {n, 2});
+    if (n >= (int64_t(1) << 31)) throw py::value_error("at most 2^31 - 1 Gaussians");
+    int channels = 0;
+    if (colour) {
+        expect_shape(*colour, "colour", {n, -1});
+        channels = static_cast<int>(colour->shape(1));
+        if (channels < 1) throw py::value_error("colour needs at least one channel");
+    }
+    if (height < 0 || width < 0) throw py::value_error("height and width must be >= 0");
+    if (tile < 1) throw py::value_error("tile must be >= 1");
+    if (k < 1 || k > igs::kMaxK)
+        throw py::value_error("k must be in [1, " + std::to_string(igs::kMaxK) + "], got " + std::to_string(k));
+    if (!(eps >= 0.0f)) throw py::value_error("eps must be >= 0");
+    Checked c;
+    c.params = {means.data(), theta.data(), inv_scale.data(), colour ? colour->data() : nullptr, n, channels};
+    c.shape = {height, width, tile, k, eps};
+    return c;
+}
+
+igs::cpu::TileLists check_lists(const I64& offsets, const I32& indices, const igs::cpu::Shape& s,
+                                int64_t n) {
+    const igs::TileGrid grid = igs::make_tile_grid(s.height, s.width, s.tile);
+    const int64_t n_tiles = static_cast<int64_t>(grid.tiles_x) * grid.tiles_y;
+    expect_shape(offsets, "tile_offsets", {n_tiles + 1});
+    expect_shape(indices, "tile_indices", {-1});
+    const int64_t* o = offsets.data();
+    const int32_t* idx = indices.data();
+    if (o[0] != 0 || o[n_tiles] != indices.shape(0))
+        throw py::value_error("tile_offsets must start at 0 and end at len(tile_indices)");
+    for (int64_t t = 0; t < n_tiles; ++t) {
+        if (o[t + 1] < o[t]) throw py::value_error("tile_offsets must be non-decreasing");
+        for (int64_t q = o[t]; q < o[t + 1]; ++q) {
+            if (idx[q] < 0 || idx[q] >= n) throw py::value_error("tile_indices out of range");
+            if (q > o[t] && idx[q] <= idx[q - 1])
+                throw py::value_error("tile_indices must be strictly ascending within a tile");
+        }
+    }
+    return {o, idx};
+}
+
+py::tuple bin_tiles(const F32& means, const F32& inv_scale, int height, int width, int tile) {
+    expect_shape(means, "means", {-1, 2});
+    expect_shape(inv_scale, "inv_scale", {means.shape(0), 2});
+    if (means.shape(0) >= (int64_t(1) << 31)) throw py::value_error("at most 2^31 - 1 Gaussians");
+    if (height < 0 || width < 0 || tile < 1) throw py::value_error("bad height/width/tile");
+    std::vector<int64_t> offsets;
+    std::vector<int32_t> indices;
+    {
+        py::gil_scoped_release nogil;
+        igs::cpu::bin_tiles(means.data(), inv_scale.data(), means.shape(0),
+                            igs::make_tile_grid(height, width, tile), offsets, indices);
+    }
+    I64 o(static_cast<py::ssize_t>(offsets.size()));
+    I32 i(static_cast<py::ssize_t>(indices.size()));
+    std::copy(offsets.begin(), offsets.end(), o.mutable_data());
+    std::copy(indices.begin(), indices.end(), i.mutable_data());
+    return py::make_tuple(o, i);
+}
+
+py::tuple forward(const F32& means, const F32& theta, const F32& inv_scale, const F32& colour,
+                  int height, int width, int tile, int k, float eps, const I64& tile_offsets,
+                  const I32& tile_indices, bool fast) {
+    const Checked c = check_params(means, theta, inv_scale, &colour, height, width, tile, k, eps);
+    const igs::cpu::TileLists lists = check_lists(tile_offsets, tile_indices, c.shape, c.params.count);
+    F32 image({static_cast<py::ssize_t>(height), static_cast<py::ssize_t>(width),
+               static_cast<py::ssize_t>(c.params.channels)});
+    I32 topk({static_cast<py::ssize_t>(height) * width, static_cast<py::ssize_t>(k)});
+    {
+        py::gil_scoped_release nogil;
+        igs::cpu::forward(c.params, c.shape, lists, image.mutable_data(), topk.mutable_data(), fast);
+    }
+    return py::make_tuple(image, topk);
+}
+
+py::tuple backward(const F32& grad_out, const F32& image, const I32& topk, const F32& means,
+                   const F32& theta, const F32& inv_scale, const F32& colour, int height,
+                   int width, int tile, float eps, const I64& tile_offsets,
+                   const I32& tile_indices, bool fast) {
+    expect_shape(topk, "topk", {static_cast<int64_t>(height) * width, -1});
+    const int k = static_cast<int>(topk.shape(1));
+    const Checked c = check_params(means, theta, inv_scale, &colour, height, width, tile, k, eps);
+    const igs::cpu::TileLists lists = check_lists(tile_offsets, tile_indices, c.shape, c.params.count);
+    const int64_t C = c.params.channels;
+    expect_shape(grad_out, "grad_out", {height, width, C});
+    expect_shape(image, "image", {height, width, C});
+    const int64_t n = c.params.count;
+    F32 d_means({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(2)});
+    F32 d_theta(static_cast<py::ssize_t>(n));
+    F32 d_inv({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(2)});
+    F32 d_colour({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(C)});
+    bool ok;
+    {
+        py::gil_scoped_release nogil;
+        ok = igs::cpu::backward(c.params, c.shape, lists, grad_out.data(), image.data(),
+                                topk.data(),
+                                {d_means.mutable_data(), d_theta.mutable_data(),
+                                 d_inv.mutable_data(), d_colour.mutable_data()},
+                                fast);
+    }
+    if (!ok)
+        throw py::value_error("topk does not match the tile lists (it must come from forward() "
+                              "with the same inputs)");
+    return py::make_tuple(d_means, d_theta, d_inv, d_colour);
+}
+
+F32 topk_weights(const F32& means, const F32& theta, const F32& inv_scale, int height, int width,
+                 const I32& topk) {
+    expect_shape(topk, "topk", {static_cast<int64_t>(height) * width, -1});
+    const int k = static_cast<int>(topk.shape(1));
+    const Checked c = check_params(means, theta, inv_scale, nullptr, height, width, 1, k, 0.0f);
+    const int32_t* tk = topk.data();
+    for (int64_t q = 0; q < static_cast<int64_t>(topk.size()); ++q)
+        if (tk[q] < -1 || tk[q] >= c.params.count) throw py::value_error("topk index out of range");
+    F32 weights({topk.shape(0), topk.shape(1)});
+    {
+        py::gil_scoped_release nogil;
+        igs::cpu::topk_weights(c.params, c.shape, tk, weights.mutable_data());
+    }
+    return weights;
+}
+
+int num_threads() {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+void set_num_threads(int n) {
+#ifdef _OPENMP
+    omp_set_num_threads(n < 1 ? 1 : n);
+#else
+    (void)n;
+#endif
+}
+
+py::dict build_info() {
+    py::dict d;
+#ifdef _OPENMP
+    d["openmp"] = true;
+#else
+    d["openmp"] = false;
+#endif
+#if defined(__AVX2__)
+    d["simd"] = "avx2";
+#elif defined(__SSE2__) || defined(_M_X64)
+    d["simd"] = "sse2";
+#else
+    d["simd"] = "none";
+#endif
+    d["max_k"] = igs::kMaxK;
+    return d;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_native, m) {
+    m.doc() = "igs-tex native CPU kernels (rendering contract of DESIGN.md)";
+    m.def("bin_tiles", &bin_tiles, py::arg("means"), py::arg("inv_scale"), py::arg("height"),
+          py::arg("width"), py::arg("tile"),
+          "Row-major tile lists -> (offsets int64 [tiles+1], indices int32), ascending per tile.");
+    m.def("forward", &forward, py::arg("means"), py::arg("theta"), py::arg("inv_scale"),
+          py::arg("colour"), py::arg("height"), py::arg("width"), py::arg("tile"), py::arg("k"),
+          py::arg("eps"), py::arg("tile_offsets"), py::arg("tile_indices"), py::arg("fast") = true,
+          "-> (image float32 [H,W,C], topk int32 [H*W,K]: kept Gaussians, ascending, -1 padded).");
+    m.def("backward", &backward, py::arg("grad_out"), py::arg("image"), py::arg("topk"),
+          py::arg("means"), py::arg("theta"), py::arg("inv_scale"), py::arg("colour"),
+          py::arg("height"), py::arg("width"), py::arg("tile"), py::arg("eps"),
+          py::arg("tile_offsets"), py::arg("tile_indices"), py::arg("fast") = true,
+          "-> (d_means [N,2], d_theta [N], d_inv_scale [N,2], d_colour [N,C]).");
+    m.def("topk_weights", &topk_weights, py::arg("means"), py::arg("theta"), py::arg("inv_scale"),
+          py::arg("height"), py::arg("width"), py::arg("topk"),
+          "G of every saved top-K entry, 0 for padding -> float32 [H*W,K].");
+    m.def("num_threads", &num_threads);
+    m.def("set_num_threads", &set_num_threads, py::arg("n"));
+    m.def("build_info", &build_info);
+}

@@ -1,0 +1,177 @@
+// Forward: image [H,W,C] and the per-texel top-K the backward reuses.
+//
+// The fast kernel works one tile row at a time with texels in SIMD lanes:
+//   1. G[j][x] for every listed Gaussian j and every texel x of the row (header eval());
+//   2. if the tile lists at most K Gaussians every texel keeps all of them (no selection);
+//      otherwise each texel runs the exact top-K over its column G[.][x] and the G of
+//      Gaussians it did not keep are zeroed;
+//   3. the blend sums G[j][x] c_j over the Gaussians kept by at least one texel of the row,
+//      lane-wise; zeroed entries add exactly nothing, so each texel's sum is its own top-K's.
+#include <algorithm>
+#include <cstring>
+
+#include "igs/texel.h"
+#include "kernels.h"
+#include "tile_data.h"
+
+namespace igs {
+namespace cpu {
+namespace {
+
+struct ForwardScratch {
+    TileSoA soa;
+    std::vector<float> G, S, acc, px;
+    std::vector<uint8_t> keep;
+    std::vector<int32_t> used;
+};
+
+void write_all_listed(const int32_t* list, int count, int k, int32_t* dst) {
+    for (int s = 0; s < k; ++s) dst[s] = s < count ? list[s] : -1;
+}
+
+void forward_tile_fast(const Gaussian* table, const Params& p, const Shape& s,
+                       const TileGrid& grid, const TileLists& lists, int64_t t, float* image,
+                       int32_t* topk, ForwardScratch& sc) {
+    const int C = p.channels;
+    const int K = s.k;
+    const int LN = lanes_for(s.tile);
+    const TileRect rect = tile_rect(grid, t);
+    const int32_t* list = lists.indices + lists.offsets[t];
+    const int L = static_cast<int>(lists.offsets[t + 1] - lists.offsets[t]);
+
+    sc.soa.gather(table, p.colour, C, list, L);
+    float* G = grow(sc.G, static_cast<size_t>(L) * LN);
+    float* S = grow(sc.S, LN);
+    float* acc = grow(sc.acc, static_cast<size_t>(C) * LN);
+    float* px = grow(sc.px, LN);
+    uint8_t* keep = grow(sc.keep, static_cast<size_t>(L) * LN);
+    int32_t* used = grow(sc.used, L);
+    for (int x = 0; x < LN; ++x) px[x] = texel_centre(rect.x0 + x);
+    const bool select = L > K;
+    int n_used = L;
+    if (!select)
+        for (int j = 0; j < L; ++j) used[j] = j;
+
+    for (int yy = 0; yy < rect.ny; ++yy) {
+        const int y = rect.y0 + yy;
+        const float py = texel_centre(y);
+        const int64_t row_texel = static_cast<int64_t>(y) * grid.width + rect.x0;
+
+        for (int j = 0; j < L; ++j) {
+            const Gaussian g = sc.soa.at(j);
+            float* Gj = G + static_cast<size_t>(j) * LN;
+            for (int x = 0; x < LN; ++x) Gj[x] = eval(g, px[x], py);
+        }
+
+        if (select) {
+            std::memset(keep, 0, static_cast<size_t>(L) * LN);
+            for (int x = 0; x < rect.nx; ++x) {
+                TopKStream top;
+                top.reset(K);
+                for (int j = 0; j < L; ++j) top.push(G[static_cast<size_t>(j) * LN + x], j);
+                top.sort_by_index();
+                int32_t* dst = topk + (row_texel + x) * K;
+                for (int q = 0; q < K; ++q) {
+                    keep[static_cast<size_t>(top.idx[q]) * LN + x] = 1;
+                    dst[q] = list[top.idx[q]];
+                }
+            }
+            n_used = 0;
+            for (int j = 0; j < L; ++j) {
+                float* Gj = G + static_cast<size_t>(j) * LN;
+                const uint8_t* kj = keep + static_cast<size_t>(j) * LN;
+                uint8_t any = 0;
+                for (int x = 0; x < LN; ++x) {
+                    any |= kj[x];
+                    Gj[x] = kj[x] ? Gj[x] : 0.0f;
+                }
+                if (any) used[n_used++] = j;
+            }
+        } else {
+            for (int x = 0; x < rect.nx; ++x) write_all_listed(list, L, K, topk + (row_texel + x) * K);
+        }
+
+        std::fill(S, S + LN, 0.0f);
+        std::fill(acc, acc + static_cast<size_t>(C) * LN, 0.0f);
+        for (int u = 0; u < n_used; ++u) {
+            const int j = used[u];
+            const float* Gj = G + static_cast<size_t>(j) * LN;
+            for (int x = 0; x < LN; ++x) S[x] += Gj[x];
+            const float* cj = sc.soa.colour.data() + static_cast<size_t>(j) * C;
+            for (int c = 0; c < C; ++c) {
+                const float cv = cj[c];
+                float* ac = acc + static_cast<size_t>(c) * LN;
+                for (int x = 0; x < LN; ++x) ac[x] += Gj[x] * cv;
+            }
+        }
+        float* out = image + row_texel * C;
+        for (int x = 0; x < rect.nx; ++x) {
+            const float den = S[x] + s.eps;
+            for (int c = 0; c < C; ++c) out[static_cast<int64_t>(x) * C + c] = acc[static_cast<size_t>(c) * LN + x] / den;
+        }
+    }
+}
+
+// One texel at a time through the header functions, exactly as a CUDA thread would.
+void forward_tile_simple(const Gaussian* table, const Params& p, const Shape& s,
+                         const TileGrid& grid, const TileLists& lists, int64_t t, float* image,
+                         int32_t* topk) {
+    const int C = p.channels;
+    const int K = s.k;
+    const TileRect rect = tile_rect(grid, t);
+    const int32_t* list = lists.indices + lists.offsets[t];
+    const int L = static_cast<int>(lists.offsets[t + 1] - lists.offsets[t]);
+    for (int yy = 0; yy < rect.ny; ++yy) {
+        for (int xx = 0; xx < rect.nx; ++xx) {
+            const int x = rect.x0 + xx, y = rect.y0 + yy;
+            const int64_t texel = static_cast<int64_t>(y) * grid.width + x;
+            TopKSorted top;
+            top.reset(K);
+            select_texel(table, list, L, texel_centre(x), texel_centre(y), top);
+            blend(top.n, top.idx, top.g, p.colour, C, s.eps, image + texel * C);
+            int32_t sorted[kMaxK];
+            std::copy(top.idx, top.idx + top.n, sorted);
+            std::sort(sorted, sorted + top.n);
+            for (int q = 0; q < K; ++q) topk[texel * K + q] = q < top.n ? sorted[q] : -1;
+        }
+    }
+}
+
+}  // namespace
+
+void forward(const Params& p, const Shape& s, const TileLists& lists, float* image,
+             int32_t* topk, bool fast) {
+    const TileGrid grid = make_tile_grid(s.height, s.width, s.tile);
+    const int64_t n_tiles = static_cast<int64_t>(grid.tiles_x) * grid.tiles_y;
+    const std::vector<Gaussian> table = prepare_gaussians(p);
+    // Tiles differ a lot in cost (listed counts vary), so hand them out dynamically; the
+    // result does not depend on which thread runs which tile.
+#pragma omp parallel
+    {
+        ForwardScratch sc;
+#pragma omp for schedule(dynamic, 2)
+        for (int64_t t = 0; t < n_tiles; ++t) {
+            if (fast)
+                forward_tile_fast(table.data(), p, s, grid, lists, t, image, topk, sc);
+            else
+                forward_tile_simple(table.data(), p, s, grid, lists, t, image, topk);
+        }
+    }
+}
+
+void topk_weights(const Params& p, const Shape& s, const int32_t* topk, float* weights) {
+    const std::vector<Gaussian> table = prepare_gaussians(p);
+    const int64_t texels = static_cast<int64_t>(s.height) * s.width;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < texels; ++i) {
+        const float px = texel_centre(static_cast<int>(i % s.width));
+        const float py = texel_centre(static_cast<int>(i / s.width));
+        for (int q = 0; q < s.k; ++q) {
+            const int32_t gi = topk[i * s.k + q];
+            weights[i * s.k + q] = gi < 0 ? 0.0f : eval(table[gi], px, py);
+        }
+    }
+}
+
+}  // namespace cpu
+}  // namespace igs

@@ -1,0 +1,89 @@
+// Internal to the CPU kernels: per-step Gaussian table, per-tile SoA gather, tile geometry.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "igs/gaussian.h"
+#include "kernels.h"
+
+namespace igs {
+namespace cpu {
+
+// Texel lanes per tile row, padded to a multiple of 8 so the per-row loops have no scalar
+// remainder; padded lanes are computed and thrown away.
+inline int lanes_for(int tile) { return (tile + 7) & ~7; }
+
+// cos/sin once per Gaussian per step instead of once per texel.
+inline std::vector<Gaussian> prepare_gaussians(const Params& p) {
+    std::vector<Gaussian> table(static_cast<size_t>(p.count));
+    const int64_t n = p.count;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+        Gaussian& g = table[i];
+        g.mx = p.means[2 * i];
+        g.my = p.means[2 * i + 1];
+        g.cs = std::cos(p.theta[i]);
+        g.sn = std::sin(p.theta[i]);
+        g.ax = p.inv_scale[2 * i];
+        g.ay = p.inv_scale[2 * i + 1];
+    }
+    return table;
+}
+
+struct TileRect {
+    int x0, y0, nx, ny;
+};
+
+inline TileRect tile_rect(const TileGrid& grid, int64_t t) {
+    TileRect r;
+    r.x0 = static_cast<int>(t % grid.tiles_x) * grid.tile;
+    r.y0 = static_cast<int>(t / grid.tiles_x) * grid.tile;
+    r.nx = std::min(grid.tile, grid.width - r.x0);
+    r.ny = std::min(grid.tile, grid.height - r.y0);
+    return r;
+}
+
+// The tile's Gaussians gathered contiguously (structure of arrays) so the per-row loops
+// stream through them instead of chasing indices into the full table.
+struct TileSoA {
+    int count = 0;
+    std::vector<float> mx, my, cs, sn, ax, ay, colour;  // colour: [count, C]
+
+    void gather(const Gaussian* table, const float* col, int channels, const int32_t* list,
+                int n) {
+        count = n;
+        if (static_cast<int>(mx.size()) < n) {
+            for (auto* v : {&mx, &my, &cs, &sn, &ax, &ay}) v->resize(n);
+        }
+        if (colour.size() < static_cast<size_t>(n) * channels) colour.resize(static_cast<size_t>(n) * channels);
+        for (int j = 0; j < n; ++j) {
+            const Gaussian& g = table[list[j]];
+            mx[j] = g.mx;
+            my[j] = g.my;
+            cs[j] = g.cs;
+            sn[j] = g.sn;
+            ax[j] = g.ax;
+            ay[j] = g.ay;
+            const float* src = col + static_cast<int64_t>(list[j]) * channels;
+            std::copy(src, src + channels, colour.data() + static_cast<size_t>(j) * channels);
+        }
+    }
+
+    Gaussian at(int j) const { return Gaussian{mx[j], my[j], cs[j], sn[j], ax[j], ay[j]}; }
+};
+
+template <class T>
+inline T* grow(std::vector<T>& v, size_t n) {
+    if (v.size() < n) v.resize(n);
+    return v.data();
+}
+
+}  // namespace cpu
+}  // namespace igs
