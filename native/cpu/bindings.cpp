@@ -13,6 +13,7 @@
 #endif
 
 #include "igs/common.h"
+#include "igs/gaussian.h"
 #include "kernels.h"
 
 namespace py = pybind11;
@@ -173,6 +174,15 @@ F32 topk_weights(const F32& means, const F32& theta, const F32& inv_scale, int h
     return weights;
 }
 
+// The header's exp, element-wise, so tests can measure its accuracy directly.
+F32 exp_nonpos(const F32& x) {
+    F32 y(x.request().shape);
+    const float* src = x.data();
+    float* dst = y.mutable_data();
+    for (py::ssize_t i = 0; i < x.size(); ++i) dst[i] = igs::exp_nonpos(src[i]);
+    return y;
+}
+
 int num_threads() {
 #ifdef _OPENMP
     return omp_get_max_threads();
@@ -226,6 +236,8 @@ PYBIND11_MODULE(_native, m) {
     m.def("topk_weights", &topk_weights, py::arg("means"), py::arg("theta"), py::arg("inv_scale"),
           py::arg("height"), py::arg("width"), py::arg("topk"),
           "G of every saved top-K entry, 0 for padding -> float32 [H*W,K].");
+    m.def("exp_nonpos", &exp_nonpos, py::arg("x"),
+          "exp(x) for x <= 0 as the kernels compute it (0 below -87).");
     m.def("num_threads", &num_threads);
     m.def("set_num_threads", &set_num_threads, py::arg("n"));
     m.def("build_info", &build_info);

@@ -57,6 +57,7 @@ IGS_HD inline int tile_coord(double c, int tile, int n) {
 IGS_HD inline bool tile_candidates(const TileGrid& grid, double mx, double my, double r,
                                    int& x_lo, int& x_hi, int& y_lo, int& y_hi) {
     if (!(is_finite(r) && is_finite(mx) && is_finite(my))) return false;
+    if (grid.tiles_x <= 0 || grid.tiles_y <= 0) return false;  // empty image
     x_lo = tile_coord(mx - r, grid.tile, grid.tiles_x);
     x_hi = tile_coord(mx + r, grid.tile, grid.tiles_x);
     y_lo = tile_coord(my - r, grid.tile, grid.tiles_y);

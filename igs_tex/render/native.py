@@ -1,0 +1,72 @@
+"""Native CPU renderer: the C++ kernels of igs_tex._native behind the renderer interface.
+
+    NativeRenderer().render(params, height, width, tile=16, k=10, eps=1e-7) -> Tensor [H, W, C]
+
+The forward and backward run in C++ (OpenMP over tiles, float32). Parameters of any dtype or
+device are accepted and converted to contiguous float32 CPU arrays; the image comes back as
+float32 on the device of `params.colour`, gradients in each parameter's own dtype and device.
+Results are bit-identical from run to run and for any thread count (see native/cpu/kernels.h).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .params import GaussianParams
+
+try:
+    from .. import _native
+    _IMPORT_ERROR: Exception | None = None
+except Exception as exc:  # not built, or built for another interpreter: report, never raise
+    _native = None
+    _IMPORT_ERROR = exc
+
+
+def native_available() -> bool:
+    """True when the C++ extension igs_tex._native is importable."""
+    return _native is not None
+
+
+def native_unavailable_reason() -> str:
+    return "" if _native is not None else f"igs_tex._native could not be imported: {_IMPORT_ERROR!r}"
+
+
+def _as_f32(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to(device="cpu", dtype=torch.float32).contiguous().numpy()
+
+
+class _NativeRender(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, means, theta, inv_scale, colour, height, width, tile, k, eps):
+        m, th, s, c = (_as_f32(t) for t in (means, theta, inv_scale, colour))
+        offsets, indices = _native.bin_tiles(m, s, height, width, tile)
+        image, topk = _native.forward(m, th, s, c, height, width, tile, k, eps, offsets, indices)
+        out = torch.from_numpy(image).to(colour.device)
+        # Saved through autograd so an in-place edit of a parameter or of the image before
+        # backward() raises instead of silently giving wrong gradients.
+        ctx.save_for_backward(means, theta, inv_scale, colour, out)
+        ctx.native = (offsets, indices, topk, height, width, tile, eps)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_image):
+        params = ctx.saved_tensors[:4]
+        image = ctx.saved_tensors[4]
+        offsets, indices, topk, height, width, tile, eps = ctx.native
+        m, th, s, c = (_as_f32(t) for t in params)
+        grads = _native.backward(_as_f32(grad_image), _as_f32(image), topk, m, th, s, c, height,
+                                 width, tile, eps, offsets, indices)
+        out = [torch.from_numpy(g).to(device=p.device, dtype=p.dtype) if need else None
+               for need, g, p in zip(ctx.needs_input_grad[:4], grads, params)]
+        return (*out, None, None, None, None, None)
+
+
+class NativeRenderer:
+    name = "native"
+
+    def render(self, params: GaussianParams, height: int, width: int, tile: int = 16, k: int = 10,
+               eps: float = 1e-7) -> torch.Tensor:
+        if _native is None:
+            raise RuntimeError(native_unavailable_reason())
+        return _NativeRender.apply(params.means, params.theta, params.inv_scale, params.colour,
+                                   int(height), int(width), int(tile), int(k), float(eps))
