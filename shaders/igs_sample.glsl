@@ -300,28 +300,26 @@ IgsValue igsEvaluate(IgsHeader h, vec2 p, bool footprint, vec3 F) {
         }
     }
 
-    vec2 ranges[IGS_MAX_CHANNELS];
+    float wsum = 0.0;
+    for (uint j = 0u; j < uint(IGS_MAX_K); ++j) {
+        wsum += max(topG[j], 0.0);  // empty slots hold -1
+    }
+    float inv = 1.0 / (wsum + h.eps);
+    // Channels in a runtime loop, slots unrolled inside: topG/topI stay in registers (static
+    // indices) and the code grows with K, not with K * C.
     IgsValue r;
     for (uint c = 0u; c < uint(IGS_MAX_CHANNELS); ++c) {
         r.c[c] = 0.0;
-        ranges[c] = c < h.channels ? igsColourRange(h, c) : vec2(0.0);
     }
-    float wsum = 0.0;
-    for (uint j = 0u; j < uint(IGS_MAX_K); ++j) {
-        if (j >= h.k || topG[j] < 0.0) {
-            break;
-        }
-        float w = topG[j];
-        wsum += w;
-        for (uint c = 0u; c < uint(IGS_MAX_CHANNELS); ++c) {
-            if (c < h.channels) {
-                r.c[c] += w * igsLoadColour(h, topI[j], c, ranges[c]);
+    for (uint c = 0u; c < h.channels; ++c) {
+        vec2 range = igsColourRange(h, c);
+        float acc = 0.0;
+        for (uint j = 0u; j < uint(IGS_MAX_K); ++j) {
+            if (topG[j] > 0.0) {
+                acc += topG[j] * igsLoadColour(h, topI[j], c, range);
             }
         }
-    }
-    float inv = 1.0 / (wsum + h.eps);
-    for (uint c = 0u; c < uint(IGS_MAX_CHANNELS); ++c) {
-        r.c[c] *= inv;
+        r.c[c] = acc * inv;
     }
     return r;
 }

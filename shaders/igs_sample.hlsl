@@ -308,53 +308,49 @@ IgsValue igsEvaluate(IgsHeader h, float2 p, bool footprint, float3 F) {
             uint ci = i;
             [unroll]
             for (uint j = 0u; j < (uint)IGS_MAX_K; ++j) {
-                if (j < h.k) {
-                    bool ahead = cw > topG[j] || (cw == topG[j] && ci < topI[j]);
-                    if (ahead) {
-                        float tw = topG[j];
-                        uint ti = topI[j];
-                        topG[j] = cw;
-                        topI[j] = ci;
-                        cw = tw;
-                        ci = ti;
-                    }
-                    if (j + 1u == h.k) {
-                        kth = topG[j];
-                    }
+                if (j >= h.k) {
+                    break;
+                }
+                bool ahead = cw > topG[j] || (cw == topG[j] && ci < topI[j]);
+                if (ahead) {
+                    float tw = topG[j];
+                    uint ti = topI[j];
+                    topG[j] = cw;
+                    topI[j] = ci;
+                    cw = tw;
+                    ci = ti;
+                }
+                if (j + 1u == h.k) {
+                    kth = topG[j];
                 }
             }
         }
     }
 
-    float2 ranges[IGS_MAX_CHANNELS];
+    float wsum = 0.0;
+    [unroll]
+    for (uint j1 = 0u; j1 < (uint)IGS_MAX_K; ++j1) {
+        wsum += max(topG[j1], 0.0);  // empty slots hold -1
+    }
+    float inv = 1.0 / (wsum + h.eps);
+    // Channels in a runtime loop, slots unrolled inside: topG/topI stay in registers (static
+    // indices) and the code grows with K, not with K * C.
     IgsValue r;
     [unroll]
     for (uint c0 = 0u; c0 < (uint)IGS_MAX_CHANNELS; ++c0) {
         r.c[c0] = 0.0;
-        ranges[c0] = float2(0.0, 0.0);
-        // An if, not ?: (HLSL evaluates both arms), so no read runs past the channel table.
-        if (c0 < h.channels) {
-            ranges[c0] = igsColourRange(h, c0);
-        }
     }
-    float wsum = 0.0;
-    [unroll]
-    for (uint j1 = 0u; j1 < (uint)IGS_MAX_K; ++j1) {
-        if (j1 < h.k && topG[j1] >= 0.0) {
-            float w1 = topG[j1];
-            wsum += w1;
-            [unroll]
-            for (uint c = 0u; c < (uint)IGS_MAX_CHANNELS; ++c) {
-                if (c < h.channels) {
-                    r.c[c] += w1 * igsLoadColour(h, topI[j1], c, ranges[c]);
-                }
+    [loop]
+    for (uint c = 0u; c < h.channels; ++c) {
+        float2 range = igsColourRange(h, c);
+        float acc = 0.0;
+        [unroll]
+        for (uint j2 = 0u; j2 < (uint)IGS_MAX_K; ++j2) {
+            if (topG[j2] > 0.0) {
+                acc += topG[j2] * igsLoadColour(h, topI[j2], c, range);
             }
         }
-    }
-    float inv = 1.0 / (wsum + h.eps);
-    [unroll]
-    for (uint c1 = 0u; c1 < (uint)IGS_MAX_CHANNELS; ++c1) {
-        r.c[c1] *= inv;
+        r.c[c] = acc * inv;
     }
     return r;
 }
