@@ -200,8 +200,10 @@ def parse_ktx2(data: bytes, name: str = "<bytes>") -> Ktx2Texture:
     info, srgb = BY_VK_FORMAT[vk]
     if type_size != 1:
         fail(f"typeSize {type_size}, block-compressed formats need 1")
-    if width == 0 or height == 0:
-        fail(f"zero size {width}x{height} (1D textures are not supported)")
+    if width == 0:
+        fail("pixelWidth is 0")
+    if height == 0:
+        fail("pixelHeight is 0 (1D textures are not supported)")
     if depth != 0:
         fail(f"pixelDepth {depth}: 3D textures are not supported")
     if layers != 0:
@@ -223,8 +225,10 @@ def parse_ktx2(data: bytes, name: str = "<bytes>") -> Ktx2Texture:
         fail(f"DFD of {dfd_len} bytes at {dfd_off} does not fit in {size} bytes")
     meta_end = dfd_off + dfd_len
     if kvd_len:
-        if kvd_off != meta_end or kvd_off + kvd_len > size:
-            fail(f"key/value data of {kvd_len} bytes at {kvd_off} (must start at {meta_end}, file is {size} bytes)")
+        if kvd_off != meta_end:
+            fail(f"kvdByteOffset {kvd_off}, must follow the DFD at {meta_end}")
+        if kvd_off + kvd_len > size:
+            fail(f"key/value data of {kvd_len} bytes at {kvd_off} does not fit in {size} bytes")
         meta_end = kvd_off + kvd_len
     elif kvd_off not in (0, meta_end):
         fail(f"kvdByteOffset {kvd_off} with no key/value data")

@@ -64,3 +64,134 @@ def group_metrics(decoded: np.ndarray, target: np.ndarray, groups: dict[str, lis
             continue
         out[name] = {"psnr": psnr(d[..., idx], t[..., idx]), "ssim": float(ssim(d[..., idx], t[..., idx]))}
     return out
+
+
+# --------------------------------------------------------------------------- report-only metrics
+# Heavier than PSNR/SSIM and not differentiable: used to score decoded results (ours and the
+# BCn/ASTC baselines), never inside the fitting loop.
+
+# Wang, Simoncelli & Bovik 2003, five scales.
+_MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+
+def _as_chw(x) -> torch.Tensor:
+    t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
+    t = t.detach().to(torch.float64)
+    if t.ndim == 2:
+        t = t[..., None]
+    # contiguous: a permuted (channels-last) view makes the grouped convolutions ~10x slower.
+    return t.permute(2, 0, 1)[None].contiguous()  # [1, C, H, W]
+
+
+def _ssim_and_cs(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean SSIM and mean contrast-structure term, [C] each."""
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    mx, my = _blur(x, w), _blur(y, w)
+    sxx = _blur(x * x, w) - mx * mx
+    syy = _blur(y * y, w) - my * my
+    sxy = _blur(x * y, w) - mx * my
+    cs = (2 * sxy + c2) / (sxx + syy + c2)
+    lum = (2 * mx * my + c1) / (mx * mx + my * my + c1)
+    return (lum * cs).mean(dim=(0, 2, 3)), cs.mean(dim=(0, 2, 3))
+
+
+def ms_ssim_scales(height: int, width: int) -> int:
+    """How many of the five MS-SSIM scales fit: the coarsest must still hold one 11x11 window."""
+    n = 0
+    h, w = height, width
+    while n < len(_MS_SSIM_WEIGHTS) and min(h, w) >= _WINDOW:
+        n += 1
+        h, w = h // 2, w // 2
+    return n
+
+
+def ms_ssim(a, b) -> float:
+    """Multi-scale SSIM of two [H, W, C] images in [0, 1], averaged over channels.
+
+    Same window and constants as :func:`ssim`; 2x2 mean pooling between scales. Images
+    under 176 px on a side get fewer than five scales, with the weights of the scales kept
+    renormalised to sum to 1 (so a value is only comparable between equal sizes). Negative
+    contrast-structure terms are clamped to 0 before the fractional powers.
+    """
+    x, y = _as_chw(a), _as_chw(b)
+    if x.shape != y.shape:
+        raise ValueError(f"ms_ssim: shapes differ {tuple(x.shape)} vs {tuple(y.shape)}")
+    n = ms_ssim_scales(x.shape[2], x.shape[3])
+    if n == 0:
+        raise ValueError(f"ms_ssim: image {x.shape[3]}x{x.shape[2]} is smaller than the {_WINDOW}x{_WINDOW} window")
+    weights = torch.tensor(_MS_SSIM_WEIGHTS[:n], dtype=torch.float64)
+    weights = weights / weights.sum()
+    w = _window(torch.float64)
+    value = torch.ones(x.shape[1], dtype=torch.float64)
+    for j in range(n):
+        s, cs = _ssim_and_cs(x, y, w)
+        term = s if j == n - 1 else cs
+        value = value * term.clamp_min(0.0) ** weights[j]
+        if j < n - 1:
+            x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
+    return float(value.mean())
+
+
+def flip(decoded, target, ppd: float = 67.0) -> float:
+    """Mean LDR-FLIP error (NVIDIA, flip-evaluator) of a colour image against its reference.
+
+    Both [H, W, 3] (or [H, W, 1], shown as grey) sRGB-encoded values in [0, 1]; 0 means
+    identical, 1 the largest difference. ``ppd``: pixels per degree of visual angle (FLIP's
+    default, a 0.7 m view of a 24" 4K monitor).
+    """
+    import flip_evaluator
+
+    def rgb(x):
+        x = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float32)
+        if x.ndim == 2:
+            x = x[..., None]
+        if x.shape[2] == 1:
+            x = np.repeat(x, 3, axis=2)
+        if x.shape[2] != 3:
+            raise ValueError(f"flip: expected 1 or 3 channels, got {x.shape[2]}")
+        return np.ascontiguousarray(np.clip(x, 0.0, 1.0))
+
+    test, ref = rgb(decoded), rgb(target)
+    if test.shape != ref.shape:
+        raise ValueError(f"flip: shapes differ {test.shape} vs {ref.shape}")
+    _, mean_error, _ = flip_evaluator.evaluate(ref, test, "LDR", inputsRGB=True, applyMagma=False,
+                                               computeMeanError=True, parameters={"ppd": float(ppd)})
+    return float(mean_error)
+
+
+def normal_angular_error(decoded, target) -> float:
+    """Mean angle in degrees between two normal maps stored as [H, W, 3] in [0, 1].
+
+    Each texel is decoded to [-1, 1] and both vectors are normalised, so a map whose
+    vectors are not unit length (or a shortened, filtered one) is judged by direction only.
+    atan2(|a x b|, a . b) keeps small angles accurate where acos loses them to rounding.
+    A zero vector has no direction and counts as 0 degrees.
+    """
+    a = np.asarray(decoded, dtype=np.float64) * 2.0 - 1.0
+    b = np.asarray(target, dtype=np.float64) * 2.0 - 1.0
+    if a.shape != b.shape or a.shape[-1] != 3:
+        raise ValueError(f"normal_angular_error: expected two [..., 3] arrays, got {a.shape} and {b.shape}")
+    a = a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=-1, keepdims=True), 1e-12)
+    cross = np.linalg.norm(np.cross(a, b), axis=-1)
+    dot = np.sum(a * b, axis=-1)
+    return float(np.degrees(np.arctan2(cross, dot)).mean())
+
+
+def report_metrics(decoded: np.ndarray, target: np.ndarray, groups: dict[str, list[int]]) -> dict:
+    """:func:`group_metrics` plus the report's extras: 'ms_ssim' for every group (when the
+    image holds at least one window), 'flip' for a 3-channel 'basecolor' and
+    'angular_error_deg' for a 3-channel 'normal'."""
+    out = group_metrics(decoded, target, groups)
+    fits = ms_ssim_scales(target.shape[0], target.shape[1]) > 0
+    for name, idx in list(groups.items()) + [("all", list(range(target.shape[2])))]:
+        if name not in out:
+            continue
+        d, t = decoded[..., idx], target[..., idx]
+        if fits:
+            out[name]["ms_ssim"] = ms_ssim(d, t)
+        if name == "basecolor" and len(idx) == 3:
+            out[name]["flip"] = flip(d, t)
+        if name == "normal" and len(idx) == 3:
+            out[name]["angular_error_deg"] = normal_angular_error(d, t)
+    return out

@@ -1,0 +1,136 @@
+"""Report metrics: MS-SSIM, FLIP and normal-map angular error, on synthetic and real images."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from igs_tex.material import load_material
+from igs_tex.report.metrics import (
+    flip,
+    group_metrics,
+    ms_ssim,
+    ms_ssim_scales,
+    normal_angular_error,
+    report_metrics,
+    ssim,
+)
+
+MATERIALS = Path(__file__).resolve().parents[2] / "shared" / "materials"
+
+
+@pytest.fixture(scope="module")
+def walnut_base():
+    stack = load_material(MATERIALS / "walnut_wood")
+    return stack.data[256:448, 256:448, stack.group_slices()["basecolor"]].astype(np.float64)  # 192 px: 5 scales
+
+
+def _noisy(img, sigma, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.clip(img + sigma * rng.standard_normal(img.shape), 0.0, 1.0)
+
+
+# ----------------------------------------------------------------------------- MS-SSIM
+
+
+def test_ms_ssim_of_identical_images_is_one(walnut_base):
+    assert ms_ssim(walnut_base, walnut_base) == pytest.approx(1.0, abs=1e-12)
+    assert ms_ssim(torch.from_numpy(walnut_base), torch.from_numpy(walnut_base)) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_ms_ssim_falls_as_noise_grows(walnut_base):
+    values = [ms_ssim(_noisy(walnut_base, s), walnut_base) for s in (0.005, 0.02, 0.05, 0.1)]
+    assert all(a > b for a, b in zip(values, values[1:])), values
+    assert values[0] > 0.99 and values[-1] < 0.9, values
+
+
+def test_ms_ssim_is_less_sensitive_to_fine_noise_than_ssim(walnut_base):
+    # Coarse scales average the noise away, so MS-SSIM sits above single-scale SSIM.
+    noisy = _noisy(walnut_base, 0.05)
+    single = float(ssim(torch.from_numpy(noisy), torch.from_numpy(walnut_base)))
+    assert ms_ssim(noisy, walnut_base) > single
+
+
+def test_ms_ssim_scale_count_and_small_images():
+    assert ms_ssim_scales(176, 176) == 5
+    assert ms_ssim_scales(175, 400) == 4
+    assert ms_ssim_scales(11, 11) == 1
+    assert ms_ssim_scales(10, 64) == 0
+    img = np.random.default_rng(1).random((40, 40, 1))
+    assert ms_ssim(img, img) == pytest.approx(1.0, abs=1e-12)
+    assert ms_ssim(_noisy(img, 0.1), img) < 1.0
+    with pytest.raises(ValueError, match="smaller"):
+        ms_ssim(img[:8, :8], img[:8, :8])
+    with pytest.raises(ValueError, match="shapes"):
+        ms_ssim(img, img[:30])
+
+
+# ----------------------------------------------------------------------------- FLIP
+
+
+def test_flip_identical_is_zero_and_grows_with_error(walnut_base):
+    img = walnut_base.astype(np.float32)
+    assert flip(img, img) == 0.0
+    small, large = flip(_noisy(img, 0.01), img), flip(_noisy(img, 0.08), img)
+    assert 0.0 < small < large < 1.0
+    grey = img[..., :1]
+    assert flip(grey, grey) == 0.0
+    with pytest.raises(ValueError, match="channels"):
+        flip(np.zeros((8, 8, 2)), np.zeros((8, 8, 2)))
+
+
+# ----------------------------------------------------------------------------- angular error
+
+
+def _encode_normals(n):
+    return (np.asarray(n) + 1.0) * 0.5
+
+
+def test_angular_error_of_identical_normals_is_zero():
+    rng = np.random.default_rng(5)
+    n = rng.standard_normal((32, 32, 3))
+    n[..., 2] = np.abs(n[..., 2]) + 0.1
+    n /= np.linalg.norm(n, axis=-1, keepdims=True)
+    enc = _encode_normals(n)
+    assert normal_angular_error(enc, enc) < 1e-6
+
+
+@pytest.mark.parametrize("degrees", [0.5, 10.0, 37.0, 90.0])
+def test_angular_error_of_a_known_rotation(degrees):
+    # Normals in the x-z plane rotated about y: every texel turns by exactly `degrees`.
+    a = np.linspace(-0.6, 0.6, 64)
+    n = np.stack([np.sin(a), np.zeros_like(a), np.cos(a)], axis=-1)[None].repeat(8, axis=0)  # [8, 64, 3]
+    t = math.radians(degrees)
+    rot = np.array([[math.cos(t), 0.0, math.sin(t)], [0.0, 1.0, 0.0], [-math.sin(t), 0.0, math.cos(t)]])
+    turned = n @ rot.T
+    assert normal_angular_error(_encode_normals(turned), _encode_normals(n)) == pytest.approx(degrees, abs=1e-6)
+
+
+def test_angular_error_ignores_length():
+    n = np.array([[[0.0, 0.6, 0.8]]])
+    assert normal_angular_error(_encode_normals(0.5 * n), _encode_normals(n)) < 1e-6
+
+
+# ----------------------------------------------------------------------------- report_metrics
+
+
+def test_report_metrics_adds_keys_and_keeps_group_metrics():
+    rng = np.random.default_rng(2)
+    target = rng.random((24, 24, 7))
+    decoded = np.clip(target + 0.02 * rng.standard_normal(target.shape), 0, 1)
+    groups = {"basecolor": [0, 1, 2], "normal": [3, 4, 5], "roughness": [6]}
+    base = group_metrics(decoded, target, groups)
+    full = report_metrics(decoded, target, groups)
+    assert set(full) == set(base) == {"basecolor", "normal", "roughness", "all"}
+    for g in base:
+        for k, v in base[g].items():
+            assert full[g][k] == v
+        assert 0.0 < full[g]["ms_ssim"] < 1.0
+    assert full["basecolor"]["flip"] > 0.0
+    assert full["normal"]["angular_error_deg"] > 0.0
+    assert "flip" not in full["roughness"] and "angular_error_deg" not in full["roughness"]
+    tiny = report_metrics(decoded[:11, :11], target[:11, :11], groups)
+    assert "ms_ssim" in tiny["all"]
