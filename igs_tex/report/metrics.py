@@ -30,8 +30,9 @@ def _blur(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 
 def ssim_map(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-channel SSIM maps [C, H-10, W-10] of two [H, W, C] images (differentiable)."""
-    x = a.permute(2, 0, 1)[None]
-    y = b.permute(2, 0, 1)[None]
+    # contiguous: convolutions on the permuted view run about 10x slower.
+    x = a.permute(2, 0, 1)[None].contiguous()
+    y = b.permute(2, 0, 1)[None].contiguous()
     w = _window(a.dtype)
     c1, c2 = 0.01 ** 2, 0.03 ** 2
     mx, my = _blur(x, w), _blur(y, w)
