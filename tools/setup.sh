@@ -10,3 +10,7 @@ PY=${PYTHON:-python3}
 "$PY" -m pip install -q --disable-pip-version-check -e ".[test]"
 hash -r 2>/dev/null || true
 command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+# An independent KTX2 implementation (npm) that the KTX2 interoperability test reads and writes with.
+if command -v npm >/dev/null 2>&1 && ! npm ls -g ktx-parse >/dev/null 2>&1; then
+    npm install -g --silent ktx-parse@2.0.0 >/dev/null 2>&1 || echo "setup: ktx-parse not installed; KTX2 interop test will skip" >&2
+fi
