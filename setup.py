@@ -48,7 +48,7 @@ class OptionalBuildExt(build_ext):
             return ["/O2", "/std:c++17", "/openmp", "/fp:precise"], []
         # -ffp-contract=off: no fused multiply-add, so every build rounds like the torch
         # reference op for op (the tile test and top-K ties depend on exact roundings).
-        cflags = ["-O3", "-std=c++17", "-ffp-contract=off", "-fvisibility=hidden"]
+        cflags = ["-O3", "-std=c++17", "-ffp-contract=off", "-fno-trapping-math", "-fvisibility=hidden"]
         if os.environ.get("IGS_NATIVE_SIMD", "").lower() == "avx2":
             cflags += ["-mavx2", "-mfma"]
         if self._compiles(["-fopenmp"]):

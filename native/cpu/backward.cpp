@@ -22,7 +22,7 @@ constexpr int kMoments = 6;
 
 struct BackwardScratch {
     TileSoA soa;
-    std::vector<float> U, V, G, gT, oT, S, inv, dot, w, px, lanes;
+    std::vector<float> U, V, G, gT, oT, S, inv, px, lanes;
     std::vector<uint8_t> keep, used_flag, touched;
     std::vector<int32_t> used, local_of;
     bool bad_topk = false;  // a saved entry names a Gaussian its tile does not list
@@ -44,6 +44,67 @@ void write_pair(float* slot, const Gaussian& g, const GeomMoments& m, const floa
     std::copy(dcol, dcol + C, slot + kGeom);
 }
 
+// u, v and G of Gaussian g for one row, G zeroed where the texel did not keep g (kept may be
+// null: every texel kept it). Bit for bit the values the forward computed.
+template <int LN>
+void geometry_row(const Gaussian& g, const float* IGS_RESTRICT px, float py,
+                  const uint8_t* IGS_RESTRICT kept, float* IGS_RESTRICT U, float* IGS_RESTRICT V,
+                  float* IGS_RESTRICT G) {
+    for (int x = 0; x < LN; ++x) {
+        float uu, vv;
+        rotate_offset(g, px[x], py, uu, vv);
+        U[x] = uu;
+        V[x] = vv;
+        G[x] = exp_nonpos(-exponent_from_uv(g, uu, vv));
+    }
+    if (kept)
+        for (int x = 0; x < LN; ++x) G[x] = kept[x] ? G[x] : 0.0f;
+}
+
+// One Gaussian's contribution over one row, accumulated lane-wise into acc (kMoments + C
+// rows of LN): the moments of GeomMoments and the colour gradient sum_x w g.
+template <int LN>
+void backward_row(const float* IGS_RESTRICT U, const float* IGS_RESTRICT V,
+                  const float* IGS_RESTRICT G, const float* IGS_RESTRICT cj, float axj, float ayj,
+                  int C, const float* IGS_RESTRICT gT, const float* IGS_RESTRICT oT,
+                  const float* IGS_RESTRICT inv, float* IGS_RESTRICT acc) {
+    // dL/dG = g . (c_j - out) / (S + eps), as blend_backward() in texel.h.
+    float dot[LN];
+    for (int x = 0; x < LN; ++x) dot[x] = 0.0f;
+    for (int c = 0; c < C; ++c) {
+        const float cv = cj[c];
+        const float* IGS_RESTRICT gc = gT + static_cast<size_t>(c) * LN;
+        const float* IGS_RESTRICT oc = oT + static_cast<size_t>(c) * LN;
+        for (int x = 0; x < LN; ++x) dot[x] += gc[x] * (cv - oc[x]);
+    }
+    float w[LN];
+    float* IGS_RESTRICT su = acc;
+    float* IGS_RESTRICT sv = acc + LN;
+    float* IGS_RESTRICT suv = acc + 2 * LN;
+    float* IGS_RESTRICT svu = acc + 3 * LN;
+    float* IGS_RESTRICT suu = acc + 4 * LN;
+    float* IGS_RESTRICT svv = acc + 5 * LN;
+    for (int x = 0; x < LN; ++x) {
+        const float Gx = G[x];
+        w[x] = Gx * inv[x];
+        const float gq = grad_exponent(Gx, dot[x] * inv[x]);
+        const float a = gq * (U[x] * axj);
+        const float b = gq * (V[x] * ayj);
+        su[x] += a;
+        sv[x] += b;
+        suv[x] += a * V[x];
+        svu[x] += b * U[x];
+        suu[x] += a * U[x];
+        svv[x] += b * V[x];
+    }
+    for (int c = 0; c < C; ++c) {
+        float* IGS_RESTRICT dc = acc + static_cast<size_t>(kMoments + c) * LN;
+        const float* IGS_RESTRICT gc = gT + static_cast<size_t>(c) * LN;
+        for (int x = 0; x < LN; ++x) dc[x] += w[x] * gc[x];
+    }
+}
+
+template <int LN>
 void backward_tile_fast(const Gaussian* table, const Params& p, const Shape& s,
                         const TileGrid& grid, const TileLists& lists, int64_t t,
                         const float* grad_out, const float* image, const int32_t* topk,
@@ -52,7 +113,6 @@ void backward_tile_fast(const Gaussian* table, const Params& p, const Shape& s,
     const int K = s.k;
     const int D = kGeom + C;
     const int M = kMoments + C;
-    const int LN = lanes_for(s.tile);
     const TileRect rect = tile_rect(grid, t);
     const int64_t off = lists.offsets[t];
     const int32_t* list = lists.indices + off;
@@ -68,8 +128,6 @@ void backward_tile_fast(const Gaussian* table, const Params& p, const Shape& s,
     float* oT = grow(sc.oT, static_cast<size_t>(C) * LN);
     float* S = grow(sc.S, LN);
     float* inv = grow(sc.inv, LN);
-    float* dot = grow(sc.dot, LN);
-    float* w = grow(sc.w, LN);
     float* px = grow(sc.px, LN);
     float* lanes = grow(sc.lanes, static_cast<size_t>(L) * M * LN);
     uint8_t* keep = grow(sc.keep, LL);
@@ -126,24 +184,10 @@ void backward_tile_fast(const Gaussian* table, const Params& p, const Shape& s,
                 if (used_flag[j]) used[n_used++] = j;
         }
 
-        // G recomputed bit for bit as in the forward; G of texels that did not keep j is 0.
         for (int u = 0; u < n_used; ++u) {
-            const int j = used[u];
-            const Gaussian g = sc.soa.at(j);
-            float* Uj = U + static_cast<size_t>(j) * LN;
-            float* Vj = V + static_cast<size_t>(j) * LN;
-            float* Gj = G + static_cast<size_t>(j) * LN;
-            for (int x = 0; x < LN; ++x) {
-                float uu, vv;
-                rotate_offset(g, px[x], py, uu, vv);
-                Uj[x] = uu;
-                Vj[x] = vv;
-                Gj[x] = exp_nonpos(-exponent_from_uv(g, uu, vv));
-            }
-            if (select) {
-                const uint8_t* kj = keep + static_cast<size_t>(j) * LN;
-                for (int x = 0; x < LN; ++x) Gj[x] = kj[x] ? Gj[x] : 0.0f;
-            }
+            const size_t j = static_cast<size_t>(used[u]);
+            geometry_row<LN>(sc.soa.at(static_cast<int>(j)), px, py, select ? keep + j * LN : nullptr,
+                             U + j * LN, V + j * LN, G + j * LN);
         }
         std::fill(S, S + LN, 0.0f);
         for (int u = 0; u < n_used; ++u) {
@@ -153,50 +197,15 @@ void backward_tile_fast(const Gaussian* table, const Params& p, const Shape& s,
         for (int x = 0; x < LN; ++x) inv[x] = 1.0f / (S[x] + s.eps);
 
         for (int u = 0; u < n_used; ++u) {
-            const int j = used[u];
-            float* acc = lanes + static_cast<size_t>(j) * M * LN;
+            const size_t j = static_cast<size_t>(used[u]);
+            float* acc = lanes + j * M * LN;
             if (!touched[j]) {
                 std::fill(acc, acc + static_cast<size_t>(M) * LN, 0.0f);
                 touched[j] = 1;
             }
-            const float* Uj = U + static_cast<size_t>(j) * LN;
-            const float* Vj = V + static_cast<size_t>(j) * LN;
-            const float* Gj = G + static_cast<size_t>(j) * LN;
-            const float* cj = sc.soa.colour.data() + static_cast<size_t>(j) * C;
-            const float axj = sc.soa.ax[j], ayj = sc.soa.ay[j];
-
-            // dL/dG = g . (c_j - out) / (S + eps), as blend_backward() in texel.h.
-            std::fill(dot, dot + LN, 0.0f);
-            for (int c = 0; c < C; ++c) {
-                const float cv = cj[c];
-                const float* gc = gT + static_cast<size_t>(c) * LN;
-                const float* oc = oT + static_cast<size_t>(c) * LN;
-                for (int x = 0; x < LN; ++x) dot[x] += gc[x] * (cv - oc[x]);
-            }
-            float* su = acc;
-            float* sv = acc + LN;
-            float* suv = acc + 2 * LN;
-            float* svu = acc + 3 * LN;
-            float* suu = acc + 4 * LN;
-            float* svv = acc + 5 * LN;
-            for (int x = 0; x < LN; ++x) {
-                const float Gx = Gj[x];
-                w[x] = Gx * inv[x];
-                const float gq = grad_exponent(Gx, dot[x] * inv[x]);
-                const float a = gq * (Uj[x] * axj);
-                const float b = gq * (Vj[x] * ayj);
-                su[x] += a;
-                sv[x] += b;
-                suv[x] += a * Vj[x];
-                svu[x] += b * Uj[x];
-                suu[x] += a * Uj[x];
-                svv[x] += b * Vj[x];
-            }
-            for (int c = 0; c < C; ++c) {
-                float* dc = acc + static_cast<size_t>(kMoments + c) * LN;
-                const float* gc = gT + static_cast<size_t>(c) * LN;
-                for (int x = 0; x < LN; ++x) dc[x] += w[x] * gc[x];
-            }
+            backward_row<LN>(U + j * LN, V + j * LN, G + j * LN,
+                             sc.soa.colour.data() + j * C, sc.soa.ax[j], sc.soa.ay[j], C, gT, oT,
+                             inv, acc);
         }
     }
 
@@ -279,6 +288,7 @@ void backward_tile_simple(const Gaussian* table, const Params& p, const Shape& s
 bool backward(const Params& p, const Shape& s, const TileLists& lists, const float* grad_out,
               const float* image, const int32_t* topk, const Grads& out, bool fast) {
     const TileGrid grid = make_tile_grid(s.height, s.width, s.tile);
+    fast = fast && s.tile <= kMaxFastTile;
     const int64_t n_tiles = static_cast<int64_t>(grid.tiles_x) * grid.tiles_y;
     const int64_t pairs = lists.offsets[n_tiles];
     const int C = p.channels;
@@ -293,8 +303,11 @@ bool backward(const Params& p, const Shape& s, const TileLists& lists, const flo
 #pragma omp for schedule(dynamic, 2)
         for (int64_t t = 0; t < n_tiles; ++t) {
             if (fast)
-                backward_tile_fast(table.data(), p, s, grid, lists, t, grad_out, image, topk,
-                                   pair_grad.data(), sc);
+                run_lanes(s.tile, [&](auto lanes) {
+                    backward_tile_fast<decltype(lanes)::value>(table.data(), p, s, grid, lists, t,
+                                                               grad_out, image, topk,
+                                                               pair_grad.data(), sc);
+                });
             else
                 backward_tile_simple(table.data(), p, s, grid, lists, t, grad_out, image, topk,
                                      pair_grad.data(), sc);

@@ -20,7 +20,7 @@ namespace {
 
 struct ForwardScratch {
     TileSoA soa;
-    std::vector<float> G, S, acc, px;
+    std::vector<float> G, px;
     std::vector<uint8_t> keep;
     std::vector<int32_t> used;
 };
@@ -29,20 +29,63 @@ void write_all_listed(const int32_t* list, int count, int k, int32_t* dst) {
     for (int s = 0; s < k; ++s) dst[s] = s < count ? list[s] : -1;
 }
 
+template <int LN>
+void eval_row(const Gaussian& g, const float* IGS_RESTRICT px, float py, float* IGS_RESTRICT out) {
+    for (int x = 0; x < LN; ++x) out[x] = eval(g, px[x], py);
+}
+
+// Zeroes G where the texel did not keep Gaussian j; returns whether any texel kept it.
+template <int LN>
+bool mask_row(float* IGS_RESTRICT Gj, const uint8_t* IGS_RESTRICT kept) {
+    uint8_t any = 0;
+    for (int x = 0; x < LN; ++x) {
+        any |= kept[x];
+        Gj[x] = kept[x] ? Gj[x] : 0.0f;
+    }
+    return any != 0;
+}
+
+// Blends one row: out = sum_j G[j] c_j / (sum_j G[j] + eps) over the listed rows `used` of G.
+// Channel-outer so each channel's accumulator stays in registers across the Gaussians
+// (Gaussian-outer would store and reload it per Gaussian); zeroed G add exactly nothing.
+template <int LN>
+void blend_row(const float* IGS_RESTRICT G, const int32_t* IGS_RESTRICT used, int n_used,
+               const float* IGS_RESTRICT colour, int C, float eps, int nx,
+               float* IGS_RESTRICT out) {
+    float den[LN];
+    for (int x = 0; x < LN; ++x) den[x] = 0.0f;
+    for (int u = 0; u < n_used; ++u) {
+        const float* IGS_RESTRICT Gj = G + static_cast<size_t>(used[u]) * LN;
+        for (int x = 0; x < LN; ++x) den[x] += Gj[x];
+    }
+    for (int x = 0; x < LN; ++x) den[x] += eps;
+    for (int c = 0; c < C; ++c) {
+        float acc[LN];
+        for (int x = 0; x < LN; ++x) acc[x] = 0.0f;
+        for (int u = 0; u < n_used; ++u) {
+            const float* IGS_RESTRICT Gj = G + static_cast<size_t>(used[u]) * LN;
+            const float cv = colour[static_cast<size_t>(used[u]) * C + c];
+            for (int x = 0; x < LN; ++x) acc[x] += Gj[x] * cv;
+        }
+        for (int x = 0; x < LN; ++x) acc[x] = acc[x] / den[x];
+        for (int x = 0; x < nx; ++x) out[static_cast<int64_t>(x) * C + c] = acc[x];
+    }
+}
+
+// LN (lanes per row) is a template parameter so the common tile sizes get fully unrolled
+// row loops; run_lanes() picks the instance.
+template <int LN>
 void forward_tile_fast(const Gaussian* table, const Params& p, const Shape& s,
                        const TileGrid& grid, const TileLists& lists, int64_t t, float* image,
                        int32_t* topk, ForwardScratch& sc) {
     const int C = p.channels;
     const int K = s.k;
-    const int LN = lanes_for(s.tile);
     const TileRect rect = tile_rect(grid, t);
     const int32_t* list = lists.indices + lists.offsets[t];
     const int L = static_cast<int>(lists.offsets[t + 1] - lists.offsets[t]);
 
     sc.soa.gather(table, p.colour, C, list, L);
     float* G = grow(sc.G, static_cast<size_t>(L) * LN);
-    float* S = grow(sc.S, LN);
-    float* acc = grow(sc.acc, static_cast<size_t>(C) * LN);
     float* px = grow(sc.px, LN);
     uint8_t* keep = grow(sc.keep, static_cast<size_t>(L) * LN);
     int32_t* used = grow(sc.used, L);
@@ -57,11 +100,7 @@ void forward_tile_fast(const Gaussian* table, const Params& p, const Shape& s,
         const float py = texel_centre(y);
         const int64_t row_texel = static_cast<int64_t>(y) * grid.width + rect.x0;
 
-        for (int j = 0; j < L; ++j) {
-            const Gaussian g = sc.soa.at(j);
-            float* Gj = G + static_cast<size_t>(j) * LN;
-            for (int x = 0; x < LN; ++x) Gj[x] = eval(g, px[x], py);
-        }
+        for (int j = 0; j < L; ++j) eval_row<LN>(sc.soa.at(j), px, py, G + static_cast<size_t>(j) * LN);
 
         if (select) {
             std::memset(keep, 0, static_cast<size_t>(L) * LN);
@@ -77,38 +116,15 @@ void forward_tile_fast(const Gaussian* table, const Params& p, const Shape& s,
                 }
             }
             n_used = 0;
-            for (int j = 0; j < L; ++j) {
-                float* Gj = G + static_cast<size_t>(j) * LN;
-                const uint8_t* kj = keep + static_cast<size_t>(j) * LN;
-                uint8_t any = 0;
-                for (int x = 0; x < LN; ++x) {
-                    any |= kj[x];
-                    Gj[x] = kj[x] ? Gj[x] : 0.0f;
-                }
-                if (any) used[n_used++] = j;
-            }
+            for (int j = 0; j < L; ++j)
+                if (mask_row<LN>(G + static_cast<size_t>(j) * LN, keep + static_cast<size_t>(j) * LN))
+                    used[n_used++] = j;
         } else {
             for (int x = 0; x < rect.nx; ++x) write_all_listed(list, L, K, topk + (row_texel + x) * K);
         }
 
-        std::fill(S, S + LN, 0.0f);
-        std::fill(acc, acc + static_cast<size_t>(C) * LN, 0.0f);
-        for (int u = 0; u < n_used; ++u) {
-            const int j = used[u];
-            const float* Gj = G + static_cast<size_t>(j) * LN;
-            for (int x = 0; x < LN; ++x) S[x] += Gj[x];
-            const float* cj = sc.soa.colour.data() + static_cast<size_t>(j) * C;
-            for (int c = 0; c < C; ++c) {
-                const float cv = cj[c];
-                float* ac = acc + static_cast<size_t>(c) * LN;
-                for (int x = 0; x < LN; ++x) ac[x] += Gj[x] * cv;
-            }
-        }
-        float* out = image + row_texel * C;
-        for (int x = 0; x < rect.nx; ++x) {
-            const float den = S[x] + s.eps;
-            for (int c = 0; c < C; ++c) out[static_cast<int64_t>(x) * C + c] = acc[static_cast<size_t>(c) * LN + x] / den;
-        }
+        blend_row<LN>(G, used, n_used, sc.soa.colour.data(), C, s.eps, rect.nx,
+                      image + row_texel * C);
     }
 }
 
@@ -142,6 +158,7 @@ void forward_tile_simple(const Gaussian* table, const Params& p, const Shape& s,
 void forward(const Params& p, const Shape& s, const TileLists& lists, float* image,
              int32_t* topk, bool fast) {
     const TileGrid grid = make_tile_grid(s.height, s.width, s.tile);
+    fast = fast && s.tile <= kMaxFastTile;
     const int64_t n_tiles = static_cast<int64_t>(grid.tiles_x) * grid.tiles_y;
     const std::vector<Gaussian> table = prepare_gaussians(p);
     // Tiles differ a lot in cost (listed counts vary), so hand them out dynamically; the
@@ -152,7 +169,10 @@ void forward(const Params& p, const Shape& s, const TileLists& lists, float* ima
 #pragma omp for schedule(dynamic, 2)
         for (int64_t t = 0; t < n_tiles; ++t) {
             if (fast)
-                forward_tile_fast(table.data(), p, s, grid, lists, t, image, topk, sc);
+                run_lanes(s.tile, [&](auto lanes) {
+                    forward_tile_fast<decltype(lanes)::value>(table.data(), p, s, grid, lists, t,
+                                                              image, topk, sc);
+                });
             else
                 forward_tile_simple(table.data(), p, s, grid, lists, t, image, topk);
         }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #ifdef _OPENMP
@@ -16,9 +17,31 @@
 namespace igs {
 namespace cpu {
 
+// Row buffers never alias; saying so lets the compiler vectorise without runtime checks
+// (with them it kept picking the scalar fallback).
+#if defined(_MSC_VER)
+#define IGS_RESTRICT __restrict
+#else
+#define IGS_RESTRICT __restrict__
+#endif
+
 // Texel lanes per tile row, padded to a multiple of 8 so the per-row loops have no scalar
 // remainder; padded lanes are computed and thrown away.
 inline int lanes_for(int tile) { return (tile + 7) & ~7; }
+
+// Larger tiles run the simple per-texel path (their rows would not fit the lane buffers).
+constexpr int kMaxFastTile = 64;
+
+// Calls f(std::integral_constant<int, LN>) with the lane count of this tile size: the usual
+// sizes get a compile-time count, anything else the 64-lane instance.
+template <class F>
+inline void run_lanes(int tile, F&& f) {
+    const int lanes = lanes_for(tile);
+    if (lanes == 16) f(std::integral_constant<int, 16>());
+    else if (lanes == 8) f(std::integral_constant<int, 8>());
+    else if (lanes == 32) f(std::integral_constant<int, 32>());
+    else f(std::integral_constant<int, 64>());
+}
 
 // cos/sin once per Gaussian per step instead of once per texel.
 inline std::vector<Gaussian> prepare_gaussians(const Params& p) {

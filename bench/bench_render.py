@@ -1,0 +1,99 @@
+"""Milliseconds per forward+backward step: torch reference vs native, side by side.
+
+    python bench/bench_render.py [--reps 5] [--sizes 512 1024] [--counts 2500 10000]
+
+Scenes are random but shaped like a bake in progress: means uniform over the image, scales
+2-8 px per axis, uniform rotation, 9 channels. A step is render + (out * g).sum().backward(),
+exactly what the fitter does per iteration. Reports the median over --reps timed runs after
+one warm-up run. The torch reference is timed once only when a single run exceeds
+--torch-budget seconds, so the 1024^2 rows stay affordable.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from igs_tex.render.params import GaussianParams  # noqa: E402
+from igs_tex.render.native import NativeRenderer, native_available  # noqa: E402
+
+try:
+    from igs_tex.render.torch_ref import TorchRenderer  # noqa: E402
+except ImportError:
+    TorchRenderer = None
+
+
+def scene(n: int, size: int, channels: int, seed: int = 0) -> GaussianParams:
+    g = torch.Generator().manual_seed(seed)
+    means = torch.rand(n, 2, generator=g) * size
+    theta = torch.rand(n, generator=g) * torch.pi
+    inv_scale = 1.0 / (2.0 + 6.0 * torch.rand(n, 2, generator=g))
+    colour = torch.rand(n, channels, generator=g)
+    return GaussianParams(means, theta, inv_scale, colour)
+
+
+def step_ms(renderer, params: GaussianParams, size: int, grad: torch.Tensor) -> float:
+    leaves = GaussianParams(*(t.clone().requires_grad_(True) for t in
+                              (params.means, params.theta, params.inv_scale, params.colour)))
+    t0 = time.perf_counter()
+    out = renderer.render(leaves, size, size, tile=16, k=10, eps=1e-7)
+    (out * grad).sum().backward()
+    return (time.perf_counter() - t0) * 1e3
+
+
+def median_ms(renderer, params, size, grad, reps: int, budget_s: float) -> tuple[float, int]:
+    first = step_ms(renderer, params, size, grad)  # warm-up (allocator, thread pools)
+    if first > budget_s * 1e3:
+        return first, 1
+    times = [step_ms(renderer, params, size, grad) for _ in range(reps)]
+    return statistics.median(times), reps
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
+    ap.add_argument("--counts", type=int, nargs="+", default=[2500, 10000])
+    ap.add_argument("--channels", type=int, default=9)
+    ap.add_argument("--torch-budget", type=float, default=20.0,
+                    help="seconds; a slower torch warm-up run is reported as a single run")
+    ap.add_argument("--no-torch", action="store_true")
+    args = ap.parse_args()
+
+    if not native_available():
+        print("igs_tex._native is not built: nothing to compare (pip install -e .)")
+        return 1
+    from igs_tex import _native
+    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__} "
+          f"({torch.get_num_threads()} threads), native {_native.build_info()} "
+          f"({_native.num_threads()} threads); median of {args.reps}, ms per forward+backward")
+    header = f"{'size':>9} {'gaussians':>9} {'C':>2} {'torch ms':>10} {'native ms':>10} {'speedup':>8}"
+    print(header)
+    print("-" * len(header))
+    use_torch = TorchRenderer is not None and not args.no_torch
+    for size in args.sizes:
+        for n in args.counts:
+            params = scene(n, size, args.channels)
+            grad = torch.randn(size, size, args.channels, generator=torch.Generator().manual_seed(1))
+            nat, _ = median_ms(NativeRenderer(), params, size, grad, args.reps, 1e9)
+            if use_torch:
+                ref, runs = median_ms(TorchRenderer(), params, size, grad, args.reps, args.torch_budget)
+                ref_s = f"{ref:10.1f}" + ("*" if runs == 1 else "")
+                speed = f"{ref / nat:7.1f}x"
+            else:
+                ref_s, speed = f"{'n/a':>10}", f"{'':>8}"
+            print(f"{size:>4}x{size:<4} {n:>9} {args.channels:>2} {ref_s} {nat:10.1f} {speed}")
+    if use_torch:
+        print("* single run (warm-up exceeded --torch-budget)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
