@@ -18,6 +18,8 @@
 //                                   the variance of a one-pixel box, the filter mips are built with
 //   IGS_FOOTPRINT_PEAK_SCALE [1]    1: convolved Gaussians keep their mass (peak scaled down);
 //                                   0: keep peak 1 (see README, "Footprint filtering")
+//   IGS_FOOTPRINT_MIN_K [0]         footprint sampling keeps max(K, this) Gaussians (capped at
+//                                   IGS_MAX_K): a wide footprint covers more than K; 0 = file's K
 // The host must reject files with K > IGS_MAX_K or C > IGS_MAX_CHANNELS, and validate files as
 // FORMAT.md says before binding them: the shader trusts the header and the tile lists.
 
@@ -50,6 +52,9 @@
 #endif
 #ifndef IGS_FOOTPRINT_PEAK_SCALE
 #define IGS_FOOTPRINT_PEAK_SCALE 1
+#endif
+#ifndef IGS_FOOTPRINT_MIN_K
+#define IGS_FOOTPRINT_MIN_K 0
 #endif
 
 // OpenGL GLSL rejects `set`; glslang defines VULKAN when compiling for Vulkan (-V).
@@ -267,6 +272,10 @@ IgsValue igsEvaluate(IgsHeader h, vec2 p, bool footprint, vec3 F) {
         topI[j] = 0xFFFFFFFFu;
     }
     float kth = -1.0;  // G of the K-th kept entry: the bar a newcomer must beat
+    uint k = h.k;
+    if (footprint) {
+        k = min(max(k, uint(IGS_FOOTPRINT_MIN_K)), uint(IGS_MAX_K));
+    }
 
     uint x = min(uint(p.x), h.width - 1u);
     uint y = min(uint(p.y), h.height - 1u);
@@ -281,7 +290,7 @@ IgsValue igsEvaluate(IgsHeader h, vec2 p, bool footprint, vec3 F) {
             float cw = w;
             uint ci = i;
             for (uint j = 0u; j < uint(IGS_MAX_K); ++j) {
-                if (j >= h.k) {
+                if (j >= k) {
                     break;
                 }
                 bool ahead = cw > topG[j] || (cw == topG[j] && ci < topI[j]);
@@ -293,7 +302,7 @@ IgsValue igsEvaluate(IgsHeader h, vec2 p, bool footprint, vec3 F) {
                     cw = tw;
                     ci = ti;
                 }
-                if (j + 1u == h.k) {
+                if (j + 1u == k) {
                     kth = topG[j];
                 }
             }

@@ -22,6 +22,8 @@
 //                                     is a one-pixel box, the filter mips are built with
 //   IGS_FOOTPRINT_PEAK_SCALE [1]      1: convolved Gaussians keep their mass (peak scaled down);
 //                                     0: keep peak 1 (see README, "Footprint filtering")
+//   IGS_FOOTPRINT_MIN_K [0]           footprint sampling keeps max(K, this) Gaussians (capped at
+//                                     IGS_MAX_K): a wide footprint covers more than K; 0 = file's K
 // The host must reject files with K > IGS_MAX_K or C > IGS_MAX_CHANNELS, and validate files as
 // FORMAT.md says before binding them: the shader trusts the header and the tile lists.
 
@@ -69,6 +71,9 @@
 #endif
 #ifndef IGS_FOOTPRINT_PEAK_SCALE
 #define IGS_FOOTPRINT_PEAK_SCALE 1
+#endif
+#ifndef IGS_FOOTPRINT_MIN_K
+#define IGS_FOOTPRINT_MIN_K 0
 #endif
 
 // Raw buffers: no stride to agree on, and D3D12 binds them as plain R32_TYPELESS SRVs.
@@ -287,6 +292,10 @@ IgsValue igsEvaluate(IgsHeader h, float2 p, bool footprint, float3 F) {
         topI[j0] = 0xFFFFFFFFu;
     }
     float kth = -1.0;  // G of the K-th kept entry: the bar a newcomer must beat
+    uint k = h.k;
+    if (footprint) {
+        k = min(max(k, (uint)IGS_FOOTPRINT_MIN_K), (uint)IGS_MAX_K);
+    }
 
     uint x = min((uint)p.x, h.width - 1u);
     uint y = min((uint)p.y, h.height - 1u);
@@ -308,7 +317,7 @@ IgsValue igsEvaluate(IgsHeader h, float2 p, bool footprint, float3 F) {
             uint ci = i;
             [unroll]
             for (uint j = 0u; j < (uint)IGS_MAX_K; ++j) {
-                if (j >= h.k) {
+                if (j >= k) {
                     break;
                 }
                 bool ahead = cw > topG[j] || (cw == topG[j] && ci < topI[j]);
@@ -320,7 +329,7 @@ IgsValue igsEvaluate(IgsHeader h, float2 p, bool footprint, float3 F) {
                     cw = tw;
                     ci = ti;
                 }
-                if (j + 1u == h.k) {
+                if (j + 1u == k) {
                     kth = topG[j];
                 }
             }

@@ -331,12 +331,50 @@ class GlRunner:
 # Vulkan through wgpu-py (lavapipe)
 
 
+def mark_images_write_only(spirv: bytes) -> bytes:
+    """Decorate every storage-image variable NonReadable.
+
+    HLSL has no write-only UAV, so glslang leaves RWTexture2D readable; WebGPU (unlike Vulkan and
+    D3D12) allows read-write storage textures only for r32 formats and refuses the pipeline.
+    """
+    words = list(struct.unpack(f"<{len(spirv) // 4}I", spirv))
+    storage_images, pointers, variables = set(), set(), []
+    first_decorate = None
+    pos = 5
+    while pos < len(words):
+        count, op = words[pos] >> 16, words[pos] & 0xFFFF
+        if op == 71 and first_decorate is None:       # OpDecorate
+            first_decorate = pos
+        elif op == 25 and words[pos + 7] == 2:         # OpTypeImage ... Sampled = 2 (storage)
+            storage_images.add(words[pos + 1])
+        elif op == 32 and words[pos + 3] in storage_images:  # OpTypePointer to one
+            pointers.add(words[pos + 1])
+        elif op == 59 and words[pos + 1] in pointers:  # OpVariable of that pointer type
+            variables.append(words[pos + 2])
+        pos += count
+    if not variables:
+        return spirv
+    extra = []
+    for var in variables:
+        extra += [(3 << 16) | 71, var, 25]            # OpDecorate %var NonReadable
+    at = first_decorate if first_decorate is not None else pos
+    words[at:at] = extra
+    return struct.pack(f"<{len(words)}I", *words)
+
+
 class WgpuRunner:
     """SPIR-V compute through wgpu-py on a Vulkan adapter (Mesa lavapipe when no GPU)."""
 
     def __init__(self):
         import wgpu
+        from wgpu.backends.wgpu_native import extras
         self.wgpu = wgpu
+        try:
+            # Vulkan only: the GL backend would probe EGL/Wayland (noise) and switch the current
+            # EGL context under moderngl. Only possible before the first adapter query.
+            extras.set_instance_extras(backends=["Vulkan"])
+        except Exception:
+            pass
         vulkan = [a for a in wgpu.gpu.enumerate_adapters_sync() if a.info.get("backend_type") == "Vulkan"]
         if not vulkan:
             raise RuntimeError("wgpu found no Vulkan adapter (is mesa-vulkan-drivers installed?)")
@@ -347,7 +385,7 @@ class WgpuRunner:
 
     def pipeline(self, spirv: bytes):
         if spirv not in self._cache:
-            module = self.device.create_shader_module(label="igs", code=spirv)
+            module = self.device.create_shader_module(label="igs", code=mark_images_write_only(spirv))
             self._cache[spirv] = self.device.create_compute_pipeline(
                 layout="auto", compute={"module": module, "entry_point": "main"})
         return self._cache[spirv]
@@ -400,14 +438,14 @@ class Backend:
     def __init__(self, lang: str, runner):
         self.lang = lang
         self.runner = runner
-        self.name = f"{lang}:{runner.renderer}"
+        self.name = f"{lang} on {'OpenGL' if isinstance(runner, GlRunner) else 'Vulkan'}"
 
     def _dispatch(self, source: str | Path, defines: dict | None, buffers, out_binding, out_size,
                   groups, images=None):
-        if self.lang == "glsl":
+        if isinstance(self.runner, GlRunner):
             text = source.read_text() if isinstance(source, Path) else source
             return self.runner.run(text, defines, buffers, out_binding, out_size, groups, images)
-        spirv = _cached_spirv(source, "hlsl", defines)
+        spirv = _cached_spirv(source, self.lang, defines)
         return self.runner.run(spirv, buffers, out_binding, out_size, groups, images)
 
     def _file_buffers(self, data: bytes, one_buffer: bool) -> dict[int, bytes]:
@@ -535,10 +573,12 @@ def footprint_weight(p, means, theta, inv_scale, F, peak_scale: bool = True):
     return g
 
 
-def reference_points(igs, p: np.ndarray, F: np.ndarray | None = None, peak_scale: bool = True) -> np.ndarray:
+def reference_points(igs, p: np.ndarray, F: np.ndarray | None = None, peak_scale: bool = True,
+                     k: int | None = None) -> np.ndarray:
     """The contract at texel-space points p [P, 2] (already addressed): the tile of floor(p), its
     stored list, top-K by G with ties to the lower index, normalised blend. Float32 with the torch
-    reference's gaussian_weight; with a footprint F [P, 3], float64 and `footprint_weight`."""
+    reference's gaussian_weight; with a footprint F [P, 3], float64 and `footprint_weight`.
+    `k` overrides the file's K (the shaders' IGS_FOOTPRINT_MIN_K)."""
     from igs_tex.render.torch_ref import gaussian_weight
 
     prm = igs.params()
@@ -556,7 +596,7 @@ def reference_points(igs, p: np.ndarray, F: np.ndarray | None = None, peak_scale
         Ft = torch.from_numpy(np.asarray(F, dtype=np.float64))[:, None, :]
         g = footprint_weight(pt[:, None, :], means, theta, inv_scale, Ft, peak_scale)
     g = torch.where(listed, g, torch.full_like(g, -1.0))
-    k = min(igs.k, g.shape[1])
+    k = min(igs.k if k is None else k, g.shape[1])
     # Stable sort keeps list (ascending index) order among equal G: ties go to the lower index.
     sel = torch.sort(g, dim=1, descending=True, stable=True).indices[:, :k]
     gk = torch.gather(g, 1, sel).clamp(min=0.0)

@@ -1,0 +1,469 @@
+"""Shaders of shaders/: compile to valid SPIR-V, and run on Mesa's CPU drivers against the references.
+
+Three execution paths (tests/shader_host.py): GLSL on OpenGL (moderngl, llvmpipe), HLSL->SPIR-V on
+Vulkan (wgpu-py, lavapipe) and GLSL->SPIR-V on Vulkan. The inputs are real bakes (cropped sample
+materials, sizes not a multiple of the tile) and files derived from them for the edge cases.
+
+If the drivers are missing the execution tests error out (no skips): run
+tools/install_shader_deps.sh. Measured numbers are printed with `pytest -s tests/test_shaders.py`.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import shader_host as sh
+from igs_tex.igsfile import IgsFile, build_igs, from_bytes
+from igs_tex.pipeline import bake_material
+from igs_tex.render.decode import decode_igs
+from igs_tex.render.tiles import tile_lists_numpy
+
+REPO = Path(__file__).resolve().parents[1]
+ASSETS = REPO / "assets"
+TOL = 1e-4  # the rendering contract's tolerance is ~1e-5; sin/cos/exp are not exact on GPUs
+
+# Measurements gathered while the tests run, printed once at the end of the module.
+REPORT: dict[str, object] = {}
+
+
+def _record(key: str, value) -> None:
+    REPORT[key] = value
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _print_report():
+    yield
+    if REPORT:
+        print("\n--- shader measurements ---")
+        for k in sorted(REPORT):
+            print(f"{k}: {REPORT[k]}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Inputs: real bakes and files derived from them
+
+
+def _bake_crop(src: Path, out: Path, box: tuple[int, int, int, int], gaussians: int, steps: int) -> IgsFile:
+    crop = out / src.name
+    crop.mkdir(parents=True)
+    for f in sorted(src.glob("*.png")):
+        Image.open(f).crop(box).save(crop / f.name)
+    summary = bake_material(crop, out / "baked", gaussians=gaussians, steps=steps, backend="torch",
+                            progress=False)
+    return from_bytes(Path(summary["output"]).read_bytes())
+
+
+@pytest.fixture(scope="module")
+def walnut(tmp_path_factory) -> IgsFile:
+    # 88 x 72: neither side a multiple of T = 16, both multiples of 8 for the 1/8 mip.
+    return _bake_crop(ASSETS / "walnut_wood", tmp_path_factory.mktemp("walnut"), (200, 150, 288, 222),
+                      gaussians=150, steps=60)
+
+
+@pytest.fixture(scope="module")
+def rock(tmp_path_factory) -> IgsFile:
+    return _bake_crop(ASSETS / "rock_cliff", tmp_path_factory.mktemp("rock"), (64, 300, 114, 337),
+                      gaussians=40, steps=20)
+
+
+def _with_lists(igs: IgsFile, offsets, indices, **changes) -> IgsFile:
+    fields = dict(width=igs.width, height=igs.height, tile=igs.tile, k=igs.k, eps=igs.eps,
+                  channels=igs.channels, value_range=igs.value_range, colour_range=igs.colour_range,
+                  words=igs.words, tile_offsets=offsets, tile_indices=indices, metadata=igs.metadata)
+    fields.update(changes)
+    out = IgsFile(**fields)
+    return from_bytes(out.to_bytes())  # through the validating reader: only legal files here
+
+
+def _empty_tiles(igs: IgsFile, tiles: list[int]) -> IgsFile:
+    off = igs.tile_offsets.astype(np.int64)
+    lists = [igs.tile_indices[off[t]:off[t + 1]] for t in range(igs.tile_count)]
+    for t in tiles:
+        lists[t] = lists[t][:0]
+    counts = np.array([len(x) for x in lists])
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.uint32)
+    return _with_lists(igs, offsets, np.concatenate(lists).astype(np.uint32))
+
+
+def _retiled(igs: IgsFile, tile: int, k: int) -> IgsFile:
+    p = igs.params()
+    off, idx = tile_lists_numpy(p["means"], p["inv_scale"], igs.height, igs.width, tile)
+    return _with_lists(igs, off.astype(np.uint32), idx.astype(np.uint32), tile=tile, k=k)
+
+
+def _ties() -> IgsFile:
+    """Twelve copies of one Gaussian with different colours: at their mean all twelve have exactly
+    the same G, and K = 10 must keep the ten lowest indices. Other Gaussians sit far to the right
+    (G < 1e-9 at the copies) so the blend there is the copies' alone."""
+    rng = np.random.default_rng(7)
+    n_extra = 40
+    means = np.concatenate([np.full((12, 2), [5.3, 7.1]), rng.uniform([14, 0], [21, 19], (n_extra, 2))])
+    theta = np.concatenate([np.full(12, 0.4), rng.uniform(0, np.pi, n_extra)])
+    inv_scale = np.concatenate([np.full((12, 2), [0.2, 0.3]), rng.uniform(1.0, 2.0, (n_extra, 2))])
+    colour = np.concatenate([np.linspace(0, 1, 12)[:, None].repeat(2, 1), rng.uniform(0, 1, (n_extra, 2))])
+    return from_bytes(build_igs(means, theta, inv_scale, colour, 21, 19, ["roughness", "ao"],
+                                [[0, 1], [0, 1]], k=10).to_bytes())
+
+
+def _wide_index() -> IgsFile:
+    """65,537 small Gaussians: index_bits = 32 (every file above uses 16-bit indices)."""
+    rng = np.random.default_rng(3)
+    n = 65537
+    return from_bytes(build_igs(rng.uniform(0, [20, 12], (n, 2)), rng.uniform(0, np.pi, n),
+                                rng.uniform(1.5, 4.0, (n, 2)), rng.uniform(0, 1, (n, 3)), 20, 12,
+                                ["basecolor.r", "basecolor.g", "basecolor.b"], [[0, 1]] * 3, tile=8,
+                                k=10).to_bytes())
+
+
+@pytest.fixture(scope="module")
+def variants(walnut, rock) -> dict[str, IgsFile]:
+    last = walnut.tile_count - 1
+    v = {
+        "walnut": walnut,
+        "rock": rock,
+        "walnut_empty_tiles": _empty_tiles(walnut, [0, 3, walnut.tiles_x + 1, last]),
+        "walnut_T13_K3": _retiled(walnut, 13, 3),
+        "walnut_T7_K32": _retiled(walnut, 7, 32),
+        "walnut_K1": _retiled(walnut, 16, 1),
+        "ties": _ties(),
+        "index32": _wide_index(),
+    }
+    return v
+
+
+@pytest.fixture(scope="module")
+def references(variants) -> dict[str, np.ndarray]:
+    return {name: decode_igs(igs) for name, igs in variants.items()}
+
+
+# ----------------------------------------------------------------------------------------------
+# Execution backends (created once: llvmpipe/lavapipe compile each shader variant on first use)
+
+
+@pytest.fixture(scope="session")
+def gl_runner():
+    return sh.GlRunner()
+
+
+@pytest.fixture(scope="session")
+def vk_runner():
+    return sh.WgpuRunner()
+
+
+BACKENDS = ["glsl-gl", "hlsl-vulkan", "glsl-vulkan"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> sh.Backend:
+    lang, api = request.param.split("-")
+    runner = request.getfixturevalue("gl_runner" if api == "gl" else "vk_runner")
+    return sh.Backend(lang, runner)
+
+
+# ----------------------------------------------------------------------------------------------
+# Compilation
+
+
+COMPILE_CONFIGS = {
+    "default": {},
+    "one_buffer": {"IGS_ONE_BUFFER": None},
+    "images_rgba8": {"IGS_DECODE_IMAGES": 1, "IGS_IMAGE_FORMAT": "rgba8"},
+    "images_rgba16f_real": {"IGS_DECODE_IMAGES": 1, "IGS_IMAGE_FORMAT": "rgba16f", "IGS_DECODE_REAL_UNITS": 1},
+    "images_only": {"IGS_DECODE_IMAGES": 1, "IGS_DECODE_BUFFER": 0},
+    "caps_k10_c9_nopeak": {"IGS_MAX_K": 10, "IGS_MAX_CHANNELS": 9, "IGS_FOOTPRINT_PEAK_SCALE": 0},
+}
+
+
+@pytest.mark.parametrize("config", sorted(COMPILE_CONFIGS))
+@pytest.mark.parametrize("lang", ["glsl", "hlsl"])
+def test_decode_shader_compiles_and_validates(lang, config):
+    src = sh.SHADERS / f"igs_decode.comp.{lang}"
+    spirv = sh.compile_spirv(src, lang, COMPILE_CONFIGS[config])
+    sh.spirv_validate(spirv)
+
+
+@pytest.mark.parametrize("lang", ["glsl", "hlsl"])
+def test_test_kernel_compiles_and_validates(lang):
+    src = sh.glsl_test_kernel() if lang == "glsl" else sh.hlsl_test_kernel()
+    sh.spirv_validate(sh.compile_spirv(src, lang))
+
+
+def _decorations(spirv: bytes) -> str:
+    r = subprocess.run([sh.tool("spirv-dis"), "-"], input=spirv, capture_output=True)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.decode()
+
+
+@pytest.mark.parametrize("lang", ["glsl", "hlsl"])
+def test_bindings_follow_macros(lang):
+    if lang == "glsl":
+        d = {"IGS_SET": 2, "IGS_BINDING_HEADER": 10, "IGS_BINDING_GAUSSIANS": 11,
+             "IGS_BINDING_TILE_OFFSETS": 12, "IGS_BINDING_TILE_INDICES": 13, "IGS_BINDING_DECODE_OUT": 14}
+    else:
+        d = {"IGS_VK_SET": 2, "IGS_VK_BINDING_HEADER": 10, "IGS_VK_BINDING_GAUSSIANS": 11,
+             "IGS_VK_BINDING_TILE_OFFSETS": 12, "IGS_VK_BINDING_TILE_INDICES": 13,
+             "IGS_VK_BINDING_DECODE_OUT": 14, "IGS_SPACE": "space3", "IGS_REG_HEADER": "t5"}
+    text = _decorations(sh.compile_spirv(sh.SHADERS / f"igs_decode.comp.{lang}", lang, d))
+    bindings = sorted(int(x) for x in re.findall(r"Binding (\d+)", text))
+    sets = set(re.findall(r"DescriptorSet (\d+)", text))
+    assert bindings == [10, 11, 12, 13, 14]
+    assert sets == {"2"}
+
+
+@pytest.mark.parametrize("lang", ["glsl", "hlsl"])
+def test_parameter_decode_is_not_contracted(lang):
+    """FORMAT.md requires one rounding per decode step: the results must carry NoContraction."""
+    text = _decorations(sh.compile_spirv(sh.SHADERS / f"igs_decode.comp.{lang}", lang))
+    assert text.count("NoContraction") >= 7  # sx, sy, mean x/y, theta, colour step, m, colour
+
+
+# ----------------------------------------------------------------------------------------------
+# Execution: parameters and whole-stack decode
+
+
+def test_drivers_are_mesa_cpu(gl_runner, vk_runner):
+    _record("driver gl", gl_runner.renderer)
+    _record("driver vulkan", vk_runner.renderer)
+    assert gl_runner.ctx.version_code >= 430  # compute shaders
+    assert vk_runner.adapter.info.get("backend_type") == "Vulkan"
+
+
+def test_parameters_bit_exact(backend, walnut, variants):
+    for name in ("walnut", "rock", "index32"):
+        igs = variants[name]
+        p = igs.params()
+        want = np.concatenate([p["means"], p["theta"][:, None], p["inv_scale"], p["colour"]], axis=1)
+        got = backend.params(igs.to_bytes())
+        bad = got.view(np.uint32) != want.astype(np.float32).view(np.uint32)
+        assert not bad.any(), f"{name}: {int(bad.sum())} parameter words differ from FORMAT.md's bits"
+
+
+def test_decode_matches_references(backend, walnut, rock, references):
+    for name, igs in (("walnut", walnut), ("rock", rock)):
+        got = backend.decode(igs.to_bytes())
+        ref = references[name]
+        err = float(np.abs(got - ref).max())
+        _record(f"decode max|err| vs python {backend.lang}/{type(backend.runner).__name__} {name}", err)
+        assert err < TOL, name
+        nat = sh.native_decode(igs)
+        if nat is not None:
+            err_n = float(np.abs(got - nat).max())
+            _record(f"decode max|err| vs C++ {backend.lang}/{type(backend.runner).__name__} {name}", err_n)
+            assert err_n < TOL, name
+
+
+def test_one_buffer_binding_gives_the_same_stack(backend, walnut):
+    data = walnut.to_bytes()
+    assert np.array_equal(backend.decode(data, one_buffer=True), backend.decode(data))
+
+
+@pytest.mark.parametrize("name", ["walnut_empty_tiles", "walnut_T13_K3", "walnut_T7_K32", "walnut_K1",
+                                  "ties", "index32"])
+def test_decode_edge_cases(backend, variants, references, name):
+    igs = variants[name]
+    counts = np.diff(igs.tile_offsets.astype(np.int64))
+    if name == "walnut_empty_tiles":
+        assert (counts == 0).sum() == 4
+    if name in ("walnut_T13_K3", "walnut_K1", "index32"):
+        assert (counts > igs.k).any() and igs.width % igs.tile and igs.height % igs.tile
+    if name == "index32":
+        assert igs.index_bits == 32
+    got = backend.decode(igs.to_bytes())
+    err = float(np.abs(got - references[name]).max())
+    _record(f"decode max|err| {name} {backend.lang}/{type(backend.runner).__name__}", err)
+    assert err < TOL
+    if name == "walnut_empty_tiles":
+        t = np.zeros((igs.height, igs.width), dtype=np.int64)
+        ys, xs = np.mgrid[0:igs.height, 0:igs.width]
+        t = (ys // igs.tile) * igs.tiles_x + xs // igs.tile
+        assert np.all(got[counts[t] == 0] == 0.0)  # sum G = 0 renders 0, not NaN
+
+
+def test_ties_go_to_the_lower_index(backend, variants):
+    igs = variants["ties"]
+    p = igs.params()
+    assert np.unique(p["means"][:12], axis=0).shape[0] == 1  # exact copies after quantisation
+    at = p["means"][:1].astype(np.float32)
+    got = backend.points(igs.to_bytes(), sh.MODE_TEXEL, at)
+    assert np.abs(got - sh.reference_points(igs, at)).max() < TOL
+    colours = p["colour"][:12, 0]
+    # Lower indices kept: mean of copies 0..9 (0.41); the higher ones would give 0.59.
+    assert abs(got[0, 0] - colours[:10].mean()) < 1e-3
+
+
+@pytest.mark.parametrize("fmt", ["rgba8", "rgba16f"])
+def test_decode_images(backend, walnut, references, fmt):
+    stack, images = backend.decode(walnut.to_bytes(), images=fmt, real_units=True)
+    ref = references["walnut"]
+    vr = walnut.value_range
+    real = vr[:, 0] + ref * (vr[:, 1] - vr[:, 0])
+    ch = {name: i for i, name in enumerate(walnut.channels)}
+    tol = 0.5 / 255 + TOL if fmt == "rgba8" else 2.0 ** -10 + TOL
+    expect = {
+        "basecolor": [real[..., ch["basecolor.r"]], real[..., ch["basecolor.g"]], real[..., ch["basecolor.b"]]],
+        "normal": [real[..., ch["normal.x"]], real[..., ch["normal.y"]], real[..., ch["normal.z"]]],
+        "orm": [np.ones_like(real[..., 0]), real[..., ch["roughness"]], real[..., ch["metalness"]]],
+    }
+    for name, planes in expect.items():
+        want = np.stack([*planes, np.ones_like(planes[0])], axis=-1)
+        if fmt == "rgba8":
+            want = np.clip(want, 0, 1)
+        err = float(np.abs(images[name] - want).max())
+        assert err < tol, (name, err)
+    assert np.abs(stack - real).max() < TOL  # IGS_DECODE_REAL_UNITS on the buffer too
+
+
+# ----------------------------------------------------------------------------------------------
+# Execution: random access
+
+
+def _random_uv(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    uv = rng.uniform(-1.5, 2.5, (n, 2)).astype(np.float32)
+    special = np.array([0.0, 1.0, -0.0, -1e-9, 1e-9, 1 - 2 ** -24, 1 + 2 ** -23, -1.0, 2.0, 0.5,
+                        -1000.3, 999.7, 1.0 / 88, 1.0 / 72, 17 / 88, 15 / 72], dtype=np.float32)
+    k = special.size
+    uv[:k * k, 0] = np.repeat(special, k)
+    uv[:k * k, 1] = np.tile(special, k)
+    return uv
+
+
+@pytest.mark.parametrize("address", [0, 1], ids=["wrap", "clamp"])
+def test_random_access_sampling(backend, walnut, address):
+    data = walnut.to_bytes()
+    uv = _random_uv(10_000, seed=11 + address)
+    got = backend.points(data, sh.MODE_SAMPLE, uv, address=address)
+    p = sh.texel_coords(uv, address, walnut.width, walnut.height)
+    ref = sh.reference_points(walnut, p)
+    err = float(np.abs(got - ref).max())
+    _record(f"sample max|err| {['wrap', 'clamp'][address]} {backend.lang}/{type(backend.runner).__name__}", err)
+    assert err < TOL
+
+
+def test_addressing_edges(backend, walnut, references):
+    data = walnut.to_bytes()
+    w, h = walnut.width, walnut.height
+    dec = references["walnut"]
+    uv = np.array([[0, 0], [1, 1], [-3, 5], [2.5, -0.25], [1, 0], [0, 1]], dtype=np.float32)
+    clamp = backend.points(data, sh.MODE_SAMPLE, uv, address=1)
+    # Clamp holds the edge texel centres: uv 0 and anything below is texel 0, uv 1 and above the last.
+    for row, (x, y) in zip(clamp, [(0, 0), (w - 1, h - 1), (0, h - 1), (w - 1, 0), (w - 1, 0), (0, h - 1)]):
+        assert np.abs(row - dec[y, x]).max() < TOL
+    wrap = backend.points(data, sh.MODE_SAMPLE, uv, address=0)
+    for row in wrap[[1, 4, 5]]:  # uv 1 wraps to the corner at p = (0, 0)
+        assert np.abs(row - wrap[0]).max() < TOL
+    # Texel centres in wrap mode, one period away, land on the decoded texels.
+    xs, ys = np.array([0, 5, w - 1]), np.array([0, 9, h - 1])
+    centres = np.stack([(xs + 0.5) / w + 2, (ys + 0.5) / h - 1], axis=1).astype(np.float32)
+    got = backend.points(data, sh.MODE_SAMPLE, centres, address=0)
+    assert np.abs(got - dec[ys, xs]).max() < TOL
+
+
+# ----------------------------------------------------------------------------------------------
+# Footprint filtering
+
+
+def test_zero_footprint_is_the_point_sample(backend, walnut):
+    uv = _random_uv(2000, seed=5)
+    zero = np.zeros_like(uv)
+    plain = backend.points(walnut.to_bytes(), sh.MODE_SAMPLE, uv)
+    grad = backend.points(walnut.to_bytes(), sh.MODE_SAMPLE_GRAD, uv, zero, zero)
+    assert np.abs(plain - grad).max() < TOL
+
+
+def _random_footprints(n: int, seed: int) -> np.ndarray:
+    """F = J J^T / 12 for random screen-to-texel Jacobians: isotropic, anisotropic, rotated."""
+    rng = np.random.default_rng(seed)
+    scale = np.exp(rng.uniform(np.log(0.1), np.log(12.0), (n, 2)))
+    ang = rng.uniform(0, np.pi, n)
+    c, s = np.cos(ang), np.sin(ang)
+    jx = np.stack([c * scale[:, 0], s * scale[:, 0]], 1)
+    jy = np.stack([-s * scale[:, 1], c * scale[:, 1]], 1)
+    F = np.stack([jx[:, 0] ** 2 + jy[:, 0] ** 2, jx[:, 0] * jx[:, 1] + jy[:, 0] * jy[:, 1],
+                  jx[:, 1] ** 2 + jy[:, 1] ** 2], 1) / 12.0
+    return F.astype(np.float32)
+
+
+def test_footprint_matches_convolved_reference(backend, walnut):
+    rng = np.random.default_rng(21)
+    n = 4000
+    p = (rng.uniform(0, 1, (n, 2)) * [walnut.width, walnut.height]).astype(np.float32)
+    F = _random_footprints(n, seed=22)
+    got = backend.points(walnut.to_bytes(), sh.MODE_FOOTPRINT, p, F=F)
+    ref = sh.reference_points(walnut, p, F=F.astype(np.float64))
+    err = float(np.abs(got - ref).max())
+    _record(f"footprint max|err| {backend.lang}/{type(backend.runner).__name__}", err)
+    assert err < TOL
+
+
+def test_footprint_macros(gl_runner, walnut):
+    """IGS_FOOTPRINT_PEAK_SCALE=0 keeps peak 1; IGS_FOOTPRINT_MIN_K raises K for footprints only."""
+    b = sh.Backend("glsl", gl_runner)
+    rng = np.random.default_rng(23)
+    p = (rng.uniform(0, 1, (2000, 2)) * [walnut.width, walnut.height]).astype(np.float32)
+    F = _random_footprints(2000, seed=24)
+    d = {"IGS_FOOTPRINT_PEAK_SCALE": 0, "IGS_FOOTPRINT_MIN_K": 16}
+    data = walnut.to_bytes()
+    got = b.points(data, sh.MODE_FOOTPRINT, p, F=F, defines=d)
+    ref = sh.reference_points(walnut, p, F=F.astype(np.float64), peak_scale=False, k=16)
+    assert np.abs(got - ref).max() < TOL
+    plain = b.points(data, sh.MODE_TEXEL, p, defines=d)  # point sampling keeps the file's K
+    assert np.abs(plain - sh.reference_points(walnut, p)).max() < TOL
+
+
+@pytest.fixture(scope="module")
+def high_frequency() -> IgsFile:
+    """3000 Gaussians of 0.7..2 px on 96 x 80: detail a point sample aliases at every mip level."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    return from_bytes(build_igs(rng.uniform(0, [96, 80], (n, 2)), rng.uniform(0, np.pi, n),
+                                rng.uniform(0.5, 1.5, (n, 2)), rng.uniform(0, 1, (n, 3)), 96, 80,
+                                ["basecolor.r", "basecolor.g", "basecolor.b"], [[0, 1]] * 3).to_bytes())
+
+
+def _mip_psnr(b: sh.Backend, igs: IgsFile, scale: int, defines: dict | None = None) -> tuple[float, float]:
+    """(footprint, point-sample) PSNR of igsSampleGrad / igsSample at the centres of mip texels
+    against the box-filtered mip of the decoded stack."""
+    mip = sh.box_mip(decode_igs(igs), scale)
+    hm, wm = mip.shape[:2]
+    ys, xs = np.mgrid[0:hm, 0:wm]
+    uv = np.stack([(xs.ravel() + 0.5) / wm, (ys.ravel() + 0.5) / hm], 1).astype(np.float32)
+    ddx = np.tile(np.array([[1.0 / wm, 0.0]], np.float32), (uv.shape[0], 1))
+    ddy = np.tile(np.array([[0.0, 1.0 / hm]], np.float32), (uv.shape[0], 1))
+    data = igs.to_bytes()
+    filtered = b.points(data, sh.MODE_SAMPLE_GRAD, uv, ddx, ddy, defines=defines).reshape(mip.shape)
+    point = b.points(data, sh.MODE_SAMPLE, uv, defines=defines).reshape(mip.shape)
+    return sh.psnr(filtered, mip), sh.psnr(point, mip)
+
+
+# Floors a few dB under the values measured (see shaders/README.md, "Footprint filtering").
+PSNR_FLOOR = {("walnut", 2): 55.0, ("walnut", 4): 50.0, ("walnut", 8): 46.0,
+              ("high_frequency", 2): 35.0, ("high_frequency", 4): 27.0, ("high_frequency", 8): 21.0}
+
+
+@pytest.mark.parametrize("scale", [2, 4, 8])
+@pytest.mark.parametrize("material", ["walnut", "high_frequency"])
+def test_footprint_against_box_mips(backend, request, material, scale):
+    igs = request.getfixturevalue(material)
+    q_f, q_p = _mip_psnr(backend, igs, scale)
+    tag = f"{backend.lang}/{type(backend.runner).__name__}"
+    _record(f"PSNR {material} 1/{scale} footprint / point {tag}", (round(float(q_f), 2), round(float(q_p), 2)))
+    assert q_f >= PSNR_FLOOR[(material, scale)]
+    if material == "high_frequency":
+        assert q_f > q_p + 3.0  # filtering must clearly beat aliasing point samples
+    else:
+        assert q_f > q_p - 0.5  # a smooth bake: point samples are already close at 1/2
+
+
+def test_footprint_min_k_improves_minification(gl_runner, high_frequency):
+    b = sh.Backend("glsl", gl_runner)
+    for scale in (2, 4, 8):
+        q_k, _ = _mip_psnr(b, high_frequency, scale)
+        q_32, _ = _mip_psnr(b, high_frequency, scale, {"IGS_FOOTPRINT_MIN_K": 32})
+        _record(f"PSNR high_frequency 1/{scale} footprint K=10 / IGS_FOOTPRINT_MIN_K=32", (round(float(q_k), 2), round(float(q_32), 2)))
+        assert q_32 > q_k
