@@ -318,6 +318,20 @@ def test_decode_images(backend, walnut, references, fmt):
     assert np.abs(stack - real).max() < TOL  # IGS_DECODE_REAL_UNITS on the buffer too
 
 
+def test_readme_host_example(vk_runner, walnut, tmp_path, monkeypatch):
+    """The wgpu example of shaders/README.md runs as printed and decodes the reference stack."""
+    text = (sh.SHADERS / "README.md").read_text()
+    code = re.search(r"## Minimal host.*?```python\n(.*?)```", text, re.S).group(1)
+    path = tmp_path / "walnut.igs"
+    path.write_bytes(walnut.to_bytes())
+    code = code.replace('path = "material.igs"', f"path = {str(path)!r}")
+    code = code.replace('shaders = "shaders"', f"shaders = {str(sh.SHADERS)!r}")
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(code, "README.md example", "exec"), scope)
+    assert np.abs(scope["stack"] - decode_igs(walnut)).max() < TOL
+
+
 # ----------------------------------------------------------------------------------------------
 # Execution: random access
 
@@ -401,18 +415,24 @@ def test_footprint_matches_convolved_reference(backend, walnut):
     assert err < TOL
 
 
+PEAK1 = {"IGS_FOOTPRINT_PEAK_SCALE": 0}
+MIN_K32 = {"IGS_FOOTPRINT_MIN_K": 32}
+
+
 def test_footprint_macros(gl_runner, walnut):
     """IGS_FOOTPRINT_PEAK_SCALE=0 keeps peak 1; IGS_FOOTPRINT_MIN_K raises K for footprints only."""
     b = sh.Backend("glsl", gl_runner)
     rng = np.random.default_rng(23)
     p = (rng.uniform(0, 1, (2000, 2)) * [walnut.width, walnut.height]).astype(np.float32)
     F = _random_footprints(2000, seed=24)
-    d = {"IGS_FOOTPRINT_PEAK_SCALE": 0, "IGS_FOOTPRINT_MIN_K": 16}
     data = walnut.to_bytes()
-    got = b.points(data, sh.MODE_FOOTPRINT, p, F=F, defines=d)
-    ref = sh.reference_points(walnut, p, F=F.astype(np.float64), peak_scale=False, k=16)
+    got = b.points(data, sh.MODE_FOOTPRINT, p, F=F, defines=PEAK1)
+    ref = sh.reference_points(walnut, p, F=F.astype(np.float64), peak_scale=False)
     assert np.abs(got - ref).max() < TOL
-    plain = b.points(data, sh.MODE_TEXEL, p, defines=d)  # point sampling keeps the file's K
+    got = b.points(data, sh.MODE_FOOTPRINT, p, F=F, defines=MIN_K32)
+    ref = sh.reference_points(walnut, p, F=F.astype(np.float64), k=32)
+    assert np.abs(got - ref).max() < TOL
+    plain = b.points(data, sh.MODE_TEXEL, p, defines=MIN_K32)  # point sampling keeps the file's K
     assert np.abs(plain - sh.reference_points(walnut, p)).max() < TOL
 
 
@@ -460,10 +480,19 @@ def test_footprint_against_box_mips(backend, request, material, scale):
         assert q_f > q_p - 0.5  # a smooth bake: point samples are already close at 1/2
 
 
-def test_footprint_min_k_improves_minification(gl_runner, high_frequency):
+@pytest.mark.parametrize("material", ["walnut", "high_frequency"])
+def test_footprint_options_psnr(gl_runner, request, material):
+    """The measurements behind the defaults (README, "Footprint filtering")."""
+    igs = request.getfixturevalue(material)
     b = sh.Backend("glsl", gl_runner)
     for scale in (2, 4, 8):
-        q_k, _ = _mip_psnr(b, high_frequency, scale)
-        q_32, _ = _mip_psnr(b, high_frequency, scale, {"IGS_FOOTPRINT_MIN_K": 32})
-        _record(f"PSNR high_frequency 1/{scale} footprint K=10 / IGS_FOOTPRINT_MIN_K=32", (round(float(q_k), 2), round(float(q_32), 2)))
-        assert q_32 > q_k
+        q, _ = _mip_psnr(b, igs, scale)
+        q_peak1, _ = _mip_psnr(b, igs, scale, PEAK1)
+        q_32, _ = _mip_psnr(b, igs, scale, MIN_K32)
+        _record(f"PSNR {material} 1/{scale} footprint default / peak 1 / MIN_K=32",
+                tuple(round(float(x), 2) for x in (q, q_peak1, q_32)))
+        if material == "high_frequency":
+            # Mass-preserving beats peak 1 on fine detail, and a wide footprint wants more than K.
+            # (Not on the fitted walnut: its image was optimised for top-10, and more Gaussians
+            # shift it, so MIN_K costs PSNR there; see the README.)
+            assert q > q_peak1 and q_32 > q
