@@ -282,9 +282,12 @@ class GlRunner:
     """GLSL compute through moderngl on an EGL standalone context (Mesa llvmpipe when no GPU)."""
 
     def __init__(self):
-        import moderngl
-        self.moderngl = moderngl
-        self.ctx = moderngl.create_standalone_context(backend="egl", require=430)
+        try:
+            import moderngl
+            self.ctx = moderngl.create_standalone_context(backend="egl", require=430)
+        except Exception as exc:
+            raise RuntimeError(f"no OpenGL 4.3 context through EGL ({exc!r}): run "
+                               "tools/install_shader_deps.sh (moderngl, Mesa llvmpipe)") from exc
         self.renderer = self.ctx.info["GL_RENDERER"]
         self._cache: dict = {}
 
@@ -366,8 +369,11 @@ class WgpuRunner:
     """SPIR-V compute through wgpu-py on a Vulkan adapter (Mesa lavapipe when no GPU)."""
 
     def __init__(self):
-        import wgpu
-        from wgpu.backends.wgpu_native import extras
+        try:
+            import wgpu
+            from wgpu.backends.wgpu_native import extras
+        except Exception as exc:
+            raise RuntimeError(f"wgpu-py is not importable ({exc!r}): run tools/install_shader_deps.sh") from exc
         self.wgpu = wgpu
         try:
             # Vulkan only: the GL backend would probe EGL/Wayland (noise) and switch the current
@@ -377,7 +383,8 @@ class WgpuRunner:
             pass
         vulkan = [a for a in wgpu.gpu.enumerate_adapters_sync() if a.info.get("backend_type") == "Vulkan"]
         if not vulkan:
-            raise RuntimeError("wgpu found no Vulkan adapter (is mesa-vulkan-drivers installed?)")
+            raise RuntimeError("wgpu found no Vulkan adapter: run tools/install_shader_deps.sh "
+                               "(mesa-vulkan-drivers provides lavapipe)")
         self.adapter = vulkan[0]
         self.renderer = self.adapter.summary
         self.device = self.adapter.request_device_sync()
