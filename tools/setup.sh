@@ -8,6 +8,8 @@ PY=${PYTHON:-python3}
 "$PY" -m pip install -q --disable-pip-version-check torch==2.13.0
 # Editable install builds the native C++ extension (igs_tex._native) when a compiler is present.
 "$PY" -m pip install -q --disable-pip-version-check -e ".[test]"
+# Shader compilers and Mesa's CPU OpenGL/Vulkan drivers for the shader tests (apt + pip).
+bash tools/install_shader_deps.sh
 hash -r 2>/dev/null || true
 command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 # An independent KTX2 implementation (npm) that the KTX2 interoperability test reads and writes with.
