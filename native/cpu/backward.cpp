@@ -22,13 +22,13 @@ constexpr int kMoments = 6;
 
 struct BackwardScratch {
     TileSoA soa;
-    std::vector<float> U, V, G, gT, oT, S, inv, px, lanes;
+    std::vector<float> U, V, G, W, dot, gT, oT, S, inv, px, lanes;
     std::vector<uint8_t> keep, used_flag, touched;
     std::vector<int32_t> used, local_of;
     bool bad_topk = false;  // a saved entry names a Gaussian its tile does not list
 };
 
-float lane_sum(const float* a, int n) {
+IGS_ALWAYS_INLINE float lane_sum(const float* a, int n) {
     float s = 0.0f;
     for (int x = 0; x < n; ++x) s += a[x];
     return s;
@@ -47,7 +47,7 @@ void write_pair(float* slot, const Gaussian& g, const GeomMoments& m, const floa
 // u, v and G of Gaussian g for one row, G zeroed where the texel did not keep g (kept may be
 // null: every texel kept it). Bit for bit the values the forward computed.
 template <int LN>
-void geometry_row(const Gaussian& g, const float* IGS_RESTRICT px, float py,
+IGS_ALWAYS_INLINE void geometry_row(const Gaussian& g, const float* IGS_RESTRICT px, float py,
                   const uint8_t* IGS_RESTRICT kept, float* IGS_RESTRICT U, float* IGS_RESTRICT V,
                   float* IGS_RESTRICT G) {
     for (int x = 0; x < LN; ++x) {
@@ -61,51 +61,66 @@ void geometry_row(const Gaussian& g, const float* IGS_RESTRICT px, float py,
         for (int x = 0; x < LN; ++x) G[x] = kept[x] ? G[x] : 0.0f;
 }
 
-// One Gaussian's contribution over one row, accumulated lane-wise into acc (kMoments + C
-// rows of LN): the moments of GeomMoments and the colour gradient sum_x w g.
+// One row's contribution of every used Gaussian, accumulated lane-wise into its block of
+// `lanes` (kMoments + C rows of LN): the moments of GeomMoments and sum_x w g for colour.
+// Channel-outer, Gaussian-inner: consecutive updates go to different Gaussians, so they do
+// not wait on each other (a Gaussian-outer dot product is one long dependent add chain);
+// each per-(Gaussian, texel) sum still runs over channels in order, as blend_backward().
 template <int LN>
-void backward_row(const float* IGS_RESTRICT U, const float* IGS_RESTRICT V,
-                  const float* IGS_RESTRICT G, const float* IGS_RESTRICT cj, float axj, float ayj,
-                  int C, const float* IGS_RESTRICT gT, const float* IGS_RESTRICT oT,
-                  const float* IGS_RESTRICT inv, float* IGS_RESTRICT acc) {
-    // dL/dG = g . (c_j - out) / (S + eps), as blend_backward() in texel.h.
-    float dot[LN];
-    for (int x = 0; x < LN; ++x) dot[x] = 0.0f;
+IGS_ALWAYS_INLINE void backward_row(const int32_t* IGS_RESTRICT used, int n_used,
+                                    const float* IGS_RESTRICT U, const float* IGS_RESTRICT V,
+                                    const float* IGS_RESTRICT G, const TileSoA& soa, int C,
+                                    const float* IGS_RESTRICT gT, const float* IGS_RESTRICT oT,
+                                    const float* IGS_RESTRICT inv, float* IGS_RESTRICT W,
+                                    float* IGS_RESTRICT dot, float* IGS_RESTRICT lanes) {
+    const int M = kMoments + C;
+    const float* IGS_RESTRICT colour = soa.colour.data();
+    for (int u = 0; u < n_used; ++u) {
+        const size_t j = static_cast<size_t>(used[u]);
+        for (int x = 0; x < LN; ++x) {
+            W[j * LN + x] = G[j * LN + x] * inv[x];  // dL/dc_j = w g
+            dot[j * LN + x] = 0.0f;
+        }
+    }
     for (int c = 0; c < C; ++c) {
-        const float cv = cj[c];
         const float* IGS_RESTRICT gc = gT + static_cast<size_t>(c) * LN;
         const float* IGS_RESTRICT oc = oT + static_cast<size_t>(c) * LN;
-        for (int x = 0; x < LN; ++x) dot[x] += gc[x] * (cv - oc[x]);
+        for (int u = 0; u < n_used; ++u) {
+            const size_t j = static_cast<size_t>(used[u]);
+            const float cv = colour[j * C + c];
+            float* IGS_RESTRICT dj = dot + j * LN;
+            const float* IGS_RESTRICT wj = W + j * LN;
+            float* IGS_RESTRICT dc = lanes + (j * M + kMoments + c) * LN;
+            for (int x = 0; x < LN; ++x) {
+                dj[x] += gc[x] * (cv - oc[x]);  // g . (c_j - out), see blend_backward()
+                dc[x] += wj[x] * gc[x];
+            }
+        }
     }
-    float w[LN];
-    float* IGS_RESTRICT su = acc;
-    float* IGS_RESTRICT sv = acc + LN;
-    float* IGS_RESTRICT suv = acc + 2 * LN;
-    float* IGS_RESTRICT svu = acc + 3 * LN;
-    float* IGS_RESTRICT suu = acc + 4 * LN;
-    float* IGS_RESTRICT svv = acc + 5 * LN;
-    for (int x = 0; x < LN; ++x) {
-        const float Gx = G[x];
-        w[x] = Gx * inv[x];
-        const float gq = grad_exponent(Gx, dot[x] * inv[x]);
-        const float a = gq * (U[x] * axj);
-        const float b = gq * (V[x] * ayj);
-        su[x] += a;
-        sv[x] += b;
-        suv[x] += a * V[x];
-        svu[x] += b * U[x];
-        suu[x] += a * U[x];
-        svv[x] += b * V[x];
-    }
-    for (int c = 0; c < C; ++c) {
-        float* IGS_RESTRICT dc = acc + static_cast<size_t>(kMoments + c) * LN;
-        const float* IGS_RESTRICT gc = gT + static_cast<size_t>(c) * LN;
-        for (int x = 0; x < LN; ++x) dc[x] += w[x] * gc[x];
+    for (int u = 0; u < n_used; ++u) {
+        const size_t j = static_cast<size_t>(used[u]);
+        const float axj = soa.ax[j], ayj = soa.ay[j];
+        const float* IGS_RESTRICT Uj = U + j * LN;
+        const float* IGS_RESTRICT Vj = V + j * LN;
+        const float* IGS_RESTRICT Gj = G + j * LN;
+        const float* IGS_RESTRICT dj = dot + j * LN;
+        float* IGS_RESTRICT acc = lanes + j * M * LN;
+        for (int x = 0; x < LN; ++x) {
+            const float gq = grad_exponent(Gj[x], dj[x] * inv[x]);
+            const float a = gq * (Uj[x] * axj);
+            const float b = gq * (Vj[x] * ayj);
+            acc[x] += a;
+            acc[LN + x] += b;
+            acc[2 * LN + x] += a * Vj[x];
+            acc[3 * LN + x] += b * Uj[x];
+            acc[4 * LN + x] += a * Uj[x];
+            acc[5 * LN + x] += b * Vj[x];
+        }
     }
 }
 
 template <int LN>
-void backward_tile_fast(const Gaussian* table, const Params& p, const Shape& s,
+IGS_ALWAYS_INLINE void backward_tile_fast(const Gaussian* table, const Params& p, const Shape& s,
                         const TileGrid& grid, const TileLists& lists, int64_t t,
                         const float* grad_out, const float* image, const int32_t* topk,
                         float* pair_grad, BackwardScratch& sc) {
@@ -129,6 +144,8 @@ void backward_tile_fast(const Gaussian* table, const Params& p, const Shape& s,
     float* S = grow(sc.S, LN);
     float* inv = grow(sc.inv, LN);
     float* px = grow(sc.px, LN);
+    float* W = grow(sc.W, LL);
+    float* dot = grow(sc.dot, LL);
     float* lanes = grow(sc.lanes, static_cast<size_t>(L) * M * LN);
     uint8_t* keep = grow(sc.keep, LL);
     uint8_t* used_flag = grow(sc.used_flag, L);
@@ -198,15 +215,13 @@ void backward_tile_fast(const Gaussian* table, const Params& p, const Shape& s,
 
         for (int u = 0; u < n_used; ++u) {
             const size_t j = static_cast<size_t>(used[u]);
-            float* acc = lanes + j * M * LN;
             if (!touched[j]) {
+                float* acc = lanes + j * M * LN;
                 std::fill(acc, acc + static_cast<size_t>(M) * LN, 0.0f);
                 touched[j] = 1;
             }
-            backward_row<LN>(U + j * LN, V + j * LN, G + j * LN,
-                             sc.soa.colour.data() + j * C, sc.soa.ax[j], sc.soa.ay[j], C, gT, oT,
-                             inv, acc);
         }
+        backward_row<LN>(used, n_used, U, V, G, sc.soa, C, gT, oT, inv, W, dot, lanes);
     }
 
     float dcol[64];
@@ -232,6 +247,30 @@ void backward_tile_fast(const Gaussian* table, const Params& p, const Shape& s,
     if (select)
         for (int j = 0; j < L; ++j) sc.local_of[list[j]] = -1;
 }
+
+#define IGS_BACKWARD_TILE_ARGS                                                               \
+    const Gaussian *table, const Params &p, const Shape &s, const TileGrid &grid,              \
+        const TileLists &lists, int64_t t, const float *grad_out, const float *image,          \
+        const int32_t *topk, float *pair_grad, BackwardScratch &sc
+
+IGS_ALWAYS_INLINE void backward_tile_lanes(IGS_BACKWARD_TILE_ARGS) {
+    switch (lanes_for(s.tile)) {
+        case 8: backward_tile_fast<8>(table, p, s, grid, lists, t, grad_out, image, topk, pair_grad, sc); break;
+        case 16: backward_tile_fast<16>(table, p, s, grid, lists, t, grad_out, image, topk, pair_grad, sc); break;
+        case 32: backward_tile_fast<32>(table, p, s, grid, lists, t, grad_out, image, topk, pair_grad, sc); break;
+        default: backward_tile_fast<64>(table, p, s, grid, lists, t, grad_out, image, topk, pair_grad, sc); break;
+    }
+}
+
+void backward_tile_baseline(IGS_BACKWARD_TILE_ARGS) {
+    backward_tile_lanes(table, p, s, grid, lists, t, grad_out, image, topk, pair_grad, sc);
+}
+
+#if IGS_AVX2_VARIANT
+IGS_TARGET_AVX2 void backward_tile_avx2(IGS_BACKWARD_TILE_ARGS) {
+    backward_tile_lanes(table, p, s, grid, lists, t, grad_out, image, topk, pair_grad, sc);
+}
+#endif
 
 // One texel at a time through the header functions, as a CUDA thread would.
 void backward_tile_simple(const Gaussian* table, const Params& p, const Shape& s,
@@ -296,6 +335,10 @@ bool backward(const Params& p, const Shape& s, const TileLists& lists, const flo
     const std::vector<Gaussian> table = prepare_gaussians(p);
     std::vector<float> pair_grad(static_cast<size_t>(pairs) * D);
     int bad = 0;
+    auto* fast_tile = &backward_tile_baseline;
+#if IGS_AVX2_VARIANT
+    if (simd_avx2()) fast_tile = &backward_tile_avx2;
+#endif
 #pragma omp parallel reduction(| : bad)
     {
         BackwardScratch sc;
@@ -303,11 +346,8 @@ bool backward(const Params& p, const Shape& s, const TileLists& lists, const flo
 #pragma omp for schedule(dynamic, 2)
         for (int64_t t = 0; t < n_tiles; ++t) {
             if (fast)
-                run_lanes(s.tile, [&](auto lanes) {
-                    backward_tile_fast<decltype(lanes)::value>(table.data(), p, s, grid, lists, t,
-                                                               grad_out, image, topk,
-                                                               pair_grad.data(), sc);
-                });
+                fast_tile(table.data(), p, s, grid, lists, t, grad_out, image, topk,
+                          pair_grad.data(), sc);
             else
                 backward_tile_simple(table.data(), p, s, grid, lists, t, grad_out, image, topk,
                                      pair_grad.data(), sc);

@@ -15,6 +15,7 @@
 #include "igs/common.h"
 #include "igs/gaussian.h"
 #include "kernels.h"
+#include "tile_data.h"
 
 namespace py = pybind11;
 
@@ -224,14 +225,9 @@ py::dict build_info() {
 #else
     d["openmp"] = false;
 #endif
-#if defined(__AVX2__)
-    d["simd"] = "avx2";
-#elif defined(__SSE2__) || defined(_M_X64)
-    d["simd"] = "sse2";
-#else
-    d["simd"] = "none";
-#endif
+    d["simd"] = igs::cpu::simd_name();
     d["max_k"] = igs::kMaxK;
+    d["max_fast_tile"] = igs::cpu::kMaxFastTile;
     return d;
 }
 
@@ -261,4 +257,13 @@ PYBIND11_MODULE(_native, m) {
     m.def("num_threads", &num_threads);
     m.def("set_num_threads", &set_num_threads, py::arg("n"));
     m.def("build_info", &build_info);
+    m.def(
+        "set_simd",
+        [](const std::string& name) {
+            if (!igs::cpu::set_simd(name.c_str()))
+                throw py::value_error("set_simd: expected 'auto' or 'baseline', got '" + name + "'");
+        },
+        py::arg("name"),
+        "'auto' uses AVX2 kernels where the CPU has them; 'baseline' forces the portable ones "
+        "(same bytes either way).");
 }

@@ -21,7 +21,8 @@ namespace {
 struct ForwardScratch {
     TileSoA soa;
     std::vector<float> G, px;
-    std::vector<uint8_t> keep;
+    std::vector<float> top;
+    std::vector<int32_t> keep;
     std::vector<int32_t> used;
 };
 
@@ -30,14 +31,63 @@ void write_all_listed(const int32_t* list, int count, int k, int32_t* dst) {
 }
 
 template <int LN>
-void eval_row(const Gaussian& g, const float* IGS_RESTRICT px, float py, float* IGS_RESTRICT out) {
+IGS_ALWAYS_INLINE void eval_row(const Gaussian& g, const float* IGS_RESTRICT px, float py, float* IGS_RESTRICT out) {
     for (int x = 0; x < LN; ++x) out[x] = eval(g, px[x], py);
+}
+
+// The exact top-K of every lane (texel) of a row at once, branch-free; the same rule as
+// TopKSorted in topk.h (the tests hold the two paths to identical selections):
+//  1. tau[x] = the K-th largest of G[.][x] counting repeats: each G is inserted into a
+//     descending list per lane with new_k = max(old_k, min(old_{k-1}, g)), no compares that
+//     branch, so lanes never diverge;
+//  2. keep every G > tau, then the G == tau in index order while fewer than K are kept:
+//     ties go to the lower index. The kept < K cap only matters for NaN input.
+// A per-texel scalar top-K spent most of its time in mispredicted branches.
+template <int LN>
+IGS_ALWAYS_INLINE void select_row(const float* IGS_RESTRICT G, int L, int K, float* IGS_RESTRICT top,
+                int32_t* IGS_RESTRICT keep) {
+    for (int k = 0; k < K; ++k)
+        for (int x = 0; x < LN; ++x) top[k * LN + x] = -1.0f;  // below any G
+    for (int j = 0; j < L; ++j) {
+        const float* IGS_RESTRICT g = G + static_cast<size_t>(j) * LN;
+        for (int k = K - 1; k > 0; --k) {
+            float* IGS_RESTRICT cur = top + k * LN;
+            const float* IGS_RESTRICT prev = top + (k - 1) * LN;
+            for (int x = 0; x < LN; ++x) {
+                const float lo = prev[x] < g[x] ? prev[x] : g[x];
+                cur[x] = cur[x] > lo ? cur[x] : lo;
+            }
+        }
+        for (int x = 0; x < LN; ++x) top[x] = top[x] > g[x] ? top[x] : g[x];
+    }
+    const float* IGS_RESTRICT tau = top + (K - 1) * LN;
+    int32_t ties[LN], kept[LN];
+    for (int x = 0; x < LN; ++x) {
+        ties[x] = K;
+        kept[x] = 0;
+    }
+    for (int j = 0; j < L; ++j) {
+        const float* IGS_RESTRICT g = G + static_cast<size_t>(j) * LN;
+        for (int x = 0; x < LN; ++x) ties[x] -= g[x] > tau[x] ? 1 : 0;
+    }
+    for (int j = 0; j < L; ++j) {
+        const float* IGS_RESTRICT g = G + static_cast<size_t>(j) * LN;
+        int32_t* IGS_RESTRICT kj = keep + static_cast<size_t>(j) * LN;
+        for (int x = 0; x < LN; ++x) {
+            const int32_t eq = g[x] == tau[x] ? 1 : 0;
+            const int32_t take = ((g[x] > tau[x] ? 1 : 0) | (eq & (ties[x] > 0 ? 1 : 0))) &
+                                 (kept[x] < K ? 1 : 0);
+            ties[x] -= eq & take;
+            kept[x] += take;
+            kj[x] = take;
+        }
+    }
 }
 
 // Zeroes G where the texel did not keep Gaussian j; returns whether any texel kept it.
 template <int LN>
-bool mask_row(float* IGS_RESTRICT Gj, const uint8_t* IGS_RESTRICT kept) {
-    uint8_t any = 0;
+IGS_ALWAYS_INLINE bool mask_row(float* IGS_RESTRICT Gj, const int32_t* IGS_RESTRICT kept) {
+    int32_t any = 0;
     for (int x = 0; x < LN; ++x) {
         any |= kept[x];
         Gj[x] = kept[x] ? Gj[x] : 0.0f;
@@ -45,13 +95,13 @@ bool mask_row(float* IGS_RESTRICT Gj, const uint8_t* IGS_RESTRICT kept) {
     return any != 0;
 }
 
-// Blends one row: out = sum_j G[j] c_j / (sum_j G[j] + eps) over the listed rows `used` of G.
-// Channel-outer so each channel's accumulator stays in registers across the Gaussians
-// (Gaussian-outer would store and reload it per Gaussian); zeroed G add exactly nothing.
+// Blends one row: out = sum_j G[j] c_j / (sum_j G[j] + eps) over the listed rows `used` of G;
+// zeroed G add exactly nothing. Channel-outer so accumulators stay in registers, four
+// channels at a time so four independent add chains overlap (one chain waits on itself).
 template <int LN>
-void blend_row(const float* IGS_RESTRICT G, const int32_t* IGS_RESTRICT used, int n_used,
-               const float* IGS_RESTRICT colour, int C, float eps, int nx,
-               float* IGS_RESTRICT out) {
+IGS_ALWAYS_INLINE void blend_row(const float* IGS_RESTRICT G, const int32_t* IGS_RESTRICT used,
+                                 int n_used, const float* IGS_RESTRICT colour, int C, float eps,
+                                 int nx, float* IGS_RESTRICT out) {
     float den[LN];
     for (int x = 0; x < LN; ++x) den[x] = 0.0f;
     for (int u = 0; u < n_used; ++u) {
@@ -59,7 +109,30 @@ void blend_row(const float* IGS_RESTRICT G, const int32_t* IGS_RESTRICT used, in
         for (int x = 0; x < LN; ++x) den[x] += Gj[x];
     }
     for (int x = 0; x < LN; ++x) den[x] += eps;
-    for (int c = 0; c < C; ++c) {
+    int c = 0;
+    for (; c + 4 <= C; c += 4) {
+        float a0[LN], a1[LN], a2[LN], a3[LN];
+        for (int x = 0; x < LN; ++x) a0[x] = a1[x] = a2[x] = a3[x] = 0.0f;
+        for (int u = 0; u < n_used; ++u) {
+            const float* IGS_RESTRICT Gj = G + static_cast<size_t>(used[u]) * LN;
+            const float* IGS_RESTRICT cj = colour + static_cast<size_t>(used[u]) * C + c;
+            const float c0 = cj[0], c1 = cj[1], c2 = cj[2], c3 = cj[3];
+            for (int x = 0; x < LN; ++x) {
+                a0[x] += Gj[x] * c0;
+                a1[x] += Gj[x] * c1;
+                a2[x] += Gj[x] * c2;
+                a3[x] += Gj[x] * c3;
+            }
+        }
+        for (int x = 0; x < nx; ++x) {
+            float* o = out + static_cast<int64_t>(x) * C + c;
+            o[0] = a0[x] / den[x];
+            o[1] = a1[x] / den[x];
+            o[2] = a2[x] / den[x];
+            o[3] = a3[x] / den[x];
+        }
+    }
+    for (; c < C; ++c) {
         float acc[LN];
         for (int x = 0; x < LN; ++x) acc[x] = 0.0f;
         for (int u = 0; u < n_used; ++u) {
@@ -67,15 +140,14 @@ void blend_row(const float* IGS_RESTRICT G, const int32_t* IGS_RESTRICT used, in
             const float cv = colour[static_cast<size_t>(used[u]) * C + c];
             for (int x = 0; x < LN; ++x) acc[x] += Gj[x] * cv;
         }
-        for (int x = 0; x < LN; ++x) acc[x] = acc[x] / den[x];
-        for (int x = 0; x < nx; ++x) out[static_cast<int64_t>(x) * C + c] = acc[x];
+        for (int x = 0; x < nx; ++x) out[static_cast<int64_t>(x) * C + c] = acc[x] / den[x];
     }
 }
 
 // LN (lanes per row) is a template parameter so the common tile sizes get fully unrolled
-// row loops; run_lanes() picks the instance.
+// row loops; forward_tile_lanes() picks the instance.
 template <int LN>
-void forward_tile_fast(const Gaussian* table, const Params& p, const Shape& s,
+IGS_ALWAYS_INLINE void forward_tile_fast(const Gaussian* table, const Params& p, const Shape& s,
                        const TileGrid& grid, const TileLists& lists, int64_t t, float* image,
                        int32_t* topk, ForwardScratch& sc) {
     const int C = p.channels;
@@ -87,7 +159,8 @@ void forward_tile_fast(const Gaussian* table, const Params& p, const Shape& s,
     sc.soa.gather(table, p.colour, C, list, L);
     float* G = grow(sc.G, static_cast<size_t>(L) * LN);
     float* px = grow(sc.px, LN);
-    uint8_t* keep = grow(sc.keep, static_cast<size_t>(L) * LN);
+    int32_t* keep = grow(sc.keep, static_cast<size_t>(L) * LN);
+    float* top = grow(sc.top, static_cast<size_t>(K) * LN);
     int32_t* used = grow(sc.used, L);
     for (int x = 0; x < LN; ++x) px[x] = texel_centre(rect.x0 + x);
     const bool select = L > K;
@@ -103,17 +176,17 @@ void forward_tile_fast(const Gaussian* table, const Params& p, const Shape& s,
         for (int j = 0; j < L; ++j) eval_row<LN>(sc.soa.at(j), px, py, G + static_cast<size_t>(j) * LN);
 
         if (select) {
-            std::memset(keep, 0, static_cast<size_t>(L) * LN);
+            select_row<LN>(G, L, K, top, keep);
             for (int x = 0; x < rect.nx; ++x) {
-                TopKStream top;
-                top.reset(K);
-                for (int j = 0; j < L; ++j) top.push(G[static_cast<size_t>(j) * LN + x], j);
-                top.sort_by_index();
-                int32_t* dst = topk + (row_texel + x) * K;
-                for (int q = 0; q < K; ++q) {
-                    keep[static_cast<size_t>(top.idx[q]) * LN + x] = 1;
-                    dst[q] = list[top.idx[q]];
+                // Branch-free gather of the kept indices; buf has room for the write at n == K.
+                int32_t buf[kMaxK + 1];
+                int n = 0;
+                for (int j = 0; j < L; ++j) {
+                    buf[n] = list[j];
+                    n += keep[static_cast<size_t>(j) * LN + x];
                 }
+                int32_t* dst = topk + (row_texel + x) * K;
+                for (int q = 0; q < K; ++q) dst[q] = q < n ? buf[q] : -1;
             }
             n_used = 0;
             for (int j = 0; j < L; ++j)
@@ -127,6 +200,29 @@ void forward_tile_fast(const Gaussian* table, const Params& p, const Shape& s,
                       image + row_texel * C);
     }
 }
+
+#define IGS_FORWARD_TILE_ARGS                                                                \
+    const Gaussian *table, const Params &p, const Shape &s, const TileGrid &grid,              \
+        const TileLists &lists, int64_t t, float *image, int32_t *topk, ForwardScratch &sc
+
+IGS_ALWAYS_INLINE void forward_tile_lanes(IGS_FORWARD_TILE_ARGS) {
+    switch (lanes_for(s.tile)) {
+        case 8: forward_tile_fast<8>(table, p, s, grid, lists, t, image, topk, sc); break;
+        case 16: forward_tile_fast<16>(table, p, s, grid, lists, t, image, topk, sc); break;
+        case 32: forward_tile_fast<32>(table, p, s, grid, lists, t, image, topk, sc); break;
+        default: forward_tile_fast<64>(table, p, s, grid, lists, t, image, topk, sc); break;
+    }
+}
+
+void forward_tile_baseline(IGS_FORWARD_TILE_ARGS) {
+    forward_tile_lanes(table, p, s, grid, lists, t, image, topk, sc);
+}
+
+#if IGS_AVX2_VARIANT
+IGS_TARGET_AVX2 void forward_tile_avx2(IGS_FORWARD_TILE_ARGS) {
+    forward_tile_lanes(table, p, s, grid, lists, t, image, topk, sc);
+}
+#endif
 
 // One texel at a time through the header functions, exactly as a CUDA thread would.
 void forward_tile_simple(const Gaussian* table, const Params& p, const Shape& s,
@@ -163,16 +259,17 @@ void forward(const Params& p, const Shape& s, const TileLists& lists, float* ima
     const std::vector<Gaussian> table = prepare_gaussians(p);
     // Tiles differ a lot in cost (listed counts vary), so hand them out dynamically; the
     // result does not depend on which thread runs which tile.
+    auto* fast_tile = &forward_tile_baseline;
+#if IGS_AVX2_VARIANT
+    if (simd_avx2()) fast_tile = &forward_tile_avx2;
+#endif
 #pragma omp parallel
     {
         ForwardScratch sc;
 #pragma omp for schedule(dynamic, 2)
         for (int64_t t = 0; t < n_tiles; ++t) {
             if (fast)
-                run_lanes(s.tile, [&](auto lanes) {
-                    forward_tile_fast<decltype(lanes)::value>(table.data(), p, s, grid, lists, t,
-                                                              image, topk, sc);
-                });
+                fast_tile(table.data(), p, s, grid, lists, t, image, topk, sc);
             else
                 forward_tile_simple(table.data(), p, s, grid, lists, t, image, topk);
         }

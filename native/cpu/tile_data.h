@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <type_traits>
 #include <vector>
 
 #ifdef _OPENMP
@@ -32,16 +31,31 @@ inline int lanes_for(int tile) { return (tile + 7) & ~7; }
 // Larger tiles run the simple per-texel path (their rows would not fit the lane buffers).
 constexpr int kMaxFastTile = 64;
 
-// Calls f(std::integral_constant<int, LN>) with the lane count of this tile size: the usual
-// sizes get a compile-time count, anything else the 64-lane instance.
-template <class F>
-inline void run_lanes(int tile, F&& f) {
-    const int lanes = lanes_for(tile);
-    if (lanes == 16) f(std::integral_constant<int, 16>());
-    else if (lanes == 8) f(std::integral_constant<int, 8>());
-    else if (lanes == 32) f(std::integral_constant<int, 32>());
-    else f(std::integral_constant<int, 64>());
-}
+// The row kernels are written once and compiled twice on x86-64 with GCC/Clang: for the
+// baseline ISA the wheel targets and for AVX2, picked at run time (simd_avx2()). Everything
+// below a per-tile entry point is force-inlined so it is compiled for that entry's ISA.
+// Both variants give identical bytes: no FMA contraction (-ffp-contract=off), no
+// reassociation, and every SIMD lane computes exactly the scalar expression.
+#if defined(__GNUC__)
+#define IGS_ALWAYS_INLINE inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#define IGS_ALWAYS_INLINE __forceinline
+#else
+#define IGS_ALWAYS_INLINE inline
+#endif
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__AVX2__)
+#define IGS_AVX2_VARIANT 1
+#define IGS_TARGET_AVX2 __attribute__((target("avx2")))
+#else
+#define IGS_AVX2_VARIANT 0
+#endif
+
+// True when the AVX2 variant exists, the CPU has AVX2, and set_simd() has not turned it off.
+bool simd_avx2();
+// "auto" (default) or "baseline"; returns false for an unknown name.
+bool set_simd(const char* name);
+const char* simd_name();
 
 // cos/sin once per Gaussian per step instead of once per texel.
 inline std::vector<Gaussian> prepare_gaussians(const Params& p) {
