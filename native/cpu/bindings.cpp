@@ -15,6 +15,7 @@
 #include "igs/common.h"
 #include "igs/gaussian.h"
 #include "kernels.h"
+#include "ssim.h"
 #include "tile_data.h"
 
 namespace py = pybind11;
@@ -218,6 +219,25 @@ void set_num_threads(int n) {
 #endif
 }
 
+// Per-channel mean SSIM of x against y ([H, W, C] float32) and, with want_grad, its gradient
+// with respect to x (the fitter's loss; see ssim.h).
+py::tuple ssim(const F32& x, const F32& y, bool want_grad) {
+    auto bx = x.request(), by = y.request();
+    if (bx.ndim != 3 || by.ndim != 3 || bx.shape != by.shape)
+        throw py::value_error("ssim: x and y must both be [H, W, C] of one shape");
+    const int h = static_cast<int>(bx.shape[0]), w = static_cast<int>(bx.shape[1]),
+              c = static_cast<int>(bx.shape[2]);
+    if (h < 11 || w < 11) throw py::value_error("ssim: images must be at least 11x11");
+    py::array_t<double> s(c);
+    F32 g = want_grad ? F32(bx.shape) : F32(std::vector<py::ssize_t>{0});
+    {
+        py::gil_scoped_release nogil;
+        igs::cpu::ssim_channels(x.data(), y.data(), h, w, c, s.mutable_data(),
+                                want_grad ? g.mutable_data() : nullptr);
+    }
+    return py::make_tuple(s, g);
+}
+
 py::dict build_info() {
     py::dict d;
 #ifdef _OPENMP
@@ -257,6 +277,8 @@ PYBIND11_MODULE(_native, m) {
     m.def("num_threads", &num_threads);
     m.def("set_num_threads", &set_num_threads, py::arg("n"));
     m.def("build_info", &build_info);
+    m.def("ssim", &ssim, py::arg("x"), py::arg("y"), py::arg("want_grad") = true,
+          "-> (per-channel mean SSIM float64 [C], d SSIM_c / d x float32 [H,W,C] or empty).");
     m.def(
         "set_simd",
         [](const std::string& name) {
