@@ -19,7 +19,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
-SOURCES = [f"native/cpu/{name}.cpp" for name in ("bindings", "binning", "forward", "backward", "simd", "ssim")]
+SOURCES = [f"native/cpu/{name}.cpp" for name in ("bindings", "binning", "forward", "backward", "selection", "simd", "ssim")]
 HEADERS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "native").rglob("*.h"))
 
 

@@ -99,18 +99,25 @@ def np32(t: torch.Tensor) -> np.ndarray:
 
 
 def native_forward(p: GaussianParams, height, width, tile=16, k=10, eps=1e-7, fast=True):
-    off, idx = _native.bin_tiles(np32(p.means), np32(p.inv_scale), height, width, tile)
-    image, topk = _native.forward(np32(p.means), np32(p.theta), np32(p.inv_scale), np32(p.colour),
-                                  height, width, tile, k, eps, off, idx, fast)
+    """-> image, topk [H*W, K] (the saved selection as indices), tile offsets, tile indices."""
+    image, _, topk, off, idx = native_forward_selection(p, height, width, tile, k, eps, fast)
     return image, topk, off, idx
+
+
+def native_forward_selection(p, height, width, tile=16, k=10, eps=1e-7, fast=True):
+    off, idx = _native.bin_tiles(np32(p.means), np32(p.inv_scale), height, width, tile)
+    image, selection = _native.forward(np32(p.means), np32(p.theta), np32(p.inv_scale),
+                                       np32(p.colour), height, width, tile, k, eps, off, idx, fast)
+    topk = _native.selection_topk(selection, height, width, tile, k, off, idx)
+    return image, selection, topk, off, idx
 
 
 def native_grads(p: GaussianParams, grad_out: np.ndarray, height, width, tile=16, k=10, eps=1e-7,
                  fast=True):
-    image, topk, off, idx = native_forward(p, height, width, tile, k, eps, fast)
-    return image, _native.backward(grad_out.astype(np.float32), image, topk, np32(p.means),
+    image, selection, _, off, idx = native_forward_selection(p, height, width, tile, k, eps, fast)
+    return image, _native.backward(grad_out.astype(np.float32), image, selection, np32(p.means),
                                    np32(p.theta), np32(p.inv_scale), np32(p.colour), height,
-                                   width, tile, eps, off, idx, fast)
+                                   width, tile, k, eps, off, idx, fast)
 
 
 def assert_rel(actual, expected, rtol, what, floor=1e-12):
@@ -352,6 +359,37 @@ def test_deterministic_bytes_across_runs_and_threads(fast):
         assert r == results[0]
 
 
+@needs_native
+def test_simd_variants_give_identical_bytes():
+    H, W, C = 48, 40, 9
+    p = random_params(300, C, H, W, seed=12, scale=(1.0, 8.0))
+    grad_out = np.random.default_rng(8).standard_normal((H, W, C))
+    results = []
+    try:
+        for mode in ("baseline", "auto"):
+            _native.set_simd(mode)
+            image, grads = native_grads(p, grad_out, H, W)
+            results.append([image.tobytes()] + [g.tobytes() for g in grads])
+    finally:
+        _native.set_simd("auto")
+    assert results[0] == results[1], f"simd {_native.build_info()['simd']} differs from baseline"
+
+
+@needs_native
+def test_pooled_images_are_not_reused_while_alive():
+    H, W, C = 16, 16, 3
+    renderer = NativeRenderer()
+    p = random_params(10, C, H, W, seed=3).to(torch.float32)
+    first = renderer.render(p, H, W)
+    kept = first.clone()
+    second = renderer.render(GaussianParams(p.means + 1.0, p.theta, p.inv_scale, p.colour), H, W)
+    assert first.data_ptr() != second.data_ptr()
+    torch.testing.assert_close(first, kept, rtol=0, atol=0)
+    del first, kept
+    third = renderer.render(p, H, W)
+    assert third.data_ptr() != second.data_ptr()
+
+
 # ---------------------------------------------------------------------------------------------
 # edges and validation
 
@@ -363,6 +401,7 @@ def test_empty_inputs():
     assert image.shape == (10, 10, 3) and not image.any() and (topk == -1).all()
     _, grads = native_grads(p, np.ones((10, 10, 3)), 10, 10)
     assert [g.shape for g in grads] == [(0, 2), (0,), (0, 2), (0, 3)]
+    image, _, _, _ = native_forward(random_params(5, 2, 10, 10, seed=0), 10, 10)
     p = random_params(5, 2, 0, 7, seed=0)
     image, _, _, _ = native_forward(p, 0, 7)
     assert image.shape == (0, 7, 2)
@@ -393,11 +432,14 @@ def test_bad_arguments_raise():
     bad[0] = 99
     with pytest.raises(ValueError, match="tile_indices"):
         _native.forward(m, th, s, c, 16, 16, 16, 4, 1e-7, off, bad)
-    image, topk = _native.forward(m, th, s, c, 16, 16, 16, 2, 1e-7, off, idx)
-    topk = topk.copy()
-    topk[0, 0] = 99
-    with pytest.raises(ValueError, match="topk"):
-        _native.backward(np.ones_like(image), image, topk, m, th, s, c, 16, 16, 16, 1e-7, off, idx)
+    image, (sel_off, sel) = _native.forward(m, th, s, c, 16, 16, 16, 1, 1e-7, off, idx)
+    assert sel.size > 0
+    with pytest.raises(ValueError, match="sel_masks"):
+        _native.backward(np.ones_like(image), image, (sel_off, sel[:-1]), m, th, s, c, 16, 16, 16,
+                         1, 1e-7, off, idx)
+    with pytest.raises(ValueError, match="sel_"):  # a selection made with another K
+        _native.backward(np.ones_like(image), image, (sel_off, sel), m, th, s, c, 16, 16, 16, 4,
+                         1e-7, off, idx)
 
 
 @needs_native

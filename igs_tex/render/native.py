@@ -9,6 +9,8 @@ Results are bit-identical from run to run and for any thread count (see native/c
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import torch
 
@@ -31,6 +33,34 @@ def native_unavailable_reason() -> str:
     return "" if _native is not None else f"igs_tex._native could not be imported: {_IMPORT_ERROR!r}"
 
 
+class _ImagePool:
+    """Output images recycled across training steps.
+
+    A fresh 1024^2 x 9 float32 image is ~9000 pages that the kernel must fault in and zero on
+    first touch, which costs about as much as rendering it. An array is handed out again only
+    once nothing but this pool refers to it (the tensor made from it, and with it the autograd
+    graph that saved it, are gone), so a caller never sees its image change under it.
+    """
+
+    def __init__(self, per_shape: int = 4):
+        self.per_shape = per_shape
+        self.arrays: dict[tuple[int, ...], list[np.ndarray]] = {}
+
+    def take(self, shape: tuple[int, ...]) -> np.ndarray:
+        pool = self.arrays.setdefault(shape, [])
+        for a in pool:
+            # References: the pool's list, the loop variable, getrefcount's argument.
+            if sys.getrefcount(a) == 3:
+                return a
+        a = np.empty(shape, dtype=np.float32)
+        if len(pool) < self.per_shape:
+            pool.append(a)
+        return a
+
+
+_IMAGES = _ImagePool()
+
+
 def _as_f32(t: torch.Tensor) -> np.ndarray:
     return t.detach().to(device="cpu", dtype=torch.float32).contiguous().numpy()
 
@@ -40,22 +70,24 @@ class _NativeRender(torch.autograd.Function):
     def forward(ctx, means, theta, inv_scale, colour, height, width, tile, k, eps):
         m, th, s, c = (_as_f32(t) for t in (means, theta, inv_scale, colour))
         offsets, indices = _native.bin_tiles(m, s, height, width, tile)
-        image, topk = _native.forward(m, th, s, c, height, width, tile, k, eps, offsets, indices)
+        image, selection = _native.forward(
+            m, th, s, c, height, width, tile, k, eps, offsets, indices,
+            image_out=_IMAGES.take((height, width, c.shape[1])))
         out = torch.from_numpy(image).to(colour.device)
         # Saved through autograd so an in-place edit of a parameter or of the image before
         # backward() raises instead of silently giving wrong gradients.
         ctx.save_for_backward(means, theta, inv_scale, colour, out)
-        ctx.native = (offsets, indices, topk, height, width, tile, eps)
+        ctx.native = (offsets, indices, selection, height, width, tile, k, eps)
         return out
 
     @staticmethod
     def backward(ctx, grad_image):
         params = ctx.saved_tensors[:4]
         image = ctx.saved_tensors[4]
-        offsets, indices, topk, height, width, tile, eps = ctx.native
+        offsets, indices, selection, height, width, tile, k, eps = ctx.native
         m, th, s, c = (_as_f32(t) for t in params)
-        grads = _native.backward(_as_f32(grad_image), _as_f32(image), topk, m, th, s, c, height,
-                                 width, tile, eps, offsets, indices)
+        grads = _native.backward(_as_f32(grad_image), _as_f32(image), selection, m, th, s, c,
+                                 height, width, tile, k, eps, offsets, indices)
         out = [torch.from_numpy(g).to(device=p.device, dtype=p.dtype) if need else None
                for need, g, p in zip(ctx.needs_input_grad[:4], grads, params)]
         return (*out, None, None, None, None, None)

@@ -1,6 +1,6 @@
 // Backward: gradients for means, theta, inv_scale and colour from dL/dimage.
 //
-// Reuses the forward's top-K (no selection is redone) and the forward image as `out`.
+// Reuses the forward's selection (no top-K is redone) and the forward image as `out`.
 // Each (tile, listed Gaussian) pair gets one slot of partial gradients, written by the
 // thread that owns the tile; a final pass sums each Gaussian's slots in tile order. No
 // atomics and no per-thread buffers, so the result is identical for any thread count.
@@ -23,10 +23,21 @@ constexpr int kMoments = 6;
 struct BackwardScratch {
     TileSoA soa;
     std::vector<float> U, V, G, W, dot, gT, oT, S, inv, px, lanes;
-    std::vector<uint8_t> keep, used_flag, touched;
-    std::vector<int32_t> used, local_of;
-    bool bad_topk = false;  // a saved entry names a Gaussian its tile does not list
+    std::vector<uint8_t> touched;
+    std::vector<int32_t> keep, used;
 };
+
+// Unpacks one row's saved selection bits into keep flags; returns whether any lane kept j.
+template <int LN>
+IGS_ALWAYS_INLINE bool unpack_row(const uint8_t* IGS_RESTRICT bits, int32_t* IGS_RESTRICT keep) {
+    uint32_t any = 0;
+    for (int q = 0; q < LN / 8; ++q) {
+        const uint32_t b = bits[q];
+        any |= b;
+        for (int bit = 0; bit < 8; ++bit) keep[8 * q + bit] = static_cast<int32_t>((b >> bit) & 1u);
+    }
+    return any != 0;
+}
 
 IGS_ALWAYS_INLINE float lane_sum(const float* a, int n) {
     float s = 0.0f;
@@ -48,7 +59,7 @@ void write_pair(float* slot, const Gaussian& g, const GeomMoments& m, const floa
 // null: every texel kept it). Bit for bit the values the forward computed.
 template <int LN>
 IGS_ALWAYS_INLINE void geometry_row(const Gaussian& g, const float* IGS_RESTRICT px, float py,
-                  const uint8_t* IGS_RESTRICT kept, float* IGS_RESTRICT U, float* IGS_RESTRICT V,
+                  const int32_t* IGS_RESTRICT kept, float* IGS_RESTRICT U, float* IGS_RESTRICT V,
                   float* IGS_RESTRICT G) {
     for (int x = 0; x < LN; ++x) {
         float uu, vv;
@@ -122,8 +133,8 @@ IGS_ALWAYS_INLINE void backward_row(const int32_t* IGS_RESTRICT used, int n_used
 template <int LN>
 IGS_ALWAYS_INLINE void backward_tile_fast(const Gaussian* table, const Params& p, const Shape& s,
                         const TileGrid& grid, const TileLists& lists, int64_t t,
-                        const float* grad_out, const float* image, const int32_t* topk,
-                        float* pair_grad, BackwardScratch& sc) {
+                        const float* grad_out, const float* image, const int64_t* sel_offsets,
+                        const uint8_t* sel_masks, float* pair_grad, BackwardScratch& sc) {
     const int C = p.channels;
     const int K = s.k;
     const int D = kGeom + C;
@@ -147,22 +158,17 @@ IGS_ALWAYS_INLINE void backward_tile_fast(const Gaussian* table, const Params& p
     float* W = grow(sc.W, LL);
     float* dot = grow(sc.dot, LL);
     float* lanes = grow(sc.lanes, static_cast<size_t>(L) * M * LN);
-    uint8_t* keep = grow(sc.keep, LL);
-    uint8_t* used_flag = grow(sc.used_flag, L);
+    int32_t* keep = grow(sc.keep, LL);
     uint8_t* touched = grow(sc.touched, L);
     int32_t* used = grow(sc.used, L);
     std::memset(touched, 0, L);
     for (int x = 0; x < LN; ++x) px[x] = texel_centre(rect.x0 + x);
 
-    // A tile listing at most K Gaussians kept all of them at every texel (see forward), so
-    // its saved top-K need not be read back.
+    // A tile listing at most K Gaussians kept all of them at every texel (kernels.h).
     const bool select = L > K;
     int n_used = L;
-    if (select) {
-        for (int j = 0; j < L; ++j) sc.local_of[list[j]] = j;
-    } else {
+    if (!select)
         for (int j = 0; j < L; ++j) used[j] = j;
-    }
 
     for (int yy = 0; yy < rect.ny; ++yy) {
         const int y = rect.y0 + yy;
@@ -182,23 +188,10 @@ IGS_ALWAYS_INLINE void backward_tile_fast(const Gaussian* table, const Params& p
         }
 
         if (select) {
-            std::memset(keep, 0, LL);
-            std::memset(used_flag, 0, L);
-            for (int x = 0; x < rect.nx; ++x) {
-                const int32_t* src = topk + (row_texel + x) * K;
-                for (int q = 0; q < K && src[q] >= 0; ++q) {
-                    const int j = src[q] < p.count ? sc.local_of[src[q]] : -1;
-                    if (j < 0) {
-                        sc.bad_topk = true;
-                        continue;
-                    }
-                    keep[static_cast<size_t>(j) * LN + x] = 1;
-                    used_flag[j] = 1;
-                }
-            }
+            const uint8_t* bits = sel_masks + sel_offsets[t] + static_cast<int64_t>(yy) * L * (LN / 8);
             n_used = 0;
             for (int j = 0; j < L; ++j)
-                if (used_flag[j]) used[n_used++] = j;
+                if (unpack_row<LN>(bits + j * (LN / 8), keep + static_cast<size_t>(j) * LN)) used[n_used++] = j;
         }
 
         for (int u = 0; u < n_used; ++u) {
@@ -244,48 +237,48 @@ IGS_ALWAYS_INLINE void backward_tile_fast(const Gaussian* table, const Params& p
         for (int c = 0; c < C; ++c) dc[c] = lane_sum(acc + static_cast<size_t>(kMoments + c) * LN, LN);
         write_pair(slot, sc.soa.at(j), m, dc, C);
     }
-    if (select)
-        for (int j = 0; j < L; ++j) sc.local_of[list[j]] = -1;
 }
 
 #define IGS_BACKWARD_TILE_ARGS                                                               \
     const Gaussian *table, const Params &p, const Shape &s, const TileGrid &grid,              \
         const TileLists &lists, int64_t t, const float *grad_out, const float *image,          \
-        const int32_t *topk, float *pair_grad, BackwardScratch &sc
+        const int64_t *sel_offsets, const uint8_t *sel_masks, float *pair_grad,               \
+        BackwardScratch &sc
 
 IGS_ALWAYS_INLINE void backward_tile_lanes(IGS_BACKWARD_TILE_ARGS) {
     switch (lanes_for(s.tile)) {
-        case 8: backward_tile_fast<8>(table, p, s, grid, lists, t, grad_out, image, topk, pair_grad, sc); break;
-        case 16: backward_tile_fast<16>(table, p, s, grid, lists, t, grad_out, image, topk, pair_grad, sc); break;
-        case 32: backward_tile_fast<32>(table, p, s, grid, lists, t, grad_out, image, topk, pair_grad, sc); break;
-        default: backward_tile_fast<64>(table, p, s, grid, lists, t, grad_out, image, topk, pair_grad, sc); break;
+        case 8: backward_tile_fast<8>(table, p, s, grid, lists, t, grad_out, image, sel_offsets, sel_masks, pair_grad, sc); break;
+        case 16: backward_tile_fast<16>(table, p, s, grid, lists, t, grad_out, image, sel_offsets, sel_masks, pair_grad, sc); break;
+        case 32: backward_tile_fast<32>(table, p, s, grid, lists, t, grad_out, image, sel_offsets, sel_masks, pair_grad, sc); break;
+        default: backward_tile_fast<64>(table, p, s, grid, lists, t, grad_out, image, sel_offsets, sel_masks, pair_grad, sc); break;
     }
 }
 
 void backward_tile_baseline(IGS_BACKWARD_TILE_ARGS) {
-    backward_tile_lanes(table, p, s, grid, lists, t, grad_out, image, topk, pair_grad, sc);
+    backward_tile_lanes(table, p, s, grid, lists, t, grad_out, image, sel_offsets, sel_masks, pair_grad, sc);
 }
 
 #if IGS_AVX2_VARIANT
 IGS_TARGET_AVX2 void backward_tile_avx2(IGS_BACKWARD_TILE_ARGS) {
-    backward_tile_lanes(table, p, s, grid, lists, t, grad_out, image, topk, pair_grad, sc);
+    backward_tile_lanes(table, p, s, grid, lists, t, grad_out, image, sel_offsets, sel_masks, pair_grad, sc);
 }
 #endif
 
 // One texel at a time through the header functions, as a CUDA thread would.
 void backward_tile_simple(const Gaussian* table, const Params& p, const Shape& s,
                           const TileGrid& grid, const TileLists& lists, int64_t t,
-                          const float* grad_out, const float* image, const int32_t* topk,
-                          float* pair_grad, BackwardScratch& sc) {
+                          const float* grad_out, const float* image, const int64_t* sel_offsets,
+                          const uint8_t* sel_masks, float* pair_grad) {
     const int C = p.channels;
     const int K = s.k;
     const int D = kGeom + C;
+    const int nb = selection_lane_bytes(s.tile);
     const TileRect rect = tile_rect(grid, t);
     const int64_t off = lists.offsets[t];
     const int32_t* list = lists.indices + off;
     const int L = static_cast<int>(lists.offsets[t + 1] - off);
     if (L == 0) return;
-    for (int j = 0; j < L; ++j) sc.local_of[list[j]] = j;
+    const uint8_t* masks = sel_masks + sel_offsets[t];
     std::vector<GeomMoments> mom(L, GeomMoments{0, 0, 0, 0, 0, 0});
     std::vector<float> dcol(static_cast<size_t>(L) * C, 0.0f);
     for (int yy = 0; yy < rect.ny; ++yy) {
@@ -293,39 +286,37 @@ void backward_tile_simple(const Gaussian* table, const Params& p, const Shape& s
             const int x = rect.x0 + xx, y = rect.y0 + yy;
             const int64_t texel = static_cast<int64_t>(y) * grid.width + x;
             const float fx = texel_centre(x), fy = texel_centre(y);
-            const int32_t* idx = topk + texel * K;
+            int32_t pos[kMaxK], idx[kMaxK];
             int n = 0;
+            for (int j = 0; j < L && n < K; ++j)
+                if (L <= K || (masks[(static_cast<int64_t>(yy) * L + j) * nb + xx / 8] >> (xx % 8)) & 1) {
+                    pos[n] = j;
+                    idx[n++] = list[j];
+                }
             float Gk[kMaxK], dLdG[kMaxK], wk[kMaxK];
             float S = 0.0f;
-            while (n < K && idx[n] >= 0) {
-                if (idx[n] >= p.count || sc.local_of[idx[n]] < 0) {
-                    sc.bad_topk = true;
-                    break;
-                }
-                Gk[n] = eval(table[idx[n]], fx, fy);
-                S += Gk[n];
-                ++n;
+            for (int q = 0; q < n; ++q) {
+                Gk[q] = eval(table[idx[q]], fx, fy);
+                S += Gk[q];
             }
             const float* g = grad_out + texel * C;
             blend_backward(n, idx, Gk, p.colour, C, S, s.eps, image + texel * C, g, dLdG, wk);
             for (int q = 0; q < n; ++q) {
-                const int j = sc.local_of[idx[q]];
-                float* dc = dcol.data() + static_cast<size_t>(j) * C;
+                float* dc = dcol.data() + static_cast<size_t>(pos[q]) * C;
                 for (int c = 0; c < C; ++c) dc[c] += wk[q] * g[c];
-                texel_geom_backward(table[idx[q]], fx, fy, Gk[q], dLdG[q], mom[j]);
+                texel_geom_backward(table[idx[q]], fx, fy, Gk[q], dLdG[q], mom[pos[q]]);
             }
         }
     }
-    for (int j = 0; j < L; ++j) {
+    for (int j = 0; j < L; ++j)
         write_pair(pair_grad + (off + j) * D, table[list[j]], mom[j], dcol.data() + static_cast<size_t>(j) * C, C);
-        sc.local_of[list[j]] = -1;
-    }
 }
 
 }  // namespace
 
-bool backward(const Params& p, const Shape& s, const TileLists& lists, const float* grad_out,
-              const float* image, const int32_t* topk, const Grads& out, bool fast) {
+void backward(const Params& p, const Shape& s, const TileLists& lists, const float* grad_out,
+              const float* image, const int64_t* sel_offsets, const uint8_t* sel_masks,
+              const Grads& out, bool fast) {
     const TileGrid grid = make_tile_grid(s.height, s.width, s.tile);
     fast = fast && s.tile <= kMaxFastTile;
     const int64_t n_tiles = static_cast<int64_t>(grid.tiles_x) * grid.tiles_y;
@@ -334,27 +325,23 @@ bool backward(const Params& p, const Shape& s, const TileLists& lists, const flo
     const int D = kGeom + C;
     const std::vector<Gaussian> table = prepare_gaussians(p);
     std::vector<float> pair_grad(static_cast<size_t>(pairs) * D);
-    int bad = 0;
     auto* fast_tile = &backward_tile_baseline;
 #if IGS_AVX2_VARIANT
     if (simd_avx2()) fast_tile = &backward_tile_avx2;
 #endif
-#pragma omp parallel reduction(| : bad)
+#pragma omp parallel
     {
         BackwardScratch sc;
-        sc.local_of.assign(static_cast<size_t>(p.count), -1);
 #pragma omp for schedule(dynamic, 2)
         for (int64_t t = 0; t < n_tiles; ++t) {
             if (fast)
-                fast_tile(table.data(), p, s, grid, lists, t, grad_out, image, topk,
-                          pair_grad.data(), sc);
+                fast_tile(table.data(), p, s, grid, lists, t, grad_out, image, sel_offsets,
+                          sel_masks, pair_grad.data(), sc);
             else
-                backward_tile_simple(table.data(), p, s, grid, lists, t, grad_out, image, topk,
-                                     pair_grad.data(), sc);
+                backward_tile_simple(table.data(), p, s, grid, lists, t, grad_out, image,
+                                     sel_offsets, sel_masks, pair_grad.data());
         }
-        bad |= sc.bad_topk ? 1 : 0;
     }
-    if (bad) return false;
     // Sum each Gaussian's partials in tile order: a fixed order, whatever the threads did.
     std::fill(out.means, out.means + 2 * p.count, 0.0f);
     std::fill(out.theta, out.theta + p.count, 0.0f);
@@ -371,7 +358,6 @@ bool backward(const Params& p, const Shape& s, const TileLists& lists, const flo
         float* dc = out.colour + i * C;
         for (int c = 0; c < C; ++c) dc[c] += slot[kGeom + c];
     }
-    return true;
 }
 
 }  // namespace cpu

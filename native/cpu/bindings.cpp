@@ -5,6 +5,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -132,29 +133,55 @@ py::array_t<T> output_buffer(const py::object& given, const char* name,
     return a;
 }
 
+using U8 = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
+
+// The selection must have exactly the layout forward() gives these tile lists and K: the
+// kernels index into it without further checks.
+void check_selection(const I64& sel_offsets, const U8& sel_masks, const igs::cpu::Shape& s,
+                     const igs::cpu::TileLists& lists) {
+    const igs::TileGrid grid = igs::make_tile_grid(s.height, s.width, s.tile);
+    const int64_t n_tiles = static_cast<int64_t>(grid.tiles_x) * grid.tiles_y;
+    expect_shape(sel_offsets, "sel_offsets", {n_tiles + 1});
+    std::vector<int64_t> want(static_cast<size_t>(n_tiles) + 1);
+    const int64_t total = igs::cpu::selection_offsets(s, lists, want.data());
+    expect_shape(sel_masks, "sel_masks", {total});
+    if (!std::equal(want.begin(), want.end(), sel_offsets.data()))
+        throw py::value_error("sel_offsets do not match these tile lists and k: the selection must "
+                              "come from forward() with the same inputs");
+}
+
 py::tuple forward(const F32& means, const F32& theta, const F32& inv_scale, const F32& colour,
                   int height, int width, int tile, int k, float eps, const I64& tile_offsets,
-                  const I32& tile_indices, bool fast, const py::object& image_out,
-                  const py::object& topk_out) {
+                  const I32& tile_indices, bool fast, const py::object& image_out) {
     const Checked c = check_params(means, theta, inv_scale, &colour, height, width, tile, k, eps);
     const igs::cpu::TileLists lists = check_lists(tile_offsets, tile_indices, c.shape, c.params.count);
     auto image = output_buffer<float>(image_out, "image_out", {height, width, c.params.channels});
-    auto topk = output_buffer<int32_t>(topk_out, "topk_out", {static_cast<py::ssize_t>(height) * width, k});
+    I64 sel_offsets(tile_offsets.shape(0));
+    const int64_t total = igs::cpu::selection_offsets(c.shape, lists, sel_offsets.mutable_data());
+    py::array_t<uint8_t> sel_masks(total);
     {
         py::gil_scoped_release nogil;
-        igs::cpu::forward(c.params, c.shape, lists, image.mutable_data(), topk.mutable_data(), fast);
+        igs::cpu::forward(c.params, c.shape, lists, image.mutable_data(), sel_offsets.data(),
+                          sel_masks.mutable_data(), fast);
     }
-    return py::make_tuple(image, topk);
+    return py::make_tuple(image, py::make_tuple(sel_offsets, sel_masks));
 }
 
-py::tuple backward(const F32& grad_out, const F32& image, const I32& topk, const F32& means,
-                   const F32& theta, const F32& inv_scale, const F32& colour, int height,
-                   int width, int tile, float eps, const I64& tile_offsets,
+// selection = (sel_offsets int64 [tiles+1], sel_masks uint8), as forward() returns it.
+std::pair<I64, U8> unpack_selection(const py::tuple& selection) {
+    if (selection.size() != 2)
+        throw py::value_error("selection: expected the (sel_offsets, sel_masks) pair forward() returns");
+    return {selection[0].cast<I64>(), selection[1].cast<U8>()};
+}
+
+py::tuple backward(const F32& grad_out, const F32& image, const py::tuple& selection,
+                   const F32& means, const F32& theta, const F32& inv_scale, const F32& colour,
+                   int height, int width, int tile, int k, float eps, const I64& tile_offsets,
                    const I32& tile_indices, bool fast) {
-    expect_shape(topk, "topk", {static_cast<int64_t>(height) * width, -1});
-    const int k = static_cast<int>(topk.shape(1));
+    const auto [sel_offsets, sel_masks] = unpack_selection(selection);
     const Checked c = check_params(means, theta, inv_scale, &colour, height, width, tile, k, eps);
     const igs::cpu::TileLists lists = check_lists(tile_offsets, tile_indices, c.shape, c.params.count);
+    check_selection(sel_offsets, sel_masks, c.shape, lists);
     const int64_t C = c.params.channels;
     expect_shape(grad_out, "grad_out", {height, width, C});
     expect_shape(image, "image", {height, width, C});
@@ -163,19 +190,32 @@ py::tuple backward(const F32& grad_out, const F32& image, const I32& topk, const
     F32 d_theta(static_cast<py::ssize_t>(n));
     F32 d_inv({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(2)});
     F32 d_colour({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(C)});
-    bool ok;
     {
         py::gil_scoped_release nogil;
-        ok = igs::cpu::backward(c.params, c.shape, lists, grad_out.data(), image.data(),
-                                topk.data(),
-                                {d_means.mutable_data(), d_theta.mutable_data(),
-                                 d_inv.mutable_data(), d_colour.mutable_data()},
-                                fast);
+        igs::cpu::backward(c.params, c.shape, lists, grad_out.data(), image.data(),
+                           sel_offsets.data(), sel_masks.data(),
+                           {d_means.mutable_data(), d_theta.mutable_data(), d_inv.mutable_data(),
+                            d_colour.mutable_data()},
+                           fast);
     }
-    if (!ok)
-        throw py::value_error("topk does not match the tile lists (it must come from forward() "
-                              "with the same inputs)");
     return py::make_tuple(d_means, d_theta, d_inv, d_colour);
+}
+
+I32 selection_topk(const py::tuple& selection, int height, int width, int tile, int k,
+                   const I64& tile_offsets, const I32& tile_indices) {
+    const auto [sel_offsets, sel_masks] = unpack_selection(selection);
+    if (height < 0 || width < 0 || tile < 1 || k < 1 || k > igs::kMaxK)
+        throw py::value_error("bad height/width/tile/k");
+    const igs::cpu::Shape shape{height, width, tile, k, 0.0f};
+    const int64_t n = tile_indices.size() ? *std::max_element(tile_indices.data(), tile_indices.data() + tile_indices.size()) + 1 : 0;
+    const igs::cpu::TileLists lists = check_lists(tile_offsets, tile_indices, shape, n);
+    check_selection(sel_offsets, sel_masks, shape, lists);
+    I32 topk({static_cast<py::ssize_t>(height) * width, static_cast<py::ssize_t>(k)});
+    {
+        py::gil_scoped_release nogil;
+        igs::cpu::selection_topk(shape, lists, sel_offsets.data(), sel_masks.data(), topk.mutable_data());
+    }
+    return topk;
 }
 
 F32 topk_weights(const F32& means, const F32& theta, const F32& inv_scale, int height, int width,
@@ -261,14 +301,18 @@ PYBIND11_MODULE(_native, m) {
     m.def("forward", &forward, py::arg("means"), py::arg("theta"), py::arg("inv_scale"),
           py::arg("colour"), py::arg("height"), py::arg("width"), py::arg("tile"), py::arg("k"),
           py::arg("eps"), py::arg("tile_offsets"), py::arg("tile_indices"), py::arg("fast") = true,
-          py::arg("image_out") = py::none(), py::arg("topk_out") = py::none(),
-          "-> (image float32 [H,W,C], topk int32 [H*W,K]: kept Gaussians, ascending, -1 padded).\n"
-          "image_out / topk_out: optional buffers to write into (returned as the results).");
-    m.def("backward", &backward, py::arg("grad_out"), py::arg("image"), py::arg("topk"),
-          py::arg("means"), py::arg("theta"), py::arg("inv_scale"), py::arg("colour"),
-          py::arg("height"), py::arg("width"), py::arg("tile"), py::arg("eps"),
-          py::arg("tile_offsets"), py::arg("tile_indices"), py::arg("fast") = true,
+          py::arg("image_out") = py::none(),
+          "-> (image float32 [H,W,C], selection): the image and the per-texel top-K the backward\n"
+          "reuses, selection = (sel_offsets int64 [tiles+1], sel_masks uint8) (native/cpu/kernels.h).\n"
+          "image_out: optional float32 [H,W,C] buffer to render into (returned as the image).");
+    m.def("backward", &backward, py::arg("grad_out"), py::arg("image"), py::arg("selection"),
+          py::arg("means"), py::arg("theta"), py::arg("inv_scale"),
+          py::arg("colour"), py::arg("height"), py::arg("width"), py::arg("tile"), py::arg("k"),
+          py::arg("eps"), py::arg("tile_offsets"), py::arg("tile_indices"), py::arg("fast") = true,
           "-> (d_means [N,2], d_theta [N], d_inv_scale [N,2], d_colour [N,C]).");
+    m.def("selection_topk", &selection_topk, py::arg("selection"), py::arg("height"), py::arg("width"), py::arg("tile"), py::arg("k"),
+          py::arg("tile_offsets"), py::arg("tile_indices"),
+          "Selection as indices -> int32 [H*W,K]: kept Gaussians ascending, -1 padded.");
     m.def("topk_weights", &topk_weights, py::arg("means"), py::arg("theta"), py::arg("inv_scale"),
           py::arg("height"), py::arg("width"), py::arg("topk"),
           "G of every saved top-K entry, 0 for padding -> float32 [H*W,K].");

@@ -26,10 +26,6 @@ struct ForwardScratch {
     std::vector<int32_t> used;
 };
 
-void write_all_listed(const int32_t* list, int count, int k, int32_t* dst) {
-    for (int s = 0; s < k; ++s) dst[s] = s < count ? list[s] : -1;
-}
-
 template <int LN>
 IGS_ALWAYS_INLINE void eval_row(const Gaussian& g, const float* IGS_RESTRICT px, float py, float* IGS_RESTRICT out) {
     for (int x = 0; x < LN; ++x) out[x] = eval(g, px[x], py);
@@ -82,6 +78,18 @@ IGS_ALWAYS_INLINE void select_row(const float* IGS_RESTRICT G, int L, int K, flo
             kj[x] = take;
         }
     }
+}
+
+// Packs one row's keep flags into the saved selection bits (layout in kernels.h).
+template <int LN>
+IGS_ALWAYS_INLINE void pack_row(const int32_t* IGS_RESTRICT keep, int L, uint8_t* IGS_RESTRICT out) {
+    for (int j = 0; j < L; ++j)
+        for (int q = 0; q < LN / 8; ++q) {
+            const int32_t* k8 = keep + static_cast<size_t>(j) * LN + 8 * q;
+            uint32_t b = 0;
+            for (int bit = 0; bit < 8; ++bit) b |= static_cast<uint32_t>(k8[bit] & 1) << bit;
+            out[j * (LN / 8) + q] = static_cast<uint8_t>(b);
+        }
 }
 
 // Zeroes G where the texel did not keep Gaussian j; returns whether any texel kept it.
@@ -149,7 +157,7 @@ IGS_ALWAYS_INLINE void blend_row(const float* IGS_RESTRICT G, const int32_t* IGS
 template <int LN>
 IGS_ALWAYS_INLINE void forward_tile_fast(const Gaussian* table, const Params& p, const Shape& s,
                        const TileGrid& grid, const TileLists& lists, int64_t t, float* image,
-                       int32_t* topk, ForwardScratch& sc) {
+                       const int64_t* sel_offsets, uint8_t* sel_masks, ForwardScratch& sc) {
     const int C = p.channels;
     const int K = s.k;
     const TileRect rect = tile_rect(grid, t);
@@ -177,23 +185,11 @@ IGS_ALWAYS_INLINE void forward_tile_fast(const Gaussian* table, const Params& p,
 
         if (select) {
             select_row<LN>(G, L, K, top, keep);
-            for (int x = 0; x < rect.nx; ++x) {
-                // Branch-free gather of the kept indices; buf has room for the write at n == K.
-                int32_t buf[kMaxK + 1];
-                int n = 0;
-                for (int j = 0; j < L; ++j) {
-                    buf[n] = list[j];
-                    n += keep[static_cast<size_t>(j) * LN + x];
-                }
-                int32_t* dst = topk + (row_texel + x) * K;
-                for (int q = 0; q < K; ++q) dst[q] = q < n ? buf[q] : -1;
-            }
+            pack_row<LN>(keep, L, sel_masks + sel_offsets[t] + static_cast<int64_t>(yy) * L * (LN / 8));
             n_used = 0;
             for (int j = 0; j < L; ++j)
                 if (mask_row<LN>(G + static_cast<size_t>(j) * LN, keep + static_cast<size_t>(j) * LN))
                     used[n_used++] = j;
-        } else {
-            for (int x = 0; x < rect.nx; ++x) write_all_listed(list, L, K, topk + (row_texel + x) * K);
         }
 
         blend_row<LN>(G, used, n_used, sc.soa.colour.data(), C, s.eps, rect.nx,
@@ -203,36 +199,40 @@ IGS_ALWAYS_INLINE void forward_tile_fast(const Gaussian* table, const Params& p,
 
 #define IGS_FORWARD_TILE_ARGS                                                                \
     const Gaussian *table, const Params &p, const Shape &s, const TileGrid &grid,              \
-        const TileLists &lists, int64_t t, float *image, int32_t *topk, ForwardScratch &sc
+        const TileLists &lists, int64_t t, float *image, const int64_t *sel_offsets,           \
+        uint8_t *sel_masks, ForwardScratch &sc
 
 IGS_ALWAYS_INLINE void forward_tile_lanes(IGS_FORWARD_TILE_ARGS) {
     switch (lanes_for(s.tile)) {
-        case 8: forward_tile_fast<8>(table, p, s, grid, lists, t, image, topk, sc); break;
-        case 16: forward_tile_fast<16>(table, p, s, grid, lists, t, image, topk, sc); break;
-        case 32: forward_tile_fast<32>(table, p, s, grid, lists, t, image, topk, sc); break;
-        default: forward_tile_fast<64>(table, p, s, grid, lists, t, image, topk, sc); break;
+        case 8: forward_tile_fast<8>(table, p, s, grid, lists, t, image, sel_offsets, sel_masks, sc); break;
+        case 16: forward_tile_fast<16>(table, p, s, grid, lists, t, image, sel_offsets, sel_masks, sc); break;
+        case 32: forward_tile_fast<32>(table, p, s, grid, lists, t, image, sel_offsets, sel_masks, sc); break;
+        default: forward_tile_fast<64>(table, p, s, grid, lists, t, image, sel_offsets, sel_masks, sc); break;
     }
 }
 
 void forward_tile_baseline(IGS_FORWARD_TILE_ARGS) {
-    forward_tile_lanes(table, p, s, grid, lists, t, image, topk, sc);
+    forward_tile_lanes(table, p, s, grid, lists, t, image, sel_offsets, sel_masks, sc);
 }
 
 #if IGS_AVX2_VARIANT
 IGS_TARGET_AVX2 void forward_tile_avx2(IGS_FORWARD_TILE_ARGS) {
-    forward_tile_lanes(table, p, s, grid, lists, t, image, topk, sc);
+    forward_tile_lanes(table, p, s, grid, lists, t, image, sel_offsets, sel_masks, sc);
 }
 #endif
 
 // One texel at a time through the header functions, exactly as a CUDA thread would.
 void forward_tile_simple(const Gaussian* table, const Params& p, const Shape& s,
                          const TileGrid& grid, const TileLists& lists, int64_t t, float* image,
-                         int32_t* topk) {
+                         const int64_t* sel_offsets, uint8_t* sel_masks) {
     const int C = p.channels;
     const int K = s.k;
+    const int nb = selection_lane_bytes(s.tile);
     const TileRect rect = tile_rect(grid, t);
     const int32_t* list = lists.indices + lists.offsets[t];
     const int L = static_cast<int>(lists.offsets[t + 1] - lists.offsets[t]);
+    uint8_t* masks = sel_masks + sel_offsets[t];
+    if (L > K) std::memset(masks, 0, static_cast<size_t>(rect.ny) * L * nb);
     for (int yy = 0; yy < rect.ny; ++yy) {
         for (int xx = 0; xx < rect.nx; ++xx) {
             const int x = rect.x0 + xx, y = rect.y0 + yy;
@@ -240,11 +240,12 @@ void forward_tile_simple(const Gaussian* table, const Params& p, const Shape& s,
             TopKSorted top;
             top.reset(K);
             select_texel(table, list, L, texel_centre(x), texel_centre(y), top);
-            blend(top.n, top.idx, top.g, p.colour, C, s.eps, image + texel * C);
-            int32_t sorted[kMaxK];
-            std::copy(top.idx, top.idx + top.n, sorted);
-            std::sort(sorted, sorted + top.n);
-            for (int q = 0; q < K; ++q) topk[texel * K + q] = q < top.n ? sorted[q] : -1;
+            int32_t idx[kMaxK];
+            for (int q = 0; q < top.n; ++q) {
+                idx[q] = list[top.idx[q]];
+                if (L > K) masks[(static_cast<int64_t>(yy) * L + top.idx[q]) * nb + xx / 8] |= 1u << (xx % 8);
+            }
+            blend(top.n, idx, top.g, p.colour, C, s.eps, image + texel * C);
         }
     }
 }
@@ -252,26 +253,26 @@ void forward_tile_simple(const Gaussian* table, const Params& p, const Shape& s,
 }  // namespace
 
 void forward(const Params& p, const Shape& s, const TileLists& lists, float* image,
-             int32_t* topk, bool fast) {
+             const int64_t* sel_offsets, uint8_t* sel_masks, bool fast) {
     const TileGrid grid = make_tile_grid(s.height, s.width, s.tile);
     fast = fast && s.tile <= kMaxFastTile;
     const int64_t n_tiles = static_cast<int64_t>(grid.tiles_x) * grid.tiles_y;
     const std::vector<Gaussian> table = prepare_gaussians(p);
-    // Tiles differ a lot in cost (listed counts vary), so hand them out dynamically; the
-    // result does not depend on which thread runs which tile.
     auto* fast_tile = &forward_tile_baseline;
 #if IGS_AVX2_VARIANT
     if (simd_avx2()) fast_tile = &forward_tile_avx2;
 #endif
+    // Tiles differ a lot in cost (listed counts vary), so hand them out dynamically; the
+    // result does not depend on which thread runs which tile.
 #pragma omp parallel
     {
         ForwardScratch sc;
 #pragma omp for schedule(dynamic, 2)
         for (int64_t t = 0; t < n_tiles; ++t) {
             if (fast)
-                fast_tile(table.data(), p, s, grid, lists, t, image, topk, sc);
+                fast_tile(table.data(), p, s, grid, lists, t, image, sel_offsets, sel_masks, sc);
             else
-                forward_tile_simple(table.data(), p, s, grid, lists, t, image, topk);
+                forward_tile_simple(table.data(), p, s, grid, lists, t, image, sel_offsets, sel_masks);
         }
     }
 }

@@ -1,12 +1,12 @@
 // CPU forward/backward of the rendering contract over plain float32 buffers.
 //
 // Buffers are C-contiguous: means [N,2], theta [N], inv_scale [N,2], colour [N,C],
-// image / grad_out [H,W,C], topk [H*W,K] (global Gaussian indices, ascending within a
-// texel, -1 padding when a tile lists fewer than K Gaussians).
+// image / grad_out [H,W,C].
 //
 // Determinism: every texel is computed by one thread, every (tile, Gaussian) gradient
 // partial by one thread, and partials are summed per Gaussian in tile order by a fixed
-// loop. Output bytes therefore do not depend on the thread count or the schedule.
+// loop. Output bytes therefore do not depend on the thread count, the schedule, or which
+// SIMD variant ran (see tile_data.h).
 #pragma once
 
 #include <cstdint>
@@ -48,15 +48,30 @@ struct Grads {
 void bin_tiles(const float* means, const float* inv_scale, int64_t count, const TileGrid& grid,
                std::vector<int64_t>& offsets, std::vector<int32_t>& indices);
 
-// fast = false runs the per-texel header functions literally (what a CUDA thread does);
-// fast = true is the vectorised tile kernel. Both implement the same contract.
-void forward(const Params& p, const Shape& s, const TileLists& lists, float* image,
-             int32_t* topk, bool fast);
+// The per-texel top-K the forward found, kept for the backward ("selection").
+// Tiles listing at most K Gaussians keep their whole list at every texel and store nothing.
+// A tile listing L > K stores rows [ny] x listed Gaussians [L] x lane bytes [lanes/8]
+// (lanes = tile rounded up to a multiple of 8): bit x % 8 of byte x / 8 is set when texel
+// (x0 + x, y0 + row) kept that Gaussian. That is L*T*T/8 bytes per tile where per-texel int32
+// indices would take 4*K*T*T, and the forward produces it from its lane masks directly.
+int selection_lane_bytes(int tile);
+// Fills offsets [tiles + 1] (byte offset of each tile's block) and returns the total size.
+int64_t selection_offsets(const Shape& s, const TileLists& lists, int64_t* offsets);
+// Expands a selection to topk [H*W, K]: kept global indices, ascending, -1 padded.
+void selection_topk(const Shape& s, const TileLists& lists, const int64_t* sel_offsets,
+                    const uint8_t* sel_masks, int32_t* topk);
 
-// Grads are overwritten. image and topk must come from forward() with the same inputs;
-// returns false (grads unspecified) when topk names a Gaussian its texel's tile does not list.
-bool backward(const Params& p, const Shape& s, const TileLists& lists, const float* grad_out,
-              const float* image, const int32_t* topk, const Grads& out, bool fast);
+// fast = false runs the per-texel header functions literally (what a CUDA thread does);
+// fast = true is the vectorised tile kernel. Both implement the same contract and make the
+// same selection. sel_offsets comes from selection_offsets(); sel_masks is written.
+void forward(const Params& p, const Shape& s, const TileLists& lists, float* image,
+             const int64_t* sel_offsets, uint8_t* sel_masks, bool fast);
+
+// Grads are overwritten. image and the selection must come from forward() with the same
+// inputs: the backward reuses the forward's choices instead of selecting again.
+void backward(const Params& p, const Shape& s, const TileLists& lists, const float* grad_out,
+              const float* image, const int64_t* sel_offsets, const uint8_t* sel_masks,
+              const Grads& out, bool fast);
 
 // G of each saved top-K entry (0 for padding), for tests and debugging.
 void topk_weights(const Params& p, const Shape& s, const int32_t* topk, float* weights);

@@ -9,15 +9,13 @@
 
 namespace igs {
 
-// Evaluates the L Gaussians of a tile list (ascending global indices) at texel centre
-// (px, py) and pushes them into a top-K accumulator (TopKSorted or TopKStream).
+// Evaluates the Gaussians of a tile list (ascending global indices) at texel centre
+// (px, py) and pushes them into a top-K accumulator (TopKSorted or TopKStream) under their
+// list positions j; list[j] is the Gaussian. Ranking ties by position is ranking by index.
 template <class TopK>
 IGS_HD inline void select_texel(const Gaussian* gaussians, const int32_t* list, int count,
                                 float px, float py, TopK& top) {
-    for (int j = 0; j < count; ++j) {
-        const int32_t gi = list[j];
-        top.push(eval(gaussians[gi], px, py), gi);
-    }
+    for (int j = 0; j < count; ++j) top.push(eval(gaussians[list[j]], px, py), j);
 }
 
 // out[c] = sum_k G_k colour[idx_k][c] / (S + eps) with S = sum_k G_k; returns S.
