@@ -64,6 +64,26 @@ def _parser() -> argparse.ArgumentParser:
                        description="Validate a .igs file and print what it holds.")
     i.add_argument("file", type=Path, help=".igs file")
     i.add_argument("--json", action="store_true", help="machine-readable output")
+
+    r = sub.add_parser("report", help="compare igs-tex with BCn/ASTC at several rates (HTML + Markdown)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Bake the material with igs-tex at each rate, run the block-compression\n"
+                       "baselines at each mip level (lower levels upsampled bilinearly to full size), score\n"
+                       "everything with the same metrics and write OUT/index.html (plots, error maps, zoomed\n"
+                       "crops, tables), OUT/report.md and OUT/results.json. Prints the path of index.html.")
+    r.add_argument("material", type=Path, help="material folder")
+    r.add_argument("-o", "--output", type=Path, default=Path("report"), help="output folder (default: report)")
+    r.add_argument("--rates", default="0.03,0.06,0.12,0.25",
+                   help="igs-tex bppc targets, comma-separated (default 0.03,0.06,0.12,0.25)")
+    r.add_argument("--steps", type=int, default=2000, help="optimisation steps per bake (default 2000)")
+    r.add_argument("--codecs", default="bc1,bc7,astc4x4,astc6x6,astc8x8,astc12x12",
+                   help="baselines, comma-separated: bc1, bc1-bc4, bc7, bc7-bc4, astcWxH "
+                   "(default bc1,bc7,astc4x4,astc6x6,astc8x8,astc12x12)")
+    r.add_argument("--mips", default="0,1,2,3", help="baseline mip levels, comma-separated (default 0,1,2,3)")
+    r.add_argument("--seed", type=int, default=0, help="random seed of the bakes (default 0)")
+    r.add_argument("--backend", choices=["auto", "torch", "native", "cuda"], default="auto",
+                   help="renderer for training (default auto)")
+    r.add_argument("-k", "--topk", type=int, default=10, help="Gaussians blended per texel, K (default 10)")
     return ap
 
 
@@ -141,6 +161,19 @@ def _cmd_inspect(a) -> int:
     return EXIT_OK
 
 
+def _cmd_report(a) -> int:
+    from .report.comparison import parse_list, run_comparison
+    from .report.html import write_report
+    rates = parse_list("--rates", a.rates, float)
+    codecs = parse_list("--codecs", a.codecs, str.lower)
+    mips = parse_list("--mips", a.mips, int)
+    c = run_comparison(a.material, a.output, rates=rates, steps=a.steps, codecs=codecs, mips=mips,
+                       seed=a.seed, backend=a.backend, k=a.topk)
+    index = write_report(c, a.output)
+    print(index)
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = _parser()
     a = ap.parse_args(argv)
@@ -148,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.print_help()
         return EXIT_USAGE
     try:
-        return {"bake": _cmd_bake, "decode": _cmd_decode, "inspect": _cmd_inspect}[a.command](a)
+        return {"bake": _cmd_bake, "decode": _cmd_decode, "inspect": _cmd_inspect, "report": _cmd_report}[a.command](a)
     except IgsError as e:
         print(f"igs-tex {a.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE

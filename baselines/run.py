@@ -1,0 +1,154 @@
+"""Measure igs-tex against BC1, BC7 and ASTC on every sample material, in one run.
+
+    python baselines/run.py [--steps N] [--reports DIR]
+
+For each material folder in assets/ this bakes igs-tex at each target rate and runs the
+baselines at mip levels 0..3 (igs_tex.report.comparison: the same code as `igs-tex report`),
+then writes baselines/RESULTS.md (tables, settings, versions, machine) and the raw numbers to
+baselines/results/<material>.json. `--render-only` rewrites RESULTS.md from those JSON files
+without measuring anything, for when only the presentation changed.
+
+Quality numbers do not depend on the machine (bakes are deterministic for a given build);
+wall times do.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from igs_tex import IgsError  # noqa: E402
+from igs_tex.report.comparison import DEFAULT_RATES, Comparison, compare, parse_list, run_comparison  # noqa: E402
+from igs_tex.report.markdown import (COMPARE_NOTE, fmt_db, fmt_delta, fmt_rate, group_delta_table,  # noqa: E402
+                                     rd_table, settings_lines, verdict_table)
+
+CODECS = ("bc1", "bc7", "astc6x6", "astc8x8", "astc12x12")
+MIPS = (0, 1, 2, 3)
+# The claim being checked: above BC1 and BC7, at or above ASTC 12x12.
+JUDGED = (("bc1", ("above",)), ("bc7", ("above",)), ("astc12x12", ("above", "at")))
+FULL_STEPS = 2000
+RESULTS_MD = REPO / "baselines" / "RESULTS.md"
+RESULTS_JSON = REPO / "baselines" / "results"
+
+
+def find_materials(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and (p / "material.toml").exists())
+
+
+def _cell(e: dict) -> str:
+    return (f"{fmt_delta(e['delta_next_up'])} ({e['verdict_next_up']}); "
+            f"interp. {fmt_delta(e['delta_interp'])}")
+
+
+def summary_table(comparisons: list[Comparison]) -> str:
+    head = ["material", "target", "igs-tex bppc (params / file)", "igs-tex PSNR all"]
+    head += [f"vs {codec}: Δ dB at next-up point (verdict); interpolated" for codec, _ in JUDGED]
+    head += ["above BC1 & BC7, ≥ ASTC 12x12"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join([":---"] * 2 + ["---:"] * 2 + [":---"] * (len(JUDGED) + 1)) + "|"]
+    for c in comparisons:
+        by_rate: dict[float, dict[str, dict]] = {}
+        for e in compare(c, [codec for codec, _ in JUDGED]):
+            by_rate.setdefault(e["target_bppc"], {})[e["codec"]] = e
+        for rate, per in sorted(by_rate.items()):
+            any_e = next(iter(per.values()))
+            ok = all(codec in per and per[codec]["verdict_next_up"] in want for codec, want in JUDGED)
+            cells = [c.name, f"{rate:g}", f"{fmt_rate(any_e['igs_bppc'])} / {fmt_rate(any_e['igs_bppc_total'])}",
+                     fmt_db(any_e["igs"])]
+            cells += [_cell(per[codec]) if codec in per else "not run" for codec, _ in JUDGED]
+            cells.append("yes" if ok else "no")
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def results_markdown(comparisons: list[Comparison], command: str) -> str:
+    first = comparisons[0]
+    steps = first.settings["steps"]
+    out = ["# igs-tex vs BCn / ASTC: measured results", "",
+           f"Written by `{command}` on {time.strftime('%Y-%m-%d')}; every number below comes from that "
+           "one run (igs-tex bakes and baselines alike). Do not edit by hand: rerun it. Raw numbers: "
+           "`baselines/results/<material>.json`.", ""]
+    if steps < FULL_STEPS:
+        out += [f"**Reduced schedule:** igs-tex was baked with {steps} optimisation steps instead of the "
+                f"default {FULL_STEPS} to fit the time available, so its rows understate what a full bake "
+                "reaches. The baseline rows do not depend on it.", ""]
+    out += ["## Settings", ""]
+    out += [line for line in settings_lines(first) if not line.startswith(("- material", "- wall time"))]
+    out += ["", "## How rates are compared", "", COMPARE_NOTE, "",
+            "PSNR is over the stored values (sRGB codes for base colour, [0, 1]-encoded normals, linear "
+            "roughness/metalness), pooled over all channels ('all') or per channel group; 'inf' means exact. "
+            "Baseline normals are BC5 (BC1/BC7 schemes) or ASTC normal mode, Z rebuilt at decode; "
+            "ORM maps share one texture of the scheme's format.", "",
+            "## Summary: igs-tex against BC1, BC7 and ASTC 12x12 (PSNR of all channels)", "",
+            summary_table(comparisons), ""]
+    for c in comparisons:
+        out += [f"## {c.name}", "", f"{c.width}x{c.height}, channels {', '.join(c.channels)}; wall time: "
+                f"igs-tex bakes {c.seconds.get('igs_bakes', 0):.0f} s, baselines {c.seconds.get('baselines', 0):.0f} s.",
+                "", "### Verdicts (PSNR of all channels)", "",
+                verdict_table(c, [x for x in ("bc1", "bc7", "astc6x6", "astc8x8", "astc12x12") if x in c.codecs()]),
+                "", "### PSNR difference per channel group (igs-tex minus the baseline's next-up point)", "",
+                group_delta_table(c), "", "### Rate-distortion points (every codec at every mip level)", "",
+                rd_table(c), ""]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--steps", type=int, default=FULL_STEPS, help=f"igs-tex optimisation steps (default {FULL_STEPS})")
+    ap.add_argument("--rates", default=",".join(f"{r:g}" for r in DEFAULT_RATES), help="igs-tex bppc targets")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--materials", default=None, help="comma-separated folder names under assets/ (default: all)")
+    ap.add_argument("--reports", type=Path, default=None,
+                    help="also write the full HTML report of each material to DIR/<material>/")
+    ap.add_argument("--render-only", action="store_true",
+                    help="rewrite RESULTS.md from baselines/results/*.json without measuring")
+    a = ap.parse_args(argv)
+    command = "python baselines/run.py" + "".join(f" {shlex.quote(x)}" for x in (argv if argv is not None else sys.argv[1:]))
+
+    try:
+        if a.render_only:
+            files = sorted(RESULTS_JSON.glob("*.json"))
+            if not files:
+                raise IgsError(f"{RESULTS_JSON}: no results to render; run without --render-only first")
+            comparisons = [Comparison.from_json(json.loads(f.read_text())) for f in files]
+            command = comparisons[0].settings.get("command", command)
+        else:
+            rates = parse_list("--rates", a.rates, float)
+            mats = find_materials(REPO / "assets")
+            if a.materials:
+                wanted = parse_list("--materials", a.materials, str)
+                missing = sorted(set(wanted) - {m.name for m in mats})
+                if missing:
+                    raise IgsError(f"--materials: no sample material {', '.join(missing)} in assets/")
+                mats = [m for m in mats if m.name in wanted]
+            comparisons = []
+            RESULTS_JSON.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix="igs-baselines-") as tmp:
+                for m in mats:
+                    work = (a.reports / m.name) if a.reports else Path(tmp) / m.name
+                    c = run_comparison(m, work, rates=rates, steps=a.steps, codecs=CODECS, mips=MIPS, seed=a.seed)
+                    c.settings["command"] = command
+                    if a.reports:
+                        from igs_tex.report.html import write_report
+                        print(write_report(c, work), file=sys.stderr)
+                    c.source = str(m.relative_to(REPO))
+                    for r in c.igs_rows():
+                        r["file"] = Path(r["file"]).name  # the bake folder may be temporary
+                    (RESULTS_JSON / f"{m.name}.json").write_text(json.dumps(c.to_json(), indent=1) + "\n")
+                    comparisons.append(Comparison.from_json(c.to_json()))
+        RESULTS_MD.write_text(results_markdown(comparisons, command))
+    except IgsError as e:
+        print(f"baselines/run.py: error: {e}", file=sys.stderr)
+        return 2
+    print(RESULTS_MD)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
