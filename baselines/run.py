@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from igs_tex import IgsError  # noqa: E402
-from igs_tex.report.comparison import DEFAULT_RATES, Comparison, compare, parse_list, run_comparison  # noqa: E402
+from igs_tex.report.comparison import (DEFAULT_RATES, Comparison, compare, default_steps, parse_list,  # noqa: E402
+                                      run_comparison)
 from igs_tex.report.markdown import (COMPARE_NOTE, fmt_db, fmt_delta, fmt_rate, group_delta_table,  # noqa: E402
                                      rd_table, settings_lines, verdict_table)
 
@@ -33,7 +34,7 @@ CODECS = ("bc1", "bc7", "astc6x6", "astc8x8", "astc12x12")
 MIPS = (0, 1, 2, 3)
 # The claim being checked: above BC1 and BC7, at or above ASTC 12x12.
 JUDGED = (("bc1", ("above",)), ("bc7", ("above",)), ("astc12x12", ("above", "at")))
-FULL_STEPS = 2000
+FULL_STEPS = default_steps()
 RESULTS_MD = REPO / "baselines" / "RESULTS.md"
 RESULTS_JSON = REPO / "baselines" / "results"
 

@@ -75,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", type=Path, default=Path("report"), help="output folder (default: report)")
     r.add_argument("--rates", default="0.03,0.06,0.12,0.25",
                    help="igs-tex bppc targets, comma-separated (default 0.03,0.06,0.12,0.25)")
-    r.add_argument("--steps", type=int, default=2000, help="optimisation steps per bake (default 2000)")
+    r.add_argument("--steps", type=int, default=None, help="optimisation steps per bake (default: as bake)")
     r.add_argument("--codecs", default="bc1,bc7,astc4x4,astc6x6,astc8x8,astc12x12",
                    help="baselines, comma-separated: bc1, bc1-bc4, bc7, bc7-bc4, astcWxH "
                    "(default bc1,bc7,astc4x4,astc6x6,astc8x8,astc12x12)")

@@ -225,13 +225,22 @@ def rate_tag(rate: float) -> str:
     return f"{rate:g}".replace(".", "p").replace("-", "m")
 
 
+def default_steps() -> int:
+    """The bake's own default schedule, so a report measures what `igs-tex bake` ships."""
+    import inspect
+
+    from igs_tex.pipeline import bake_material
+    return int(inspect.signature(bake_material).parameters["steps"].default)
+
+
 def run_comparison(material, out_dir: Path, *, rates: Iterable[float] = DEFAULT_RATES,
-                   steps: int = 2000, codecs: Iterable[str] = DEFAULT_CODECS,
+                   steps: int | None = None, codecs: Iterable[str] = DEFAULT_CODECS,
                    mips: Iterable[int] = DEFAULT_MIPS, seed: int = 0, backend: str = "auto",
                    k: int = 10, log: Log | None = _stderr) -> Comparison:
     """Bake igs-tex at each rate into out_dir/igs/ and run the baselines; returns all rows.
 
-    Raises IgsError for a bad material or option before any work starts.
+    ``steps`` None: the bake's default. Raises IgsError for a bad material or option before
+    any work starts.
     """
     from igs_tex.codecs.isobitrate import rd_points
     from igs_tex.igsfile import read_igs
@@ -243,6 +252,7 @@ def run_comparison(material, out_dir: Path, *, rates: Iterable[float] = DEFAULT_
     log = log or (lambda _msg: None)
     rates, codecs, mips = list(rates), list(codecs), list(mips)
     out_dir = Path(out_dir)
+    steps = default_steps() if steps is None else steps
     if out_dir.exists() and not out_dir.is_dir():
         raise IgsError(f"{out_dir}: output path exists and is not a folder")
     if not isinstance(steps, int) or steps < 1:
@@ -271,7 +281,8 @@ def run_comparison(material, out_dir: Path, *, rates: Iterable[float] = DEFAULT_
             "method": IGS, "label": f"{IGS} {rate:g}", "mip": None, "target_bppc": rate,
             "bppc": s["size"]["bppc"], "bppc_total": s["size"]["bppc_total"],
             "gaussians": s["gaussians"], "backend": s["backend"], "file": str(igs_path),
-            "bake_seconds": s["total_seconds"], "metrics": metrics, "decoded": decoded,
+            "bake_seconds": s["total_seconds"], "fit": s.get("settings", {}),
+            "metrics": metrics, "decoded": decoded,
         })
         log(f"    {s['gaussians']} Gaussians, {s['size']['bppc']:.4f} bppc, "
             f"PSNR {_fmt(metrics['all']['psnr'])} dB, {time.perf_counter() - t0:.0f} s")
@@ -292,7 +303,7 @@ def run_comparison(material, out_dir: Path, *, rates: Iterable[float] = DEFAULT_
 
     settings = {"rates": sorted(rates), "steps": steps, "seed": seed, "backend": backend,
                 "backend_used": sorted({r["backend"] for r in rows if r["method"] == IGS}),
-                "k": k, "tile": 16, "codecs": codecs, "mips": mips}
+                "k": k, "tile": 16, "codecs": codecs, "mips": mips, "fit": _common_fit_settings(rows)}
     return Comparison(
         name=stack.name, source=str(material), width=stack.width, height=stack.height,
         channels=list(stack.channels), groups=groups, target=stack.data, rows=rows,
@@ -300,6 +311,14 @@ def run_comparison(material, out_dir: Path, *, rates: Iterable[float] = DEFAULT_
         seconds={"igs_bakes": round(t_bakes, 1), "baselines": round(t_codecs, 1),
                  "total": round(time.perf_counter() - t_all, 1)},
     )
+
+
+def _common_fit_settings(rows: list[dict]) -> dict:
+    """The fitter settings every bake shared (the Gaussian count varies with the rate)."""
+    fits = [r.get("fit") or {} for r in rows if r["method"] == IGS]
+    if not fits:
+        return {}
+    return {k: v for k, v in fits[0].items() if all(f.get(k) == v for f in fits[1:])}
 
 
 def _fmt(v: float) -> str:

@@ -51,12 +51,15 @@ def settings_lines(c: Comparison) -> list[str]:
     codecs = v.get("codecs", {})
     pkgs = ", ".join(f"{k} {val}" for k, val in codecs.items() if k != "settings")
     enc = ", ".join(f"{k}={val}" for k, val in codecs.get("settings", {}).items())
+    shown = {"gaussians", "steps", "seed", "backend", "k", "tile"}
+    fit = ", ".join(f"{k}={val}" for k, val in (s.get("fit") or {}).items() if k not in shown)
     return [
         f"- material: `{c.name}` ({c.width}x{c.height}, {len(c.channels)} channels: "
         f"{', '.join(c.channels)})",
         f"- igs-tex {v.get('igs_tex')} (git {v.get('git') or 'unknown'}): {s['steps']} steps, seed {s['seed']}, "
         f"backend {s['backend']} (used: {', '.join(s.get('backend_used') or []) or 'n/a'}), K={s['k']}, "
         f"tile {s['tile']}, target rates {', '.join(f'{r:g}' for r in s['rates'])} bppc",
+        *([f"- fitter settings: {fit}"] if fit else []),
         f"- baselines: {', '.join(s['codecs'])} at mip levels {', '.join(str(x) for x in s['mips'])}",
         f"- codec packages: {pkgs}; encoder settings: {enc}",
         f"- torch {v.get('torch')}, numpy {v.get('numpy')}, native extension "
