@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from . import IgsError, __version__
+from .fit.settings import DEFAULT_STEPS
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
 
@@ -45,11 +46,14 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--bppc", type=float, help="bits per pixel per channel of the Gaussian parameters (default 0.059, the paper's rate)")
     g.add_argument("--gaussians", type=int, help="number of Gaussians")
     g.add_argument("--kib", type=float, help="size of the Gaussian parameters in KiB")
-    b.add_argument("--steps", type=int, default=2000, help="optimisation steps (default 2000)")
+    b.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"optimisation steps (default {DEFAULT_STEPS})")
     b.add_argument("--seed", type=int, default=0, help="random seed; same inputs+settings+seed give identical bytes (default 0)")
     b.add_argument("--backend", choices=["auto", "torch", "native", "cuda"], default="auto",
                    help="renderer for training: native C++ when built (auto), torch reference, cuda")
     b.add_argument("-k", "--topk", type=int, default=10, help="Gaussians blended per texel, K (default 10)")
+    b.add_argument("--max-scale", type=float, default=16.0, metavar="PX",
+                   help="longest Gaussian standard deviation in texels; smaller keeps the tile index "
+                   "and the per-texel work small (default 16; 0 = no cap)")
     b.add_argument("--name", help="output base name (default: the folder name)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -95,7 +99,7 @@ def _cmd_bake(a) -> int:
     from .pipeline import bake_material
     s = bake_material(a.material, a.output, bppc=a.bppc, kib=a.kib, gaussians=a.gaussians,
                       steps=a.steps, seed=a.seed, backend=a.backend, k=a.topk,
-                      progress=not a.quiet, name=a.name)
+                      progress=not a.quiet, name=a.name, max_scale_px=a.max_scale or None)
     size = s["size"]
     print(f"wrote {s['output']}: {s['width']}x{s['height']}x{len(s['channels'])}, "
           f"{s['gaussians']} Gaussians, {size['total_bytes'] / 1024:.1f} KiB, "

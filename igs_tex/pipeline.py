@@ -14,7 +14,7 @@ import numpy as np
 
 from . import IgsError, __version__
 from .atomic import atomic_write_text
-from .fit import FitSettings, fit_stack, gaussians_for_budget
+from .fit import DEFAULT_STEPS, FitSettings, fit_stack, gaussians_for_budget
 from .igsfile import build_igs, write_igs
 from .material import load_material
 from .render.decode import decode_igs
@@ -28,9 +28,9 @@ def auto_grow_every(steps: int) -> int:
 
 
 def bake_material(src: Path, out_dir: Path, *, bppc: float | None = None, kib: float | None = None,
-                  gaussians: int | None = None, steps: int = 2000, seed: int = 0,
+                  gaussians: int | None = None, steps: int = DEFAULT_STEPS, seed: int = 0,
                   backend: str = "auto", k: int = 10, tile: int = 16, progress: bool = True,
-                  name: str | None = None) -> dict:
+                  name: str | None = None, max_scale_px: float | None = 16.0) -> dict:
     """Bake `src` into out_dir/<name>.igs and out_dir/<name>.json; returns the summary dict."""
     t_start = time.perf_counter()
     stack = load_material(src)
@@ -41,7 +41,7 @@ def bake_material(src: Path, out_dir: Path, *, bppc: float | None = None, kib: f
     n = gaussians_for_budget(stack.width, stack.height, stack.channel_count,
                              bppc=bppc, kib=kib, gaussians=gaussians)
     settings = FitSettings(gaussians=n, steps=steps, seed=seed, backend=backend, k=k, tile=tile,
-                           grow_every=auto_grow_every(steps))
+                           grow_every=auto_grow_every(steps), max_scale_px=max_scale_px)
     fit = fit_stack(stack.data, settings, progress=progress)
 
     p = fit.params
@@ -49,6 +49,7 @@ def bake_material(src: Path, out_dir: Path, *, bppc: float | None = None, kib: f
         "name": name or stack.name,
         "maps": [m.to_dict() for m in stack.maps],
         "bake": {"gaussians": n, "steps": steps, "seed": seed, "backend": fit.backend,
+                 "max_scale_px": max_scale_px,
                  "budget": {"bppc": bppc, "kib": kib, "gaussians": gaussians},
                  "igs_tex": __version__},
     }

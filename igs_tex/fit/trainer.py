@@ -61,6 +61,8 @@ def _fit(target_np: np.ndarray, settings: FitSettings, progress: bool) -> FitRes
     cw = None if settings.channel_weights is None else torch.tensor(settings.channel_weights, dtype=torch.float32)
     # Largest radius (3 s) the whole image, smallest s a quarter texel: keeps tile lists bounded.
     a_min, a_max = 3.0 / max(w, h), 4.0
+    if settings.max_scale_px is not None:
+        a_min = max(a_min, 1.0 / settings.max_scale_px)
 
     n_total = settings.gaussians
     n0 = max(1, int(math.ceil(n_total * settings.init_fraction)))
