@@ -249,6 +249,11 @@ def write_report(c: Comparison, out_dir: Path) -> Path:
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # A rerun with other rates or codecs would otherwise leave the old pictures beside the new
+    # page; only names this module writes are removed, never anything else in the folder.
+    for pattern in ("rd_*.svg", "ref_*.png", "r*_*_crop.png", "r*_*_err.png"):
+        for old in out_dir.glob(pattern):
+            old.unlink()
     plots = _plots(c, out_dir)
     figures = _figures(c, out_dir)
     atomic_write_text(out_dir / "results.json", json.dumps(c.to_json(), indent=1) + "\n")
