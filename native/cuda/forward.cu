@@ -1,0 +1,85 @@
+// Forward: one block per tile, one thread per texel.
+//
+// The tile's list is walked in chunks of blockDim Gaussians: the block stages a chunk of
+// table entries in shared memory (each thread loads one), then every thread evaluates the
+// whole chunk at its texel centre and pushes it into its own top-K. This is, call for call,
+// igs::select_texel + igs::blend (native/include/igs/texel.h), which is what the CPU
+// "simple" path runs; only the staging differs.
+#include "igs/texel.h"
+#include "launch.cuh"
+
+namespace igs {
+namespace cuda {
+namespace {
+
+__global__ void __launch_bounds__(1024)
+forward_kernel(const Gaussian* __restrict__ table, const float* __restrict__ colour,
+               int channels, TileGrid grid, const int64_t* __restrict__ tile_offsets,
+               const int32_t* __restrict__ tile_indices, int k, float eps,
+               float* __restrict__ image, int32_t* __restrict__ topk) {
+    Gaussian* chunk = reinterpret_cast<Gaussian*>(igs_shared);
+    const int t = blockIdx.x;
+    const TexelSlot ts = texel_slot(grid, t, threadIdx.x);
+    const float px = texel_centre(ts.x), py = texel_centre(ts.y);
+    const int64_t start = tile_offsets[t];
+    const int32_t* list = tile_indices + start;
+    const int L = static_cast<int>(tile_offsets[t + 1] - start);
+
+    TopKSorted top;
+    top.reset(k);
+    for (int base = 0; base < L; base += blockDim.x) {
+        const int m = min(static_cast<int>(blockDim.x), L - base);
+        __syncthreads();  // the previous chunk is no longer being read
+        if (static_cast<int>(threadIdx.x) < m) chunk[threadIdx.x] = table[list[base + threadIdx.x]];
+        __syncthreads();
+        if (ts.inside)
+            // Pushed under list positions: lists ascend in Gaussian index, so ranking ties by
+            // position is the contract's "ties to the lower index".
+            for (int q = 0; q < m; ++q) top.push(eval(chunk[q], px, py), base + q);
+    }
+    if (!ts.inside) return;  // no barrier follows
+
+    int32_t idx[kMaxK];
+    for (int q = 0; q < top.n; ++q) idx[q] = list[top.idx[q]];
+    const int64_t texel = static_cast<int64_t>(ts.y) * grid.width + ts.x;
+    blend(top.n, idx, top.g, colour, channels, eps, image + texel * channels);
+
+    // Saved ascending (the CPU selection_topk layout) so the backward can walk the tile list
+    // and its selection together in one pass.
+    for (int a = 1; a < top.n; ++a) {
+        const int32_t v = idx[a];
+        int b = a;
+        for (; b > 0 && idx[b - 1] > v; --b) idx[b] = idx[b - 1];
+        idx[b] = v;
+    }
+    int32_t* row = topk + texel * k;
+    for (int q = 0; q < k; ++q) row[q] = q < top.n ? idx[q] : -1;
+}
+
+}  // namespace
+}  // namespace cuda
+}  // namespace igs
+
+using namespace igs::cuda;
+
+extern "C" IGS_CUDA_API int igs_cuda_forward(const float* table, const float* colour, int64_t n,
+                                             int channels, int height, int width, int tile, int k,
+                                             float eps, const int64_t* tile_offsets,
+                                             const int32_t* indices, float* image, int32_t* topk,
+                                             void* stream) {
+    const int s = check_render(n, channels, height, width, tile, k, eps);
+    if (s != IGS_CUDA_OK) return s;
+    const igs::TileGrid grid = igs::make_tile_grid(height, width, tile);
+    const int64_t tiles = tile_count(grid);
+    if (tiles == 0) return IGS_CUDA_OK;
+    if (tiles > kInt32Max) return IGS_CUDA_ERR_TOO_MANY;
+    if (!tile_offsets || !image || !topk) return IGS_CUDA_ERR_ARGUMENT;
+    if (n > 0 && (!table || !colour || !indices)) return IGS_CUDA_ERR_ARGUMENT;
+    const int threads = threads_for(tile);
+    const size_t shared = static_cast<size_t>(threads) * sizeof(igs::Gaussian);
+    forward_kernel<<<static_cast<unsigned>(tiles), threads, shared,
+                     static_cast<cudaStream_t>(stream)>>>(
+        reinterpret_cast<const igs::Gaussian*>(table), colour, channels, grid, tile_offsets,
+        indices, k, eps, image, topk);
+    return launch_status();
+}
