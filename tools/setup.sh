@@ -10,6 +10,8 @@ PY=${PYTHON:-python3}
 "$PY" -m pip install -q --disable-pip-version-check -e ".[test]"
 # Shader compilers and Mesa's CPU OpenGL/Vulkan drivers for the shader tests (apt + pip).
 bash tools/install_shader_deps.sh
+# Headless Chromium: the report test renders index.html and takes a screenshot.
+bash tools/install_report_deps.sh
 hash -r 2>/dev/null || true
 command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 # An independent KTX2 implementation (npm) that the KTX2 interoperability test reads and writes with.
