@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Device checks for the CUDA renderer, in one go, on a GPU machine (written for one H100):
+#   1. print versions (nvidia-smi, nvcc, python, torch);
+#   2. build the CUDA library (nvcc, cached in build/cuda) and, in parallel, the CPU extension;
+#   3. run tests/gpu/test_cuda.py (forward to 1e-5, gradients to 1e-4 against the golden
+#      renders, the float64 torch reference and the CPU kernels, on random and real inputs);
+#   4. print the benchmark table of bench/bench_cuda.py.
+# Every stage has a time limit; the whole run stays under 8 minutes. Exit status: 0 when the
+# build and every test passed (the benchmark is informational), non-zero otherwise.
+#
+# Expects, with no network needed:
+#   * an NVIDIA driver and GPU; nvcc (CUDA >= 11.8 for sm_90) on PATH, in $CUDA_HOME/bin or
+#     /usr/local/cuda/bin, no newer than the driver supports; a host g++ nvcc accepts;
+#   * python3 (3.11, as pyproject.toml) with torch built for CUDA, numpy and pytest.
+#     If torch is missing or CPU-only and IGS_WHEELS names a folder of wheels (torch,
+#     numpy, pytest, pillow, ...), they are installed from it with pip --no-index.
+#   * optional: pillow (real-material test), pybind11 + setuptools (CPU extension for the
+#     CPU comparisons; those tests skip without it).
+# Environment: PYTHON (default python3), IGS_WHEELS, IGS_CUDA_LIBRARY (a prebuilt
+# libigs_cuda.so, used when there is no nvcc), and $OUT: when set, logs are copied there.
+#
+# Run from anywhere, e.g. from the repo root:  bash tests/gpu/run_device_checks.sh
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+PY="${PYTHON:-python3}"
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+export IGS_CUDA_BUILD_DIR="${IGS_CUDA_BUILD_DIR:-$ROOT/build/cuda}"
+LOGS="$(mktemp -d)"
+status=0
+native_pid=""
+
+stage() { printf '\n==== %s (t=%ss)\n' "$*" "$SECONDS"; }
+save_logs() { if [[ -n "${OUT:-}" ]]; then mkdir -p "$OUT" && cp -r "$LOGS"/. "$OUT"/ || true; fi; }
+cleanup() {
+    if [[ -n "$native_pid" ]]; then kill "$native_pid" 2>/dev/null || true; fi
+    save_logs
+}
+trap cleanup EXIT
+
+stage "versions"
+echo "repo: $ROOT ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo 'not a git checkout'))"
+if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv || nvidia-smi || true
+else
+    echo "nvidia-smi: not found"
+fi
+NVCC="$("$PY" -c 'from igs_tex.render.cuda import find_nvcc; print(find_nvcc() or "")' 2>/dev/null || true)"
+if [[ -n "$NVCC" ]]; then
+    "$NVCC" --version | tail -n 2
+else
+    echo "nvcc: not found"
+    if [[ -z "${IGS_CUDA_LIBRARY:-}" ]]; then
+        echo "ERROR: no nvcc and no IGS_CUDA_LIBRARY: cannot build the CUDA kernels" >&2
+        exit 3
+    fi
+fi
+"$PY" --version
+torch_ok() {
+    "$PY" - <<'EOF'
+import sys
+try:
+    import torch
+except ImportError:
+    sys.exit("torch is not installed")
+print(f"torch {torch.__version__}, built for CUDA {torch.version.cuda}, "
+      f"cuda available: {torch.cuda.is_available()}")
+if torch.version.cuda is None or not torch.cuda.is_available():
+    sys.exit("torch cannot use CUDA here")
+print(f"device: {torch.cuda.get_device_name()} (sm_{''.join(map(str, torch.cuda.get_device_capability()))})")
+EOF
+}
+if ! torch_ok; then
+    if [[ -n "${IGS_WHEELS:-}" && -d "$IGS_WHEELS" ]]; then
+        stage "installing wheels from $IGS_WHEELS"
+        "$PY" -m pip install --no-index --find-links "$IGS_WHEELS" torch numpy pytest pillow
+        torch_ok
+    else
+        echo "ERROR: torch with CUDA is required (set IGS_WHEELS to a folder of wheels to install it offline)" >&2
+        exit 3
+    fi
+fi
+"$PY" -c 'import numpy, pytest; print(f"numpy {numpy.__version__}, pytest {pytest.__version__}")'
+
+stage "building the CPU extension in the background (optional)"
+if "$PY" -c 'import pybind11, setuptools' 2>/dev/null; then
+    timeout 150 "$PY" setup.py -q build_ext --inplace >"$LOGS/native_build.log" 2>&1 &
+    native_pid=$!
+else
+    echo "pybind11/setuptools missing: CPU comparisons will be skipped"
+fi
+
+stage "building the CUDA kernels"
+if ! timeout 150 "$PY" - <<'EOF' 2>&1 | tee "$LOGS/cuda_build.log"; then
+import os, time
+from igs_tex.render import cuda
+t0 = time.perf_counter()
+if os.environ.get("IGS_CUDA_LIBRARY"):
+    print("using prebuilt", os.environ["IGS_CUDA_LIBRARY"])
+else:
+    print("library:", cuda.build_library(), f"({time.perf_counter() - t0:.1f} s)")
+ok = cuda.cuda_available()
+print("cuda_available:", ok, cuda.cuda_unavailable_reason())
+raise SystemExit(0 if ok else 1)
+EOF
+    echo "ERROR: the CUDA renderer did not build or load (log above)" >&2
+    exit 4
+fi
+
+if [[ -n "$native_pid" ]]; then
+    wait "$native_pid" || true
+    # setup.py never fails the build on purpose, so ask the package whether it loads.
+    if "$PY" -c 'import sys; from igs_tex.render.native import native_available as a; sys.exit(not a())'; then
+        echo "CPU extension built"
+    else
+        echo "CPU extension not available (CPU comparisons skip); last lines of its build:"
+        tail -n 20 "$LOGS/native_build.log" || true
+    fi
+fi
+
+stage "tests/gpu/test_cuda.py"
+# --noconftest: tests/conftest.py imports Pillow, which this machine may lack; the GPU tests
+# need none of its fixtures.
+if ! IGS_REQUIRE_CUDA=1 timeout 180 "$PY" -m pytest -q -rs --noconftest -p no:cacheprovider \
+        --junitxml="$LOGS/test_cuda.xml" tests/gpu/test_cuda.py 2>&1 | tee "$LOGS/test_cuda.log"; then
+    echo "ERROR: GPU tests failed" >&2
+    status=1
+fi
+
+stage "benchmark"
+if ! timeout 130 "$PY" bench/bench_cuda.py --budget-s 25 2>&1 | tee "$LOGS/bench_cuda.md"; then
+    echo "WARNING: benchmark did not finish" >&2
+fi
+
+stage "done: exit status $status, ${SECONDS}s in total"
+exit "$status"
