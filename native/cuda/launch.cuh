@@ -71,17 +71,14 @@ struct Carve {
 // The texel a thread owns inside tile `t`.
 struct TexelSlot {
     int x, y;      // image coordinates
-    int lx;        // column inside the tile
     bool inside;   // false for padding threads and for the cut-off part of edge tiles
 };
 
 __device__ inline TexelSlot texel_slot(const TileGrid& g, int t, int thread) {
     TexelSlot s;
     const int tx = t % g.tiles_x, ty = t / g.tiles_x;
-    s.lx = thread % g.tile;
-    const int ly = thread / g.tile;
-    s.x = tx * g.tile + s.lx;
-    s.y = ty * g.tile + ly;
+    s.x = tx * g.tile + thread % g.tile;
+    s.y = ty * g.tile + thread / g.tile;
     s.inside = thread < g.tile * g.tile && s.x < g.width && s.y < g.height;
     return s;
 }
