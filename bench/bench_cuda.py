@@ -26,11 +26,11 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from igs_tex.render.cuda import CudaRenderer, cuda_available, cuda_unavailable_reason  # noqa: E402
-from igs_tex.render.params import GaussianParams  # noqa: E402
+from igs_tex.render.cuda import CudaRenderer, cuda_available, cuda_unavailable_reason
+from igs_tex.render.params import GaussianParams
 
 try:
-    from igs_tex.render.native import NativeRenderer, native_available  # noqa: E402
+    from igs_tex.render.native import NativeRenderer, native_available
 except ImportError:
     NativeRenderer, native_available = None, lambda: False
 

@@ -42,7 +42,7 @@ def objects(tmp_path_factory):
     def build(src: Path):
         obj = out / (src.stem + ".o")
         proc = subprocess.run(igs_cuda.compile_command(NVCC, src, obj, ARCH), capture_output=True,
-                              text=True, cwd=REPO)
+                              text=True, cwd=REPO, check=False)
         return src, (proc.returncode, proc.stdout + proc.stderr, obj)
 
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
@@ -83,7 +83,7 @@ def test_links_and_loads(objects, tmp_path):
         assert rc == 0, f"{src.name} did not compile:\n{log}"
     lib_path = tmp_path / "libigs_cuda.so"
     cmd = igs_cuda.link_command(NVCC, [obj for _, _, obj in objects.values()], lib_path, ARCH)
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lib = igs_cuda.load_library(lib_path)  # declares every signature: a missing symbol raises
     assert lib.igs_cuda_abi_version() == igs_cuda.ABI_VERSION
@@ -100,7 +100,7 @@ def test_links_and_loads(objects, tmp_path):
 
 def _code(path: Path) -> str:
     """Source text without comments, so a mention in a comment does not count."""
-    text = re.sub(r"/\*.*?\*/", "", path.read_text(), flags=re.S)
+    text = re.sub(r"/\*.*?\*/", "", path.read_text(), flags=re.DOTALL)
     return re.sub(r"//[^\n]*", "", text)
 
 

@@ -90,7 +90,7 @@ class BuildError(RuntimeError):
 
 
 def _run(cmd: list[str]) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         log = (proc.stdout + proc.stderr).strip()
         raise BuildError(f"command failed ({proc.returncode}): {shlex.join(cmd)}\n{log[-4000:]}")
@@ -108,7 +108,7 @@ def _build_key(nvcc: str, arch: str) -> str:
     h = hashlib.sha256()
     for path in [*sources(), *sorted(CUDA_DIR.glob("*.cuh")), *sorted((INCLUDE_DIR / "igs").glob("*.h"))]:
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    version = subprocess.run([nvcc, "--version"], capture_output=True, text=True).stdout
+    version = subprocess.run([nvcc, "--version"], capture_output=True, text=True, check=False).stdout
     h.update("\0".join([arch, version, *COMPILE_FLAGS, os.environ.get("IGS_NVCC_FLAGS", "")]).encode())
     return h.hexdigest()[:16]
 
@@ -418,5 +418,5 @@ class CudaRenderer:
                                  int(height), int(width), int(tile), int(k), float(eps))
 
 
-__all__ = ["CudaRenderer", "cuda_available", "cuda_unavailable_reason", "bin_tiles",
-           "render_with_selection", "build_library", "find_nvcc", "compile_command"]
+__all__ = ["CudaRenderer", "bin_tiles", "build_library", "compile_command", "cuda_available",
+           "cuda_unavailable_reason", "find_nvcc", "render_with_selection"]

@@ -45,7 +45,7 @@ def _require_cuda():
 try:
     from igs_tex import _native
     from igs_tex.render.native import NativeRenderer
-except Exception:  # the CPU extension is optional here; its comparisons skip
+except (ImportError, OSError):  # the CPU extension is optional here; its comparisons skip
     _native = None
 needs_native = pytest.mark.skipif(_native is None, reason="igs_tex._native (CPU kernels) not built")
 
@@ -154,8 +154,8 @@ def test_tile_lists_large():
 def load_golden(path):
     z = np.load(path)
     p = GaussianParams(*(torch.from_numpy(z[f]) for f in FIELDS))
-    shape = dict(height=int(z["height"]), width=int(z["width"]), tile=int(z["tile"]),
-                 k=int(z["k"]), eps=float(z["eps"]))
+    shape = {"height": int(z["height"]), "width": int(z["width"]), "tile": int(z["tile"]),
+             "k": int(z["k"]), "eps": float(z["eps"])}
     return z, p, shape
 
 
@@ -288,7 +288,7 @@ def _material_stack(size=128, x0=64, y0=64):
 
 
 def _params_from(target, n, seed):
-    H, W, C = target.shape
+    H, W, _ = target.shape
     g = torch.Generator().manual_seed(seed)
     means = torch.rand(n, 2, generator=g, dtype=torch.float64) * torch.tensor([W, H], dtype=torch.float64)
     xi = means[:, 0].long().clamp(0, W - 1)
