@@ -130,6 +130,7 @@ def _figures(c: Comparison, out_dir: Path) -> str:
     size = images.crop_size_for(c.height, c.width)
     x0, y0 = images.choose_crop(c.target, size)
     factor = max(1, ZOOM_TARGET // size)
+    px = size * factor
     html = [f'<p class="note">Crop: {size}x{size} texels at ({x0}, {y0}), the window with the most '
             f'detail (largest summed gradient), shown {factor}x with nearest-neighbour filtering and outlined '
             f'in red on the error maps. Error maps: mean absolute error over the group\'s channels, one '
@@ -157,9 +158,9 @@ def _figures(c: Comparison, out_dir: Path) -> str:
                 continue
             errs = [images.abs_error(r["decoded"][..., idx], ref) for r in methods]
             scale = images.error_scale(errs)
-            cells = [f'<figure><img src="ref_{group}_crop.png" width="{size * factor}" height="{size * factor}" '
+            cells = [f'<figure style="width:{px}px"><img src="ref_{group}_crop.png" width="{px}" height="{px}" '
                      f'alt="reference {escape(group)} crop"><figcaption>reference ({escape(group)})</figcaption>'
-                     f'<a href="ref_{group}.png"><img src="ref_{group}.png" width="{size * factor}" '
+                     f'<a href="ref_{group}.png"><img src="ref_{group}.png" width="{px}" '
                      f'alt="reference {escape(group)}"></a></figure>']
             for r, err in zip(methods, errs):
                 key = "igs" if r["method"] == IGS else f"{r['method']}_mip{r['mip']}"
@@ -174,10 +175,10 @@ def _figures(c: Comparison, out_dir: Path) -> str:
                 psnr = r["metrics"][group]["psnr"]
                 # Error maps are shown shrunk to the crop's width; the link opens them texel for texel.
                 cells.append(
-                    f'<figure><img src="{crop_name}" width="{size * factor}" height="{size * factor}" '
+                    f'<figure style="width:{px}px"><img src="{crop_name}" width="{px}" height="{px}" '
                     f'alt="{escape(label)} {escape(group)} crop"><figcaption>{escape(label)}: '
                     f'{r["bppc"]:.4f} bppc, {fmt_db(psnr)} dB</figcaption>'
-                    f'<a href="{err_name}"><img src="{err_name}" width="{size * factor}" '
+                    f'<a href="{err_name}"><img src="{err_name}" width="{px}" '
                     f'alt="{escape(label)} {escape(group)} error"></a></figure>')
             html.append(f'<p class="note"><b>{escape(group)}</b>: error scale 0 to {scale:.4f}</p>')
             html.append('<div class="fig-row">' + "".join(cells) + "</div>")
