@@ -29,8 +29,11 @@ def get_renderer(backend: str = "auto"):
         from .torch_ref import TorchRenderer
         return TorchRenderer()
     if backend == "cuda":
+        from .cuda import CudaRenderer, cuda_available, cuda_unavailable_reason
+        if cuda_available():
+            return CudaRenderer()
         from .. import IgsError
-        raise IgsError("backend 'cuda' is not available in this build")
+        raise IgsError(f"backend 'cuda' is unavailable: {cuda_unavailable_reason()}")
     from .. import IgsError
     raise IgsError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
