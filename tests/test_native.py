@@ -115,7 +115,7 @@ def native_forward_selection(p, height, width, tile=16, k=10, eps=1e-7, fast=Tru
 def native_grads(p: GaussianParams, grad_out: np.ndarray, height, width, tile=16, k=10, eps=1e-7,
                  fast=True):
     image, selection, _, off, idx = native_forward_selection(p, height, width, tile, k, eps, fast)
-    return image, _native.backward(grad_out.astype(np.float32), image, selection, np32(p.means),
+    return image, _native.backward(grad_out.astype(np.float32), selection, np32(p.means),
                                    np32(p.theta), np32(p.inv_scale), np32(p.colour), height,
                                    width, tile, k, eps, off, idx, fast)
 
@@ -435,10 +435,10 @@ def test_bad_arguments_raise():
     image, (sel_off, sel) = _native.forward(m, th, s, c, 16, 16, 16, 1, 1e-7, off, idx)
     assert sel.size > 0
     with pytest.raises(ValueError, match="sel_masks"):
-        _native.backward(np.ones_like(image), image, (sel_off, sel[:-1]), m, th, s, c, 16, 16, 16,
-                         1, 1e-7, off, idx)
+        _native.backward(np.ones_like(image), (sel_off, sel[:-1]), m, th, s, c, 16, 16, 16, 1,
+                         1e-7, off, idx)
     with pytest.raises(ValueError, match="sel_"):  # a selection made with another K
-        _native.backward(np.ones_like(image), image, (sel_off, sel), m, th, s, c, 16, 16, 16, 4,
+        _native.backward(np.ones_like(image), (sel_off, sel), m, th, s, c, 16, 16, 16, 4,
                          1e-7, off, idx)
 
 

@@ -73,21 +73,19 @@ class _NativeRender(torch.autograd.Function):
         image, selection = _native.forward(
             m, th, s, c, height, width, tile, k, eps, offsets, indices,
             image_out=_IMAGES.take((height, width, c.shape[1])))
-        out = torch.from_numpy(image).to(colour.device)
-        # Saved through autograd so an in-place edit of a parameter or of the image before
-        # backward() raises instead of silently giving wrong gradients.
-        ctx.save_for_backward(means, theta, inv_scale, colour, out)
+        # Saved through autograd so an in-place edit of a parameter before backward() raises
+        # instead of silently giving wrong gradients. The image itself is not needed.
+        ctx.save_for_backward(means, theta, inv_scale, colour)
         ctx.native = (offsets, indices, selection, height, width, tile, k, eps)
-        return out
+        return torch.from_numpy(image).to(colour.device)
 
     @staticmethod
     def backward(ctx, grad_image):
-        params = ctx.saved_tensors[:4]
-        image = ctx.saved_tensors[4]
+        params = ctx.saved_tensors
         offsets, indices, selection, height, width, tile, k, eps = ctx.native
         m, th, s, c = (_as_f32(t) for t in params)
-        grads = _native.backward(_as_f32(grad_image), _as_f32(image), selection, m, th, s, c,
-                                 height, width, tile, k, eps, offsets, indices)
+        grads = _native.backward(_as_f32(grad_image), selection, m, th, s, c, height, width, tile,
+                                 k, eps, offsets, indices)
         out = [torch.from_numpy(g).to(device=p.device, dtype=p.dtype) if need else None
                for need, g, p in zip(ctx.needs_input_grad[:4], grads, params)]
         return (*out, None, None, None, None, None)

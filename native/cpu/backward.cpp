@@ -1,11 +1,12 @@
 // Backward: gradients for means, theta, inv_scale and colour from dL/dimage.
 //
-// Reuses the forward's selection (no top-K is redone) and the forward image as `out`.
+// Reuses the forward's selection (no top-K is redone); `out` is recomputed bit for bit.
 // Each (tile, listed Gaussian) pair gets one slot of partial gradients, written by the
 // thread that owns the tile; a final pass sums each Gaussian's slots in tile order. No
 // atomics and no per-thread buffers, so the result is identical for any thread count.
 #include <algorithm>
 #include <cstring>
+#include <memory>
 
 #include "igs/texel.h"
 #include "kernels.h"
@@ -19,6 +20,8 @@ namespace {
 constexpr int kGeom = 5;
 // Lane accumulators per Gaussian: the six GeomMoments sums, then C colour sums.
 constexpr int kMoments = 6;
+// Per-texel channel vectors live on the stack up to this many channels (DESIGN: up to 16).
+constexpr int kMaxChannelsOnStack = 64;
 
 struct BackwardScratch {
     TileSoA soa;
@@ -133,7 +136,7 @@ IGS_ALWAYS_INLINE void backward_row(const int32_t* IGS_RESTRICT used, int n_used
 template <int LN>
 IGS_ALWAYS_INLINE void backward_tile_fast(const Gaussian* table, const Params& p, const Shape& s,
                         const TileGrid& grid, const TileLists& lists, int64_t t,
-                        const float* grad_out, const float* image, const int64_t* sel_offsets,
+                        const float* grad_out, const int64_t* sel_offsets,
                         const uint8_t* sel_masks, float* pair_grad, BackwardScratch& sc) {
     const int C = p.channels;
     const int K = s.k;
@@ -175,16 +178,11 @@ IGS_ALWAYS_INLINE void backward_tile_fast(const Gaussian* table, const Params& p
         const float py = texel_centre(y);
         const int64_t row_texel = static_cast<int64_t>(y) * grid.width + rect.x0;
 
-        // dL/dout and out for this row, channel-major so channels stream lane-wise.
+        // dL/dout for this row, channel-major so channels stream lane-wise.
         std::fill(gT, gT + static_cast<size_t>(C) * LN, 0.0f);
-        std::fill(oT, oT + static_cast<size_t>(C) * LN, 0.0f);
         for (int x = 0; x < rect.nx; ++x) {
             const float* gsrc = grad_out + (row_texel + x) * C;
-            const float* osrc = image + (row_texel + x) * C;
-            for (int c = 0; c < C; ++c) {
-                gT[static_cast<size_t>(c) * LN + x] = gsrc[c];
-                oT[static_cast<size_t>(c) * LN + x] = osrc[c];
-            }
+            for (int c = 0; c < C; ++c) gT[static_cast<size_t>(c) * LN + x] = gsrc[c];
         }
 
         if (select) {
@@ -205,6 +203,9 @@ IGS_ALWAYS_INLINE void backward_tile_fast(const Gaussian* table, const Params& p
             for (int x = 0; x < LN; ++x) S[x] += Gj[x];
         }
         for (int x = 0; x < LN; ++x) inv[x] = 1.0f / (S[x] + s.eps);
+        // `out` recomputed exactly as the forward computed it (same G, same used set, same
+        // order): cheaper than streaming the whole image back in from memory.
+        blend_row<LN>(G, used, n_used, sc.soa.colour.data(), C, s.eps, LN, oT, 1, LN);
 
         for (int u = 0; u < n_used; ++u) {
             const size_t j = static_cast<size_t>(used[u]);
@@ -217,9 +218,9 @@ IGS_ALWAYS_INLINE void backward_tile_fast(const Gaussian* table, const Params& p
         backward_row<LN>(used, n_used, U, V, G, sc.soa, C, gT, oT, inv, W, dot, lanes);
     }
 
-    float dcol[64];
+    float dcol[kMaxChannelsOnStack];
     std::vector<float> dcol_big;
-    float* dc = C <= 64 ? dcol : grow(dcol_big, C);
+    float* dc = C <= kMaxChannelsOnStack ? dcol : grow(dcol_big, C);
     for (int j = 0; j < L; ++j) {
         float* slot = pair_grad + (off + j) * D;
         if (!touched[j]) {
@@ -241,33 +242,33 @@ IGS_ALWAYS_INLINE void backward_tile_fast(const Gaussian* table, const Params& p
 
 #define IGS_BACKWARD_TILE_ARGS                                                               \
     const Gaussian *table, const Params &p, const Shape &s, const TileGrid &grid,              \
-        const TileLists &lists, int64_t t, const float *grad_out, const float *image,          \
+        const TileLists &lists, int64_t t, const float *grad_out,                              \
         const int64_t *sel_offsets, const uint8_t *sel_masks, float *pair_grad,               \
         BackwardScratch &sc
 
 IGS_ALWAYS_INLINE void backward_tile_lanes(IGS_BACKWARD_TILE_ARGS) {
     switch (lanes_for(s.tile)) {
-        case 8: backward_tile_fast<8>(table, p, s, grid, lists, t, grad_out, image, sel_offsets, sel_masks, pair_grad, sc); break;
-        case 16: backward_tile_fast<16>(table, p, s, grid, lists, t, grad_out, image, sel_offsets, sel_masks, pair_grad, sc); break;
-        case 32: backward_tile_fast<32>(table, p, s, grid, lists, t, grad_out, image, sel_offsets, sel_masks, pair_grad, sc); break;
-        default: backward_tile_fast<64>(table, p, s, grid, lists, t, grad_out, image, sel_offsets, sel_masks, pair_grad, sc); break;
+        case 8: backward_tile_fast<8>(table, p, s, grid, lists, t, grad_out, sel_offsets, sel_masks, pair_grad, sc); break;
+        case 16: backward_tile_fast<16>(table, p, s, grid, lists, t, grad_out, sel_offsets, sel_masks, pair_grad, sc); break;
+        case 32: backward_tile_fast<32>(table, p, s, grid, lists, t, grad_out, sel_offsets, sel_masks, pair_grad, sc); break;
+        default: backward_tile_fast<64>(table, p, s, grid, lists, t, grad_out, sel_offsets, sel_masks, pair_grad, sc); break;
     }
 }
 
 void backward_tile_baseline(IGS_BACKWARD_TILE_ARGS) {
-    backward_tile_lanes(table, p, s, grid, lists, t, grad_out, image, sel_offsets, sel_masks, pair_grad, sc);
+    backward_tile_lanes(table, p, s, grid, lists, t, grad_out, sel_offsets, sel_masks, pair_grad, sc);
 }
 
 #if IGS_AVX2_VARIANT
 IGS_TARGET_AVX2 void backward_tile_avx2(IGS_BACKWARD_TILE_ARGS) {
-    backward_tile_lanes(table, p, s, grid, lists, t, grad_out, image, sel_offsets, sel_masks, pair_grad, sc);
+    backward_tile_lanes(table, p, s, grid, lists, t, grad_out, sel_offsets, sel_masks, pair_grad, sc);
 }
 #endif
 
 // One texel at a time through the header functions, as a CUDA thread would.
 void backward_tile_simple(const Gaussian* table, const Params& p, const Shape& s,
                           const TileGrid& grid, const TileLists& lists, int64_t t,
-                          const float* grad_out, const float* image, const int64_t* sel_offsets,
+                          const float* grad_out, const int64_t* sel_offsets,
                           const uint8_t* sel_masks, float* pair_grad) {
     const int C = p.channels;
     const int K = s.k;
@@ -294,13 +295,14 @@ void backward_tile_simple(const Gaussian* table, const Params& p, const Shape& s
                     idx[n++] = list[j];
                 }
             float Gk[kMaxK], dLdG[kMaxK], wk[kMaxK];
-            float S = 0.0f;
-            for (int q = 0; q < n; ++q) {
-                Gk[q] = eval(table[idx[q]], fx, fy);
-                S += Gk[q];
-            }
+            for (int q = 0; q < n; ++q) Gk[q] = eval(table[idx[q]], fx, fy);
+            // The forward blended in this same (ascending) order: out and S come out identical.
+            float out[kMaxChannelsOnStack];
+            std::vector<float> out_big;
+            float* o = C <= kMaxChannelsOnStack ? out : grow(out_big, C);
+            const float S = blend(n, idx, Gk, p.colour, C, s.eps, o);
             const float* g = grad_out + texel * C;
-            blend_backward(n, idx, Gk, p.colour, C, S, s.eps, image + texel * C, g, dLdG, wk);
+            blend_backward(n, idx, Gk, p.colour, C, S, s.eps, o, g, dLdG, wk);
             for (int q = 0; q < n; ++q) {
                 float* dc = dcol.data() + static_cast<size_t>(pos[q]) * C;
                 for (int c = 0; c < C; ++c) dc[c] += wk[q] * g[c];
@@ -312,10 +314,23 @@ void backward_tile_simple(const Gaussian* table, const Params& p, const Shape& s
         write_pair(pair_grad + (off + j) * D, table[list[j]], mom[j], dcol.data() + static_cast<size_t>(j) * C, C);
 }
 
+// Scratch for the per-(tile, Gaussian) partials, kept per calling thread: reallocating it
+// every step costs a page fault per 4 KiB (megabytes at 10K Gaussians). It needs no
+// clearing: every slot is written by its tile.
+float* pair_buffer(size_t n) {
+    thread_local std::unique_ptr<float[]> buf;
+    thread_local size_t capacity = 0;
+    if (n > capacity) {
+        buf.reset(new float[n]);
+        capacity = n;
+    }
+    return buf.get();
+}
+
 }  // namespace
 
 void backward(const Params& p, const Shape& s, const TileLists& lists, const float* grad_out,
-              const float* image, const int64_t* sel_offsets, const uint8_t* sel_masks,
+              const int64_t* sel_offsets, const uint8_t* sel_masks,
               const Grads& out, bool fast) {
     const TileGrid grid = make_tile_grid(s.height, s.width, s.tile);
     fast = fast && s.tile <= kMaxFastTile;
@@ -324,7 +339,7 @@ void backward(const Params& p, const Shape& s, const TileLists& lists, const flo
     const int C = p.channels;
     const int D = kGeom + C;
     const std::vector<Gaussian> table = prepare_gaussians(p);
-    std::vector<float> pair_grad(static_cast<size_t>(pairs) * D);
+    float* pair_grad = pair_buffer(static_cast<size_t>(pairs) * D);
     auto* fast_tile = &backward_tile_baseline;
 #if IGS_AVX2_VARIANT
     if (simd_avx2()) fast_tile = &backward_tile_avx2;
@@ -335,11 +350,11 @@ void backward(const Params& p, const Shape& s, const TileLists& lists, const flo
 #pragma omp for schedule(dynamic, 2)
         for (int64_t t = 0; t < n_tiles; ++t) {
             if (fast)
-                fast_tile(table.data(), p, s, grid, lists, t, grad_out, image, sel_offsets,
-                          sel_masks, pair_grad.data(), sc);
+                fast_tile(table.data(), p, s, grid, lists, t, grad_out, sel_offsets,
+                          sel_masks, pair_grad, sc);
             else
-                backward_tile_simple(table.data(), p, s, grid, lists, t, grad_out, image,
-                                     sel_offsets, sel_masks, pair_grad.data());
+                backward_tile_simple(table.data(), p, s, grid, lists, t, grad_out,
+                                     sel_offsets, sel_masks, pair_grad);
         }
     }
     // Sum each Gaussian's partials in tile order: a fixed order, whatever the threads did.
@@ -349,7 +364,7 @@ void backward(const Params& p, const Shape& s, const TileLists& lists, const flo
     std::fill(out.colour, out.colour + p.count * C, 0.0f);
     for (int64_t q = 0; q < pairs; ++q) {
         const int64_t i = lists.indices[q];
-        const float* slot = pair_grad.data() + q * D;
+        const float* slot = pair_grad + q * D;
         out.means[2 * i] += slot[0];
         out.means[2 * i + 1] += slot[1];
         out.theta[i] += slot[2];

@@ -174,7 +174,7 @@ std::pair<I64, U8> unpack_selection(const py::tuple& selection) {
     return {selection[0].cast<I64>(), selection[1].cast<U8>()};
 }
 
-py::tuple backward(const F32& grad_out, const F32& image, const py::tuple& selection,
+py::tuple backward(const F32& grad_out, const py::tuple& selection,
                    const F32& means, const F32& theta, const F32& inv_scale, const F32& colour,
                    int height, int width, int tile, int k, float eps, const I64& tile_offsets,
                    const I32& tile_indices, bool fast) {
@@ -184,7 +184,6 @@ py::tuple backward(const F32& grad_out, const F32& image, const py::tuple& selec
     check_selection(sel_offsets, sel_masks, c.shape, lists);
     const int64_t C = c.params.channels;
     expect_shape(grad_out, "grad_out", {height, width, C});
-    expect_shape(image, "image", {height, width, C});
     const int64_t n = c.params.count;
     F32 d_means({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(2)});
     F32 d_theta(static_cast<py::ssize_t>(n));
@@ -192,8 +191,8 @@ py::tuple backward(const F32& grad_out, const F32& image, const py::tuple& selec
     F32 d_colour({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(C)});
     {
         py::gil_scoped_release nogil;
-        igs::cpu::backward(c.params, c.shape, lists, grad_out.data(), image.data(),
-                           sel_offsets.data(), sel_masks.data(),
+        igs::cpu::backward(c.params, c.shape, lists, grad_out.data(), sel_offsets.data(),
+                           sel_masks.data(),
                            {d_means.mutable_data(), d_theta.mutable_data(), d_inv.mutable_data(),
                             d_colour.mutable_data()},
                            fast);
@@ -305,7 +304,7 @@ PYBIND11_MODULE(_native, m) {
           "-> (image float32 [H,W,C], selection): the image and the per-texel top-K the backward\n"
           "reuses, selection = (sel_offsets int64 [tiles+1], sel_masks uint8) (native/cpu/kernels.h).\n"
           "image_out: optional float32 [H,W,C] buffer to render into (returned as the image).");
-    m.def("backward", &backward, py::arg("grad_out"), py::arg("image"), py::arg("selection"),
+    m.def("backward", &backward, py::arg("grad_out"), py::arg("selection"),
           py::arg("means"), py::arg("theta"), py::arg("inv_scale"),
           py::arg("colour"), py::arg("height"), py::arg("width"), py::arg("tile"), py::arg("k"),
           py::arg("eps"), py::arg("tile_offsets"), py::arg("tile_indices"), py::arg("fast") = true,

@@ -103,55 +103,6 @@ IGS_ALWAYS_INLINE bool mask_row(float* IGS_RESTRICT Gj, const int32_t* IGS_RESTR
     return any != 0;
 }
 
-// Blends one row: out = sum_j G[j] c_j / (sum_j G[j] + eps) over the listed rows `used` of G;
-// zeroed G add exactly nothing. Channel-outer so accumulators stay in registers, four
-// channels at a time so four independent add chains overlap (one chain waits on itself).
-template <int LN>
-IGS_ALWAYS_INLINE void blend_row(const float* IGS_RESTRICT G, const int32_t* IGS_RESTRICT used,
-                                 int n_used, const float* IGS_RESTRICT colour, int C, float eps,
-                                 int nx, float* IGS_RESTRICT out) {
-    float den[LN];
-    for (int x = 0; x < LN; ++x) den[x] = 0.0f;
-    for (int u = 0; u < n_used; ++u) {
-        const float* IGS_RESTRICT Gj = G + static_cast<size_t>(used[u]) * LN;
-        for (int x = 0; x < LN; ++x) den[x] += Gj[x];
-    }
-    for (int x = 0; x < LN; ++x) den[x] += eps;
-    int c = 0;
-    for (; c + 4 <= C; c += 4) {
-        float a0[LN], a1[LN], a2[LN], a3[LN];
-        for (int x = 0; x < LN; ++x) a0[x] = a1[x] = a2[x] = a3[x] = 0.0f;
-        for (int u = 0; u < n_used; ++u) {
-            const float* IGS_RESTRICT Gj = G + static_cast<size_t>(used[u]) * LN;
-            const float* IGS_RESTRICT cj = colour + static_cast<size_t>(used[u]) * C + c;
-            const float c0 = cj[0], c1 = cj[1], c2 = cj[2], c3 = cj[3];
-            for (int x = 0; x < LN; ++x) {
-                a0[x] += Gj[x] * c0;
-                a1[x] += Gj[x] * c1;
-                a2[x] += Gj[x] * c2;
-                a3[x] += Gj[x] * c3;
-            }
-        }
-        for (int x = 0; x < nx; ++x) {
-            float* o = out + static_cast<int64_t>(x) * C + c;
-            o[0] = a0[x] / den[x];
-            o[1] = a1[x] / den[x];
-            o[2] = a2[x] / den[x];
-            o[3] = a3[x] / den[x];
-        }
-    }
-    for (; c < C; ++c) {
-        float acc[LN];
-        for (int x = 0; x < LN; ++x) acc[x] = 0.0f;
-        for (int u = 0; u < n_used; ++u) {
-            const float* IGS_RESTRICT Gj = G + static_cast<size_t>(used[u]) * LN;
-            const float cv = colour[static_cast<size_t>(used[u]) * C + c];
-            for (int x = 0; x < LN; ++x) acc[x] += Gj[x] * cv;
-        }
-        for (int x = 0; x < nx; ++x) out[static_cast<int64_t>(x) * C + c] = acc[x] / den[x];
-    }
-}
-
 // LN (lanes per row) is a template parameter so the common tile sizes get fully unrolled
 // row loops; forward_tile_lanes() picks the instance.
 template <int LN>
@@ -193,7 +144,7 @@ IGS_ALWAYS_INLINE void forward_tile_fast(const Gaussian* table, const Params& p,
         }
 
         blend_row<LN>(G, used, n_used, sc.soa.colour.data(), C, s.eps, rect.nx,
-                      image + row_texel * C);
+                      image + row_texel * C, C, 1);
     }
 }
 
@@ -240,6 +191,8 @@ void forward_tile_simple(const Gaussian* table, const Params& p, const Shape& s,
             TopKSorted top;
             top.reset(K);
             select_texel(table, list, L, texel_centre(x), texel_centre(y), top);
+            // Blended in list order, as the backward walks the selection and recomputes out.
+            sort_by_index(top.n, top.g, top.idx);  // no push() after this
             int32_t idx[kMaxK];
             for (int q = 0; q < top.n; ++q) {
                 idx[q] = list[top.idx[q]];

@@ -67,11 +67,11 @@ void selection_topk(const Shape& s, const TileLists& lists, const int64_t* sel_o
 void forward(const Params& p, const Shape& s, const TileLists& lists, float* image,
              const int64_t* sel_offsets, uint8_t* sel_masks, bool fast);
 
-// Grads are overwritten. image and the selection must come from forward() with the same
-// inputs: the backward reuses the forward's choices instead of selecting again.
+// Grads are overwritten. The selection must come from forward() with the same inputs: the
+// backward reuses the forward's choices instead of selecting again, and recomputes the
+// forward's image bit for bit where it needs it rather than reading it back.
 void backward(const Params& p, const Shape& s, const TileLists& lists, const float* grad_out,
-              const float* image, const int64_t* sel_offsets, const uint8_t* sel_masks,
-              const Grads& out, bool fast);
+              const int64_t* sel_offsets, const uint8_t* sel_masks, const Grads& out, bool fast);
 
 // G of each saved top-K entry (0 for padding), for tests and debugging.
 void topk_weights(const Params& p, const Shape& s, const int32_t* topk, float* weights);

@@ -122,5 +122,57 @@ inline T* grow(std::vector<T>& v, size_t n) {
     return v.data();
 }
 
+// Blends one row: out = sum_j G[j] c_j / (sum_j G[j] + eps) over the listed rows `used` of G;
+// zeroed G add exactly nothing. Channel-outer so accumulators stay in registers, four
+// channels at a time so four independent add chains overlap (one chain waits on itself).
+// Texel x, channel c is stored at out[x * xs + c * cs]. The forward writes the image with
+// it and the backward recomputes `out` with it, bit for bit, instead of reading the image
+// back from memory.
+template <int LN>
+IGS_ALWAYS_INLINE void blend_row(const float* IGS_RESTRICT G, const int32_t* IGS_RESTRICT used,
+                                 int n_used, const float* IGS_RESTRICT colour, int C, float eps,
+                                 int nx, float* IGS_RESTRICT out, int64_t xs, int64_t cs) {
+    float den[LN];
+    for (int x = 0; x < LN; ++x) den[x] = 0.0f;
+    for (int u = 0; u < n_used; ++u) {
+        const float* IGS_RESTRICT Gj = G + static_cast<size_t>(used[u]) * LN;
+        for (int x = 0; x < LN; ++x) den[x] += Gj[x];
+    }
+    for (int x = 0; x < LN; ++x) den[x] += eps;
+    int c = 0;
+    for (; c + 4 <= C; c += 4) {
+        float a0[LN], a1[LN], a2[LN], a3[LN];
+        for (int x = 0; x < LN; ++x) a0[x] = a1[x] = a2[x] = a3[x] = 0.0f;
+        for (int u = 0; u < n_used; ++u) {
+            const float* IGS_RESTRICT Gj = G + static_cast<size_t>(used[u]) * LN;
+            const float* IGS_RESTRICT cj = colour + static_cast<size_t>(used[u]) * C + c;
+            const float c0 = cj[0], c1 = cj[1], c2 = cj[2], c3 = cj[3];
+            for (int x = 0; x < LN; ++x) {
+                a0[x] += Gj[x] * c0;
+                a1[x] += Gj[x] * c1;
+                a2[x] += Gj[x] * c2;
+                a3[x] += Gj[x] * c3;
+            }
+        }
+        for (int x = 0; x < nx; ++x) {
+            float* o = out + x * xs + c * cs;
+            o[0] = a0[x] / den[x];
+            o[cs] = a1[x] / den[x];
+            o[2 * cs] = a2[x] / den[x];
+            o[3 * cs] = a3[x] / den[x];
+        }
+    }
+    for (; c < C; ++c) {
+        float acc[LN];
+        for (int x = 0; x < LN; ++x) acc[x] = 0.0f;
+        for (int u = 0; u < n_used; ++u) {
+            const float* IGS_RESTRICT Gj = G + static_cast<size_t>(used[u]) * LN;
+            const float cv = colour[static_cast<size_t>(used[u]) * C + c];
+            for (int x = 0; x < LN; ++x) acc[x] += Gj[x] * cv;
+        }
+        for (int x = 0; x < nx; ++x) out[x * xs + c * cs] = acc[x] / den[x];
+    }
+}
+
 }  // namespace cpu
 }  // namespace igs

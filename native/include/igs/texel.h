@@ -10,7 +10,7 @@
 namespace igs {
 
 // Evaluates the Gaussians of a tile list (ascending global indices) at texel centre
-// (px, py) and pushes them into a top-K accumulator (TopKSorted or TopKStream) under their
+// (px, py) and pushes them into a top-K accumulator (TopKSorted) under their
 // list positions j; list[j] is the Gaussian. Ranking ties by position is ranking by index.
 template <class TopK>
 IGS_HD inline void select_texel(const Gaussian* gaussians, const int32_t* list, int count,

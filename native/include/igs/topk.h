@@ -37,57 +37,20 @@ struct TopKSorted {
     }
 };
 
-// Unordered top-K for candidates that arrive in ascending index order (tile lists are
-// ascending). A newcomer has a higher index than everything kept, so it enters only when
-// its G is strictly larger than the worst kept G: one compare rejects most candidates, and
-// the worst slot is searched again only after a replacement.
-struct TopKStream {
-    int k = 0, n = 0, worst = 0;
-    float g[kMaxK];
-    int idx[kMaxK];
-
-    IGS_HD void reset(int k_) {
-        k = k_;
-        n = 0;
-        worst = 0;
-    }
-
-    IGS_HD void find_worst() {
-        int w = 0;
-        for (int s = 1; s < n; ++s)
-            if (ranks_before(g[w], idx[w], g[s], idx[s])) w = s;
-        worst = w;
-    }
-
-    IGS_HD void push(float gv, int iv) {
-        if (n < k) {
-            g[n] = gv;
-            idx[n] = iv;
-            ++n;
-            if (n == k) find_worst();
-            return;
+// Reorders n kept entries by ascending index (list position), the order in which kernels
+// blend and save them so a backward can walk them together with the tile list.
+IGS_HD inline void sort_by_index(int n, float* g, int* idx) {
+    for (int a = 1; a < n; ++a) {
+        const float gv = g[a];
+        const int iv = idx[a];
+        int b = a;
+        for (; b > 0 && idx[b - 1] > iv; --b) {
+            g[b] = g[b - 1];
+            idx[b] = idx[b - 1];
         }
-        if (!(gv > g[worst])) return;
-        g[worst] = gv;
-        idx[worst] = iv;
-        find_worst();
+        g[b] = gv;
+        idx[b] = iv;
     }
-
-    // Kept entries by ascending index (the order in which kernels save and blend them).
-    IGS_HD void sort_by_index() {
-        for (int a = 1; a < n; ++a) {
-            const float gv = g[a];
-            const int iv = idx[a];
-            int b = a;
-            while (b > 0 && idx[b - 1] > iv) {
-                g[b] = g[b - 1];
-                idx[b] = idx[b - 1];
-                --b;
-            }
-            g[b] = gv;
-            idx[b] = iv;
-        }
-    }
-};
+}
 
 }  // namespace igs
