@@ -205,7 +205,7 @@ IGS_ALWAYS_INLINE void backward_tile_fast(const Gaussian* table, const Params& p
         for (int x = 0; x < LN; ++x) inv[x] = 1.0f / (S[x] + s.eps);
         // `out` recomputed exactly as the forward computed it (same G, same used set, same
         // order): cheaper than streaming the whole image back in from memory.
-        blend_row<LN>(G, used, n_used, sc.soa.colour.data(), C, s.eps, LN, oT, 1, LN);
+        blend_row<LN, true>(G, used, n_used, sc.soa.colour.data(), C, s.eps, LN, oT);
 
         for (int u = 0; u < n_used; ++u) {
             const size_t j = static_cast<size_t>(used[u]);

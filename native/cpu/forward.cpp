@@ -143,8 +143,8 @@ IGS_ALWAYS_INLINE void forward_tile_fast(const Gaussian* table, const Params& p,
                     used[n_used++] = j;
         }
 
-        blend_row<LN>(G, used, n_used, sc.soa.colour.data(), C, s.eps, rect.nx,
-                      image + row_texel * C, C, 1);
+        blend_row<LN, false>(G, used, n_used, sc.soa.colour.data(), C, s.eps, rect.nx,
+                             image + row_texel * C);
     }
 }
 

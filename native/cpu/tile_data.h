@@ -125,13 +125,13 @@ inline T* grow(std::vector<T>& v, size_t n) {
 // Blends one row: out = sum_j G[j] c_j / (sum_j G[j] + eps) over the listed rows `used` of G;
 // zeroed G add exactly nothing. Channel-outer so accumulators stay in registers, four
 // channels at a time so four independent add chains overlap (one chain waits on itself).
-// Texel x, channel c is stored at out[x * xs + c * cs]. The forward writes the image with
-// it and the backward recomputes `out` with it, bit for bit, instead of reading the image
-// back from memory.
-template <int LN>
+// The forward writes the image with it (texel-major, nx texels at out[x * C + c]); the
+// backward recomputes `out` with it, bit for bit, into a channel-major row (out[c * LN + x],
+// kChannelMajor) instead of reading the image back from memory.
+template <int LN, bool kChannelMajor>
 IGS_ALWAYS_INLINE void blend_row(const float* IGS_RESTRICT G, const int32_t* IGS_RESTRICT used,
                                  int n_used, const float* IGS_RESTRICT colour, int C, float eps,
-                                 int nx, float* IGS_RESTRICT out, int64_t xs, int64_t cs) {
+                                 int nx, float* IGS_RESTRICT out) {
     float den[LN];
     for (int x = 0; x < LN; ++x) den[x] = 0.0f;
     for (int u = 0; u < n_used; ++u) {
@@ -154,12 +154,31 @@ IGS_ALWAYS_INLINE void blend_row(const float* IGS_RESTRICT G, const int32_t* IGS
                 a3[x] += Gj[x] * c3;
             }
         }
-        for (int x = 0; x < nx; ++x) {
-            float* o = out + x * xs + c * cs;
-            o[0] = a0[x] / den[x];
-            o[cs] = a1[x] / den[x];
-            o[2 * cs] = a2[x] / den[x];
-            o[3 * cs] = a3[x] / den[x];
+        // Written out rather than through a helper taking a0..a3 by pointer: a pointer makes
+        // the accumulators escape to memory, and the loop above then spills every add.
+        if constexpr (kChannelMajor) {
+            // This form vectorises (one base pointer); four separately indexed stores did not.
+            for (int x = 0; x < LN; ++x) {
+                float* o = out + c * LN + x;
+                o[0] = a0[x] / den[x];
+                o[LN] = a1[x] / den[x];
+                o[2 * LN] = a2[x] / den[x];
+                o[3 * LN] = a3[x] / den[x];
+            }
+        } else {
+            for (int x = 0; x < LN; ++x) {  // lane-wise first: vector divides
+                a0[x] = a0[x] / den[x];
+                a1[x] = a1[x] / den[x];
+                a2[x] = a2[x] / den[x];
+                a3[x] = a3[x] / den[x];
+            }
+            for (int x = 0; x < nx; ++x) {
+                float* o = out + static_cast<int64_t>(x) * C + c;
+                o[0] = a0[x];
+                o[1] = a1[x];
+                o[2] = a2[x];
+                o[3] = a3[x];
+            }
         }
     }
     for (; c < C; ++c) {
@@ -170,7 +189,12 @@ IGS_ALWAYS_INLINE void blend_row(const float* IGS_RESTRICT G, const int32_t* IGS
             const float cv = colour[static_cast<size_t>(used[u]) * C + c];
             for (int x = 0; x < LN; ++x) acc[x] += Gj[x] * cv;
         }
-        for (int x = 0; x < nx; ++x) out[x * xs + c * cs] = acc[x] / den[x];
+        if constexpr (kChannelMajor) {
+            for (int x = 0; x < LN; ++x) out[c * LN + x] = acc[x] / den[x];
+        } else {
+            for (int x = 0; x < LN; ++x) acc[x] = acc[x] / den[x];
+            for (int x = 0; x < nx; ++x) out[static_cast<int64_t>(x) * C + c] = acc[x];
+        }
     }
 }
 
