@@ -322,8 +322,9 @@ def test_renderer_float64_params_get_float64_grads():
 
 
 @needs_native
-def test_fast_and_simple_paths_agree():
-    H, W, C, k = 70, 90, 9, 10
+@pytest.mark.parametrize("k", [1, 4, 5, 10, 11, 32])  # each top-K code path of the fast kernel
+def test_fast_and_simple_paths_agree(k):
+    H, W, C = 70, 90, 9
     p = random_params(400, C, H, W, seed=21, scale=(1.0, 9.0))
     grad_out = np.random.default_rng(2).standard_normal((H, W, C))
     img_f, g_f = native_grads(p, grad_out, H, W, k=k, fast=True)
@@ -360,7 +361,8 @@ def test_deterministic_bytes_across_runs_and_threads(fast):
 
 
 @needs_native
-def test_simd_variants_give_identical_bytes():
+@pytest.mark.parametrize("k", [3, 10, 16])
+def test_simd_variants_give_identical_bytes(k):
     H, W, C = 48, 40, 9
     p = random_params(300, C, H, W, seed=12, scale=(1.0, 8.0))
     grad_out = np.random.default_rng(8).standard_normal((H, W, C))
@@ -368,7 +370,7 @@ def test_simd_variants_give_identical_bytes():
     try:
         for mode in ("baseline", "auto"):
             _native.set_simd(mode)
-            image, grads = native_grads(p, grad_out, H, W)
+            image, grads = native_grads(p, grad_out, H, W, k=k)
             results.append([image.tobytes()] + [g.tobytes() for g in grads])
     finally:
         _native.set_simd("auto")
