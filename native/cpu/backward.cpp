@@ -344,7 +344,7 @@ void backward(const Params& p, const Shape& s, const TileLists& lists, const flo
 #if IGS_AVX2_VARIANT
     if (simd_avx2()) fast_tile = &backward_tile_avx2;
 #endif
-#pragma omp parallel
+#pragma omp parallel num_threads(thread_count())
     {
         BackwardScratch sc;
 #pragma omp for schedule(dynamic, 2)

@@ -242,21 +242,9 @@ F32 exp_nonpos(const F32& x) {
     return y;
 }
 
-int num_threads() {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
+int num_threads() { return igs::cpu::thread_count(); }
 
-void set_num_threads(int n) {
-#ifdef _OPENMP
-    omp_set_num_threads(n < 1 ? 1 : n);
-#else
-    (void)n;
-#endif
-}
+void set_num_threads(int n) { igs::cpu::set_thread_count(n); }
 
 // Per-channel mean SSIM of x against y ([H, W, C] float32) and, with want_grad, its gradient
 // with respect to x (the fitter's loss; see ssim.h).
@@ -317,8 +305,10 @@ PYBIND11_MODULE(_native, m) {
           "G of every saved top-K entry, 0 for padding -> float32 [H*W,K].");
     m.def("exp_nonpos", &exp_nonpos, py::arg("x"),
           "exp(x) for x <= 0 as the kernels compute it (0 below -87).");
-    m.def("num_threads", &num_threads);
-    m.def("set_num_threads", &set_num_threads, py::arg("n"));
+    m.def("num_threads", &num_threads, "Threads the render kernels use.");
+    m.def("set_num_threads", &set_num_threads, py::arg("n"),
+          "Threads for the render kernels only (not torch's, not OpenMP's global setting); "
+          "n < 1 restores the default, all available processors.");
     m.def("build_info", &build_info);
     m.def("ssim", &ssim, py::arg("x"), py::arg("y"), py::arg("want_grad") = true,
           "-> (per-channel mean SSIM float64 [C], d SSIM_c / d x float32 [H,W,C] or empty).");

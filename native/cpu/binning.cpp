@@ -12,7 +12,7 @@ void bin_tiles(const float* means, const float* inv_scale, int64_t count, const 
     const int64_t n_tiles = static_cast<int64_t>(grid.tiles_x) * grid.tiles_y;
     // Pass 1 (parallel): how many tiles each Gaussian meets.
     std::vector<int64_t> per_gaussian(static_cast<size_t>(count) + 1, 0);
-#pragma omp parallel for schedule(dynamic, 256)
+#pragma omp parallel for schedule(dynamic, 256) num_threads(thread_count())
     for (int64_t i = 0; i < count; ++i) {
         int64_t hits = 0;
         for_each_tile_of(grid, means[2 * i], means[2 * i + 1], inv_scale[2 * i],
@@ -24,7 +24,7 @@ void bin_tiles(const float* means, const float* inv_scale, int64_t count, const 
 
     // Pass 2 (parallel): the tiles of each Gaussian, Gaussian-major.
     std::vector<int32_t> pair_tile(static_cast<size_t>(pairs));
-#pragma omp parallel for schedule(dynamic, 256)
+#pragma omp parallel for schedule(dynamic, 256) num_threads(thread_count())
     for (int64_t i = 0; i < count; ++i) {
         int64_t at = per_gaussian[i];
         for_each_tile_of(grid, means[2 * i], means[2 * i + 1], inv_scale[2 * i],

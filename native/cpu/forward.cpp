@@ -266,7 +266,7 @@ void forward(const Params& p, const Shape& s, const TileLists& lists, float* ima
 #endif
     // Tiles differ a lot in cost (listed counts vary), so hand them out dynamically; the
     // result does not depend on which thread runs which tile.
-#pragma omp parallel
+#pragma omp parallel num_threads(thread_count())
     {
         ForwardScratch sc;
 #pragma omp for schedule(dynamic, 2)
@@ -282,7 +282,7 @@ void forward(const Params& p, const Shape& s, const TileLists& lists, float* ima
 void topk_weights(const Params& p, const Shape& s, const int32_t* topk, float* weights) {
     const std::vector<Gaussian> table = prepare_gaussians(p);
     const int64_t texels = static_cast<int64_t>(s.height) * s.width;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(thread_count())
     for (int64_t i = 0; i < texels; ++i) {
         const float px = texel_centre(static_cast<int>(i % s.width));
         const float py = texel_centre(static_cast<int>(i / s.width));

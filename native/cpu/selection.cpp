@@ -27,7 +27,7 @@ void selection_topk(const Shape& s, const TileLists& lists, const int64_t* sel_o
     const int64_t n_tiles = static_cast<int64_t>(grid.tiles_x) * grid.tiles_y;
     const int nb = selection_lane_bytes(s.tile);
     const int K = s.k;
-#pragma omp parallel for schedule(dynamic, 8)
+#pragma omp parallel for schedule(dynamic, 8) num_threads(thread_count())
     for (int64_t t = 0; t < n_tiles; ++t) {
         const TileRect rect = tile_rect(grid, t);
         const int32_t* list = lists.indices + lists.offsets[t];

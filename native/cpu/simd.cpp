@@ -1,4 +1,4 @@
-// Run-time choice between the baseline and AVX2 builds of the row kernels (tile_data.h).
+// Run-time settings of the CPU kernels (tile_data.h): SIMD variant and thread count.
 #include <atomic>
 #include <cstring>
 
@@ -9,6 +9,7 @@ namespace cpu {
 namespace {
 
 std::atomic<bool> g_allow_avx2{true};
+std::atomic<int> g_threads{0};  // 0: default
 
 bool cpu_has_avx2() {
 #if IGS_AVX2_VARIANT
@@ -20,6 +21,18 @@ bool cpu_has_avx2() {
 }
 
 }  // namespace
+
+int thread_count() {
+    const int n = g_threads.load(std::memory_order_relaxed);
+    if (n > 0) return n;
+#ifdef _OPENMP
+    return omp_get_num_procs();
+#else
+    return 1;
+#endif
+}
+
+void set_thread_count(int n) { g_threads = n < 1 ? 0 : n; }
 
 bool simd_avx2() { return g_allow_avx2.load(std::memory_order_relaxed) && cpu_has_avx2(); }
 

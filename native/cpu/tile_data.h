@@ -51,6 +51,13 @@ constexpr int kMaxFastTile = 64;
 #define IGS_AVX2_VARIANT 0
 #endif
 
+// Threads of every parallel region here, set apart from the process-wide OpenMP setting:
+// torch ships a libgomp with the same soname, so torch.set_num_threads(1) (which a caller may
+// do to quiet torch's own pool) would otherwise make these kernels single-threaded too.
+// Default: all processors OpenMP reports available.
+int thread_count();
+void set_thread_count(int n);  // n < 1: back to the default
+
 // True when the AVX2 variant exists, the CPU has AVX2, and set_simd() has not turned it off.
 bool simd_avx2();
 // "auto" (default) or "baseline"; returns false for an unknown name.
@@ -61,7 +68,7 @@ const char* simd_name();
 inline std::vector<Gaussian> prepare_gaussians(const Params& p) {
     std::vector<Gaussian> table(static_cast<size_t>(p.count));
     const int64_t n = p.count;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(thread_count())
     for (int64_t i = 0; i < n; ++i) {
         Gaussian& g = table[i];
         g.mx = p.means[2 * i];
