@@ -4,9 +4,10 @@
 
 Scenes are random but shaped like a bake in progress: means uniform over the image, scales
 2-8 px per axis, uniform rotation, 9 channels. A step is render + (out * g).sum().backward(),
-exactly what the fitter does per iteration. Reports the median over --reps timed runs after
+the renderer's share of a fitter iteration. Reports the median over --reps timed runs after
 one warm-up run. The torch reference is timed once only when a single run exceeds
---torch-budget seconds, so the 1024^2 rows stay affordable.
+--torch-budget seconds, so the 1024^2 rows stay affordable. The native CPU column (process
+CPU time over all threads) stays meaningful when other processes load the machine.
 """
 from __future__ import annotations
 
@@ -39,21 +40,22 @@ def scene(n: int, size: int, channels: int, seed: int = 0) -> GaussianParams:
     return GaussianParams(means, theta, inv_scale, colour)
 
 
-def step_ms(renderer, params: GaussianParams, size: int, grad: torch.Tensor) -> float:
+def step_ms(renderer, params: GaussianParams, size: int, grad: torch.Tensor) -> tuple[float, float]:
+    """(wall ms, process CPU ms summed over threads) of one forward+backward."""
     leaves = GaussianParams(*(t.clone().requires_grad_(True) for t in
                               (params.means, params.theta, params.inv_scale, params.colour)))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     out = renderer.render(leaves, size, size, tile=16, k=10, eps=1e-7)
     (out * grad).sum().backward()
-    return (time.perf_counter() - t0) * 1e3
+    return (time.perf_counter() - t0) * 1e3, (time.process_time() - c0) * 1e3
 
 
-def median_ms(renderer, params, size, grad, reps: int, budget_s: float) -> tuple[float, int]:
+def median_ms(renderer, params, size, grad, reps: int, budget_s: float) -> tuple[float, float, int]:
     first = step_ms(renderer, params, size, grad)  # warm-up (allocator, thread pools)
-    if first > budget_s * 1e3:
-        return first, 1
-    times = [step_ms(renderer, params, size, grad) for _ in range(reps)]
-    return statistics.median(times), reps
+    if first[0] > budget_s * 1e3:
+        return first[0], first[1], 1
+    runs = [step_ms(renderer, params, size, grad) for _ in range(reps)]
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs), reps
 
 
 def main() -> int:
@@ -71,10 +73,14 @@ def main() -> int:
         print("igs_tex._native is not built: nothing to compare (pip install -e .)")
         return 1
     from igs_tex import _native
-    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), native {_native.build_info()} "
-          f"({_native.num_threads()} threads); median of {args.reps}, ms per forward+backward")
-    header = f"{'size':>9} {'gaussians':>9} {'C':>2} {'torch ms':>10} {'native ms':>10} {'speedup':>8}"
+    load = os.getloadavg()[0]
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average "
+          f"{load:.2f} at start; torch {torch.__version__} ({torch.get_num_threads()} threads), "
+          f"native {_native.build_info()} ({_native.num_threads()} threads)")
+    print(f"median of {args.reps} steps; ms per forward+backward (wall clock, and CPU time "
+          f"summed over threads for native)")
+    header = (f"{'size':>9} {'gaussians':>9} {'C':>2} {'torch ms':>10} {'native ms':>10} "
+              f"{'native CPU':>10} {'speedup':>8}")
     print(header)
     print("-" * len(header))
     use_torch = TorchRenderer is not None and not args.no_torch
@@ -82,16 +88,22 @@ def main() -> int:
         for n in args.counts:
             params = scene(n, size, args.channels)
             grad = torch.randn(size, size, args.channels, generator=torch.Generator().manual_seed(1))
-            nat, _ = median_ms(NativeRenderer(), params, size, grad, args.reps, 1e9)
+            nat, nat_cpu, _ = median_ms(NativeRenderer(), params, size, grad, args.reps, 1e9)
             if use_torch:
-                ref, runs = median_ms(TorchRenderer(), params, size, grad, args.reps, args.torch_budget)
+                ref, _, runs = median_ms(TorchRenderer(), params, size, grad, args.reps,
+                                         args.torch_budget)
                 ref_s = f"{ref:10.1f}" + ("*" if runs == 1 else "")
                 speed = f"{ref / nat:7.1f}x"
             else:
                 ref_s, speed = f"{'n/a':>10}", f"{'':>8}"
-            print(f"{size:>4}x{size:<4} {n:>9} {args.channels:>2} {ref_s} {nat:10.1f} {speed}")
+            print(f"{size:>4}x{size:<4} {n:>9} {args.channels:>2} {ref_s} {nat:10.1f} "
+                  f"{nat_cpu:10.1f} {speed}")
     if use_torch:
         print("* single run (warm-up exceeded --torch-budget)")
+    end_load = os.getloadavg()[0]
+    if max(load, end_load) > 0.5:
+        print(f"note: load average {load:.2f} -> {end_load:.2f}: other processes shared the CPUs, "
+              f"so wall-clock times are inflated; compare CPU times")
     return 0
 
 
