@@ -141,3 +141,23 @@ def test_no_command_prints_help():
     assert r.returncode == 2 and "bake" in r.stdout
     h = run("bake", "--help")
     assert h.returncode == 0 and "--bppc" in h.stdout and "basecolor" in h.stdout
+
+
+def test_albedo_only_jpeg_material_bakes_and_decodes(tmp_path):
+    from conftest import MATERIALS
+    src = tmp_path / "albedo_only"
+    src.mkdir()
+    Image.open(MATERIALS / "walnut_wood" / "basecolor.png").crop((0, 0, 64, 48)).save(src / "wood_albedo.jpg")
+    r = run("bake", src, "-o", tmp_path / "out", "--steps", "20", "--backend", "torch", "-q", "--gaussians", "40")
+    assert r.returncode == 0, r.stderr
+    igs = read_igs(tmp_path / "out" / "albedo_only.igs")
+    assert igs.channels == ["basecolor.r", "basecolor.g", "basecolor.b"] and (igs.width, igs.height) == (64, 48)
+    d = run("decode", tmp_path / "out" / "albedo_only.igs", "-o", tmp_path / "dec")
+    assert d.returncode == 0, d.stderr
+    assert [p.name for p in (tmp_path / "dec").iterdir()] == ["wood_albedo.png"]   # JPEG source -> PNG
+
+
+def test_tiny_budget_is_a_clear_error(tmp_path, small_walnut):
+    r = run("bake", small_walnut, "-o", tmp_path / "o", "--bppc", "0.059")
+    _assert_one_line_error(r, "need at least 16")
+    assert not (tmp_path / "o").exists()
