@@ -20,10 +20,8 @@ namespace {
 
 struct ForwardScratch {
     TileSoA soa;
-    std::vector<float> G, px;
-    std::vector<float> top;
-    std::vector<int32_t> keep;
-    std::vector<int32_t> used;
+    std::vector<float> G, px, top;
+    std::vector<int32_t> keep, used;
 };
 
 template <int LN>
@@ -31,18 +29,32 @@ IGS_ALWAYS_INLINE void eval_row(const Gaussian& g, const float* IGS_RESTRICT px,
     for (int x = 0; x < LN; ++x) out[x] = eval(g, px[x], py);
 }
 
-// The exact top-K of every lane (texel) of a row at once, branch-free; the same rule as
-// TopKSorted in topk.h (the tests hold the two paths to identical selections):
-//  1. tau[x] = the K-th largest of G[.][x] counting repeats: each G is inserted into a
-//     descending list per lane with new_k = max(old_k, min(old_{k-1}, g)), no compares that
-//     branch, so lanes never diverge;
-//  2. keep every G > tau, then the G == tau in index order while fewer than K are kept:
-//     ties go to the lower index. The kept < K cap only matters for NaN input.
-// A per-texel scalar top-K spent most of its time in mispredicted branches.
-// Step 1 with the whole descending list in registers, one vector of VW lanes at a time.
+// Step 1 of select_row: tau[x] = the K-th largest of G[.][x] counting repeats. Each G is
+// inserted into a descending list per lane with new_k = max(old_k, min(old_{k-1}, g)): no
+// compare that branches, so lanes never diverge. The list lives in top [K][LN].
+template <int LN>
+IGS_ALWAYS_INLINE void kth_largest_in_memory(const float* IGS_RESTRICT G, int L, int K,
+                                             float* IGS_RESTRICT top) {
+    for (int k = 0; k < K; ++k)
+        for (int x = 0; x < LN; ++x) top[k * LN + x] = -1.0f;  // below any G
+    for (int j = 0; j < L; ++j) {
+        const float* IGS_RESTRICT g = G + static_cast<size_t>(j) * LN;
+        for (int k = K - 1; k > 0; --k) {
+            float* IGS_RESTRICT cur = top + k * LN;
+            const float* IGS_RESTRICT prev = top + (k - 1) * LN;
+            for (int x = 0; x < LN; ++x) {
+                const float lo = prev[x] < g[x] ? prev[x] : g[x];
+                cur[x] = cur[x] > lo ? cur[x] : lo;
+            }
+        }
+        for (int x = 0; x < LN; ++x) top[x] = top[x] > g[x] ? top[x] : g[x];
+    }
+}
+
+// The same with the whole list in registers, VW lanes at a time, writing only tau [LN].
 // KC slots hold the KC largest values, so slot K-1 is the K-th largest for any K <= KC.
-// Keeping the list in memory cost a load and a store per insertion step: at 10K Gaussians
-// that was half of the forward.
+// In memory the list costs a load and a store per insertion step: at 10K Gaussians that
+// was half of the forward.
 #if defined(__GNUC__)
 template <int VW>
 struct LaneVector;
@@ -71,39 +83,31 @@ IGS_ALWAYS_INLINE void kth_largest_in_registers(const float* IGS_RESTRICT G, int
             }
             t[0] = t[0] > g ? t[0] : g;
         }
-        for (int k = 0; k < KC; ++k)
+        for (int k = 0; k < KC; ++k)  // constant indices keep t[] in registers
             if (k == K - 1) std::memcpy(tau + x0, &t[k], sizeof(V));
     }
 }
 #endif
 
+// The exact top-K of every lane (texel) of a row at once, branch-free; the same rule as
+// TopKSorted in topk.h (the tests hold the two paths to identical selections):
+//  1. tau[x] = the K-th largest of G[.][x] counting repeats;
+//  2. keep every G > tau, then the G == tau in index order while fewer than K are kept:
+//     ties go to the lower index. The kept < K cap only matters for NaN input.
+// A per-texel scalar top-K spent most of its time in mispredicted branches.
+// VW is the float width of the SIMD variant being compiled.
 template <int LN, int VW>
-IGS_ALWAYS_INLINE void select_row(const float* IGS_RESTRICT G, int L, int K, float* IGS_RESTRICT top,
-                int32_t* IGS_RESTRICT keep) {
-    const float* IGS_RESTRICT tau = top + (K - 1) * LN;
+IGS_ALWAYS_INLINE void select_row(const float* IGS_RESTRICT G, int L, int K,
+                                  float* IGS_RESTRICT top, int32_t* IGS_RESTRICT keep) {
+    float* IGS_RESTRICT tau = top + (K - 1) * LN;
 #if defined(__GNUC__)
-    if (K <= 4) {
-        kth_largest_in_registers<LN, 4, VW>(G, L, K, top + (K - 1) * LN);
-    } else if (K <= 10) {
-        kth_largest_in_registers<LN, 10, VW>(G, L, K, top + (K - 1) * LN);
-    } else
+    if (K <= 4)
+        kth_largest_in_registers<LN, 4, VW>(G, L, K, tau);
+    else if (K <= 10)
+        kth_largest_in_registers<LN, 10, VW>(G, L, K, tau);
+    else
 #endif
-    {
-    for (int k = 0; k < K; ++k)
-        for (int x = 0; x < LN; ++x) top[k * LN + x] = -1.0f;  // below any G
-    for (int j = 0; j < L; ++j) {
-        const float* IGS_RESTRICT g = G + static_cast<size_t>(j) * LN;
-        for (int k = K - 1; k > 0; --k) {
-            float* IGS_RESTRICT cur = top + k * LN;
-            const float* IGS_RESTRICT prev = top + (k - 1) * LN;
-            for (int x = 0; x < LN; ++x) {
-                const float lo = prev[x] < g[x] ? prev[x] : g[x];
-                cur[x] = cur[x] > lo ? cur[x] : lo;
-            }
-        }
-        for (int x = 0; x < LN; ++x) top[x] = top[x] > g[x] ? top[x] : g[x];
-    }
-    }
+        kth_largest_in_memory<LN>(G, L, K, top);
     int32_t ties[LN], kept[LN];
     for (int x = 0; x < LN; ++x) {
         ties[x] = K;
