@@ -216,7 +216,11 @@ IGS_ALWAYS_INLINE void forward_tile_lanes(IGS_FORWARD_TILE_ARGS) {
 }
 
 void forward_tile_baseline(IGS_FORWARD_TILE_ARGS) {
+#if defined(__AVX2__)  // IGS_NATIVE_SIMD=avx2: the whole build targets AVX2
+    forward_tile_lanes<8>(table, p, s, grid, lists, t, image, sel_offsets, sel_masks, sc);
+#else
     forward_tile_lanes<4>(table, p, s, grid, lists, t, image, sel_offsets, sel_masks, sc);
+#endif
 }
 
 #if IGS_AVX2_VARIANT
