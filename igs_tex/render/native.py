@@ -38,8 +38,8 @@ class _ImagePool:
 
     A fresh 1024^2 x 9 float32 image is ~9000 pages that the kernel must fault in and zero on
     first touch, which costs about as much as rendering it. An array is handed out again only
-    once nothing but this pool refers to it (the tensor made from it, and with it the autograd
-    graph that saved it, are gone), so a caller never sees its image change under it.
+    once nothing but this pool refers to it (every tensor and view made from it is gone), so a
+    caller never sees an image it still holds change under it.
     """
 
     def __init__(self, per_shape: int = 4):
