@@ -1,5 +1,7 @@
 #include "ssim.h"
 
+#include "tile_data.h"  // thread_count(): torch's bundled libgomp shares the OpenMP thread ICV
+
 #include <cmath>
 #include <vector>
 
@@ -86,7 +88,7 @@ void ssim_channels(const float* x, const float* y, int height, int width, int ch
     const int oh = height - 2 * kRadius, ow = width - 2 * kRadius;
     const int64_t m = static_cast<int64_t>(oh) * ow;
 
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(thread_count())
     for (int c = 0; c < channels; ++c) {
         // Planar scratch per channel: the five statistics, then the three gradient maps.
         std::vector<float> px(n), py(n), prod(n), tmp(static_cast<int64_t>(height) * ow);
