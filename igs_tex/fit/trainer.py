@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..render import GaussianParams, get_renderer
+from ..report.metrics import psnr
 from .init import initial_positions, new_gaussians, sample_texels
 from .losses import fit_loss
 from .optim import RowAdam
@@ -25,11 +26,6 @@ class FitResult:
     log: list[tuple[int, float, float]] = field(default_factory=list)  # (step, loss, psnr)
 
 
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = float(((a.detach() - b) ** 2).mean())
-    return math.inf if mse == 0 else -10 * math.log10(mse)
-
-
 def fit_stack(target_np: np.ndarray, settings: FitSettings, progress: bool = True) -> FitResult:
     """Fit settings.gaussians Gaussians to target [H, W, C] (float32 in [0, 1])."""
     # CPU scatter-adds (the backward of gathers) otherwise sum in thread-dependent order, and a
@@ -39,19 +35,19 @@ def fit_stack(target_np: np.ndarray, settings: FitSettings, progress: bool = Tru
     torch.use_deterministic_algorithms(True)
     # The heavy kernels (native render, SSIM) run their own OpenMP threads; torch's pool on top
     # only spins against them on small machines (measured 2.5x slower per step on 2 cores).
-    if getattr(get_renderer(settings.backend), "name", "") == "native":
+    renderer = get_renderer(settings.backend)
+    if getattr(renderer, "name", "") == "native":
         torch.set_num_threads(1)
     try:
-        return _fit(target_np, settings, progress)
+        return _fit(target_np, settings, renderer, progress)
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
         torch.set_num_threads(threads)
 
 
-def _fit(target_np: np.ndarray, settings: FitSettings, progress: bool) -> FitResult:
+def _fit(target_np: np.ndarray, settings: FitSettings, renderer, progress: bool) -> FitResult:
     h, w, c = target_np.shape
     settings.validate(c)
-    renderer = get_renderer(settings.backend)
     # The loss follows the renderer: the torch backend stays pure PyTorch end to end.
     use_native = getattr(renderer, "name", "") == "native"
     gen = torch.Generator().manual_seed(settings.seed)
@@ -94,7 +90,7 @@ def _fit(target_np: np.ndarray, settings: FitSettings, progress: bool) -> FitRes
             inv.clamp_(a_min, a_max)
         loss_v = float(loss.detach())
         if step in settings.history_steps or step % settings.log_every == 0 or step == settings.steps:
-            p = _psnr(out, target)
+            p = psnr(out.detach(), target)
             if step in settings.history_steps:
                 history[step] = p
             log.append((step, loss_v, p))
