@@ -1,7 +1,8 @@
 """igs-tex command line: bake / decode / inspect. Argument parsing and printing only.
 
 Exit codes: 0 success, 2 bad input or options (one line on stderr naming the file and the
-problem, no output written), 1 an internal error (a bug: traceback shown).
+problem, no output written), 1 an internal error (a bug: traceback shown). A project bake
+(pipeline.toml) goes on past a failing material and then exits 2, or 1 if a failure was a bug.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 from . import IgsError, __version__
+from .config import DEVICES, PRESET_HELP, PRESETS
 from .fit.settings import DEFAULT_STEPS
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
@@ -21,8 +23,46 @@ a few thousand 2D Gaussians (Image-GS, SIGGRAPH 2025) stored in a .igs file that
 sample directly.
 
   igs-tex bake assets/walnut_wood/ -o out/      # folder of maps -> out/walnut_wood.igs + .json
+  igs-tex bake                                  # every material of ./pipeline.toml, if changed
   igs-tex decode out/walnut_wood.igs -o dec/    # back to maps named like the inputs
   igs-tex inspect out/walnut_wood.igs           # header, channels, sizes, tile statistics
+"""
+
+
+_BAKE_DESCRIPTION = """\
+Bake a material folder into a .igs file, or every material of a project file.
+
+One material:  igs-tex bake FOLDER [-o OUT] [options]
+  Maps are found by name suffix: basecolor|albedo|diffuse|color, normal|nrm|nor,
+  ao|occlusion, roughness|rough, metalness|metallic|metal, packed orm|arm.
+  Formats: PNG (8/16-bit), JPEG, TGA, EXR. Missing maps are simply absent channels.
+  The budget is one of --bppc (default 0.059), --gaussians or --kib.
+  Writes OUT/<name>.igs and OUT/<name>.json (quality, sizes, timings). Always bakes.
+
+A project:     igs-tex bake [--config pipeline.toml] [-j N] [--force] [options]
+  With no FOLDER, bakes every [[material]] of ./pipeline.toml (or --config TOML):
+
+    [defaults]                 # any key below, plus output = "out" and jobs = 1
+    preset = "default"         # fast | default | high
+    bppc = 0.059               # or kib = ..., or gaussians = ...
+    device = "cpu"             # cpu | cuda | auto   (or backend = "torch" ...)
+    [[material]]
+    path = "assets/*/"         # folder, glob of folders, or an array; relative to the toml
+    steps = 2000               # per-material overrides: preset, budget, steps, seed, k,
+                               # max_scale, device, output, name
+
+  Later wins: built-in < [defaults] preset < [defaults] keys < material preset < material
+  keys < command-line flags (which apply to every material). The whole file is checked
+  first: an unknown key, a wrong type or value, or a missing folder is one line naming
+  the file and key, exit code 2, nothing baked.
+  A material is skipped ("up to date") when its .igs was baked from the same map bytes,
+  effective settings and igs-tex version (recorded in its .json); --force re-bakes.
+  Prints baked / up to date / failed: reason per material and a summary. A failing
+  material does not stop the others; the exit code is then 2 (bad input) or 1 (a bug).
+  -j N bakes N materials at once in worker processes; on the CPU the bytes are the same
+  as with -j 1. The
+  default is 1 because one bake already uses every core; -j > 1 helps many small
+  materials, where per-step overhead leaves cores idle.
 """
 
 
@@ -32,29 +72,41 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"igs-tex {__version__}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
 
-    b = sub.add_parser("bake", help="fit a material folder and write <name>.igs",
+    b = sub.add_parser("bake", help="fit a material folder (or every material of pipeline.toml) into .igs files",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Bake a material folder into a .igs file.\n\n"
-                       "Maps are found by name suffix: basecolor|albedo|diffuse|color, normal|nrm|nor,\n"
-                       "ao|occlusion, roughness|rough, metalness|metallic|metal, packed orm|arm.\n"
-                       "Formats: PNG (8/16-bit), JPEG, TGA, EXR. Missing maps are simply absent channels.\n"
-                       "The budget is one of --bppc (default 0.059), --gaussians or --kib.\n"
-                       "Writes OUT/<name>.igs and OUT/<name>.json (quality, sizes, timings).")
-    b.add_argument("material", type=Path, help="material folder")
-    b.add_argument("-o", "--output", type=Path, default=Path("."), help="output folder (default: .)")
+                       description=_BAKE_DESCRIPTION)
+    b.add_argument("material", type=Path, nargs="?",
+                   help="material folder; leave out to bake the project in ./pipeline.toml (or --config)")
+    b.add_argument("--config", type=Path, metavar="TOML",
+                   help="bake every [[material]] of this project file instead of one folder")
+    b.add_argument("-o", "--output", type=Path,
+                   help="output folder (default: . for one material; with a project file this "
+                   "replaces every material's 'output')")
     g = b.add_mutually_exclusive_group()
     g.add_argument("--bppc", type=float, help="bits per pixel per channel of the Gaussian parameters (default 0.059, the paper's rate)")
     g.add_argument("--gaussians", type=int, help="number of Gaussians")
     g.add_argument("--kib", type=float, help="size of the Gaussian parameters in KiB")
-    b.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"optimisation steps (default {DEFAULT_STEPS})")
-    b.add_argument("--seed", type=int, default=0, help="random seed; same inputs+settings+seed give identical bytes (default 0)")
-    b.add_argument("--backend", choices=["auto", "torch", "native", "cuda"], default="auto",
-                   help="renderer for training: native C++ when built (auto), torch reference, cuda")
-    b.add_argument("-k", "--topk", type=int, default=10, help="Gaussians blended per texel, K (default 10)")
-    b.add_argument("--max-scale", type=float, default=16.0, metavar="PX",
+    b.add_argument("--preset", choices=list(PRESETS), help=f"bake effort, never the size: {PRESET_HELP}")
+    b.add_argument("--steps", type=int, help=f"optimisation steps (default {DEFAULT_STEPS}; beats --preset)")
+    b.add_argument("--seed", type=int, help="random seed; same inputs+settings+seed give identical bytes (default 0)")
+    r_ = b.add_mutually_exclusive_group()
+    r_.add_argument("--device", choices=list(DEVICES),
+                    help="where to train: cpu = the native C++ kernels (all cores) when built, else "
+                    "the torch reference (the default: bit-reproducible); cuda = the CUDA kernels on an "
+                    "NVIDIA GPU, an error saying why when there is none (gradients are summed with "
+                    "atomics, so bytes may differ from run to run); auto = cuda when available, else cpu")
+    r_.add_argument("--backend", choices=["auto", "torch", "native", "cuda"],
+                    help="renderer by name, for testing and benchmarks: auto (= --device cpu), torch "
+                    "reference, native C++, cuda")
+    b.add_argument("-k", "--topk", type=int, help="Gaussians blended per texel, K (default 10)")
+    b.add_argument("--max-scale", type=float, metavar="PX",
                    help="longest Gaussian standard deviation in texels; smaller keeps the tile index "
                    "and the per-texel work small (default 16; 0 = no cap)")
-    b.add_argument("--name", help="output base name (default: the folder name)")
+    b.add_argument("--name", help="output base name (default: the folder name; one material only)")
+    b.add_argument("-j", "--jobs", type=int, metavar="N",
+                   help="project bakes: materials baked at once in worker processes (default 1, or "
+                   "'jobs' in [defaults]); see above")
+    b.add_argument("--force", action="store_true", help="project bakes: re-bake materials that are up to date")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     d = sub.add_parser("decode", help="decode a .igs back to texture maps",
@@ -95,11 +147,27 @@ def _fmt_db(v: float) -> str:
     return "inf" if math.isinf(v) else f"{v:6.2f}"
 
 
+def _bake_cli_settings(a) -> dict:
+    return {"bppc": a.bppc, "kib": a.kib, "gaussians": a.gaussians, "preset": a.preset,
+            "steps": a.steps, "seed": a.seed, "k": a.topk, "max_scale": a.max_scale,
+            "device": a.device, "backend": a.backend}
+
+
 def _cmd_bake(a) -> int:
+    if a.material is None:
+        return _bake_project(a)
+    for flag, given in (("--config", a.config is not None), ("-j/--jobs", a.jobs is not None),
+                        ("--force", a.force)):
+        if given:
+            raise IgsError(f"{flag} applies to project bakes (no FOLDER argument); "
+                           "a single material is always baked")
+    from .config import cli_layer, merge_settings
     from .pipeline import bake_material
-    s = bake_material(a.material, a.output, bppc=a.bppc, kib=a.kib, gaussians=a.gaussians,
-                      steps=a.steps, seed=a.seed, backend=a.backend, k=a.topk,
-                      progress=not a.quiet, name=a.name, max_scale_px=a.max_scale or None)
+    from .project import resolve_backend
+    st = merge_settings(cli_layer(_bake_cli_settings(a)))
+    s = bake_material(a.material, a.output or Path("."), **st.budget_kwargs(), steps=st.steps,
+                      seed=st.seed, backend=resolve_backend(st), k=st.k, progress=not a.quiet,
+                      name=a.name, max_scale_px=st.max_scale or None)
     size = s["size"]
     print(f"wrote {s['output']}: {s['width']}x{s['height']}x{len(s['channels'])}, "
           f"{s['gaussians']} Gaussians, {size['total_bytes'] / 1024:.1f} KiB, "
@@ -109,6 +177,41 @@ def _cmd_bake(a) -> int:
     for name, m in s["metrics"].items():
         print(f"{name:<10} {_fmt_db(m['psnr']):>8} {m['ssim']:7.4f}")
     return EXIT_OK
+
+
+def _bake_project(a) -> int:
+    from .config import load_project
+    from .project import bake_all, exit_status
+    toml = a.config
+    if toml is None:
+        toml = Path("pipeline.toml")
+        if not toml.is_file():
+            raise IgsError("no material folder given and no pipeline.toml here; "
+                           "give a FOLDER or --config TOML (igs-tex bake --help)")
+    if a.name is not None:
+        raise IgsError("--name applies to one material; set 'name' in a [[material]] entry instead")
+    project = load_project(toml, _bake_cli_settings(a), cli_output=a.output, cli_jobs=a.jobs)
+    outcomes = []
+    total = len(project.materials)
+    for o in bake_all(project.materials, workers=project.jobs, force=a.force,
+                      progress=not a.quiet and project.jobs <= 1):
+        outcomes.append(o)
+        head = f"[{len(outcomes)}/{total}] {o.job.source}"
+        if o.status == "baked":
+            s = o.summary
+            print(f"{head}: baked -> {s['output']}, {s['gaussians']} Gaussians, "
+                  f"{s['size']['total_bytes'] / 1024:.1f} KiB, PSNR {_fmt_db(s['metrics']['all']['psnr']).strip()} dB, "
+                  f"{s['total_seconds']:.1f} s ({s['backend']})", flush=True)
+        elif o.status == "up to date":
+            print(f"{head}: up to date ({o.job.igs_path})", flush=True)
+        else:
+            print(f"{head}: failed: {o.error}", flush=True)
+            if o.traceback:
+                print(o.traceback, file=sys.stderr, end="", flush=True)
+    counts = {k: sum(o.status == k for o in outcomes) for k in ("baked", "up to date", "failed")}
+    print(f"{toml}: {total} material{'s' if total != 1 else ''}: "
+          + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    return exit_status(outcomes)
 
 
 def _cmd_decode(a) -> int:

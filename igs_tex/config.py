@@ -227,7 +227,7 @@ def _layer(table: dict, where: str) -> dict[str, tuple[object, str]]:
             slots[key] = (value, origin)
         slots["preset"] = (table["preset"], origin)
     for group, slot in ((BUDGET_KEYS, "budget"), (RENDERER_KEYS, "renderer")):
-        given = [k for k in group if k in table]
+        given = [k for k in table if k in group]  # file order: blame the second one written
         if len(given) > 1:
             raise IgsError(f"{where} '{given[1]}': conflicts with '{given[0]}' in the same place; "
                            f"give one of {', '.join(group)}")
@@ -319,6 +319,9 @@ def load_project(toml_path: Path, cli: dict[str, object] | None = None,
     folder / the jobs value when given.
     """
     toml = str(toml_path)
+    top = cli_layer(cli or {})
+    if cli_jobs is not None:
+        check_value("jobs", cli_jobs, "-j/--jobs")
     try:
         raw = toml_path.read_bytes()
     except FileNotFoundError:
@@ -336,6 +339,7 @@ def load_project(toml_path: Path, cli: dict[str, object] | None = None,
         if key not in ("defaults", "material"):
             raise IgsError(f"{toml}: '{key}': unknown top-level key; expected [defaults] and [[material]] tables")
     defaults = _check_table(doc.get("defaults", {}), DEFAULTS_KEYS, toml, "[defaults]")
+    base_layer = _layer(defaults, f"{toml}: [defaults]")
     entries = doc.get("material")
     if entries is None:
         raise IgsError(f"{toml}: no [[material]] entries; add at least one with a 'path'")
@@ -345,8 +349,6 @@ def load_project(toml_path: Path, cli: dict[str, object] | None = None,
     if not entries:
         raise IgsError(f"{toml}: no [[material]] entries; add at least one with a 'path'")
 
-    top = cli_layer(cli or {})
-    base_layer = _layer(defaults, f"{toml}: [defaults]")
     base = toml_path.parent
     jobs_by_output: dict[Path, MaterialJob] = {}
     for i, entry in enumerate(entries, 1):
@@ -373,8 +375,6 @@ def load_project(toml_path: Path, cli: dict[str, object] | None = None,
                 jobs_by_output[target] = job
 
     jobs = cli_jobs if cli_jobs is not None else defaults.get("jobs", 1)
-    if cli_jobs is not None:
-        check_value("jobs", cli_jobs, "-j/--jobs")
     return Project(toml_path, jobs, list(jobs_by_output.values()))
 
 

@@ -5,6 +5,7 @@ host name), so two bakes with the same seed give the same bytes. Timings go to t
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import asdict
@@ -30,8 +31,13 @@ def auto_grow_every(steps: int) -> int:
 def bake_material(src: Path, out_dir: Path, *, bppc: float | None = None, kib: float | None = None,
                   gaussians: int | None = None, steps: int = DEFAULT_STEPS, seed: int = 0,
                   backend: str = "auto", k: int = 10, tile: int = 16, progress: bool = True,
-                  name: str | None = None, max_scale_px: float | None = 16.0) -> dict:
-    """Bake `src` into out_dir/<name>.igs and out_dir/<name>.json; returns the summary dict."""
+                  name: str | None = None, max_scale_px: float | None = 16.0,
+                  stamp: str | None = None) -> dict:
+    """Bake `src` into out_dir/<name>.igs and out_dir/<name>.json; returns the summary dict.
+
+    stamp: project.stamp_key of this bake, recorded in the JSON with the .igs hash so a later
+    project bake can tell the output is up to date.
+    """
     t_start = time.perf_counter()
     stack = load_material(src)
     if out_dir.exists() and not out_dir.is_dir():
@@ -64,6 +70,7 @@ def bake_material(src: Path, out_dir: Path, *, bppc: float | None = None, kib: f
     stem = name or stack.name
     igs_path = out_dir / f"{stem}.igs"
     write_igs(igs_path, igs)
+    igs_sha256 = hashlib.sha256(igs.to_bytes()).hexdigest()
     sizes = igs.size_report()
     summary = {
         "material": str(src), "output": str(igs_path), "name": stem,
@@ -74,6 +81,9 @@ def bake_material(src: Path, out_dir: Path, *, bppc: float | None = None, kib: f
         "fit_seconds": round(fit.seconds, 2), "total_seconds": round(time.perf_counter() - t_start, 2),
         "settings": {k_: v for k_, v in asdict(settings).items() if k_ != "history_steps"},
     }
+    if stamp is not None:
+        # Written after the .igs, so a crash in between leaves a stamp that no longer matches.
+        summary["stamp"] = {"key": stamp, "igs_sha256": igs_sha256}
     atomic_write_text(out_dir / f"{stem}.json", json.dumps(summary, indent=2, default=_json_default) + "\n")
     return summary
 
