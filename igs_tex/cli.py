@@ -60,9 +60,8 @@ A project:     igs-tex bake [--config pipeline.toml] [-j N] [--force] [options]
   Prints baked / up to date / failed: reason per material and a summary. A failing
   material does not stop the others; the exit code is then 2 (bad input) or 1 (a bug).
   -j N bakes N materials at once in worker processes; on the CPU the bytes are the same
-  as with -j 1. The
-  default is 1 because one bake already uses every core; -j > 1 helps many small
-  materials, where per-step overhead leaves cores idle.
+  as with -j 1. The default is 1 because one bake already uses every core; -j > 1 helps
+  many small materials, where per-step overhead leaves cores idle.
 """
 
 
