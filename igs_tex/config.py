@@ -218,25 +218,29 @@ def check_value(key: str, value, where: str):
 
 # --------------------------------------------------------------------------- layering
 
-def _layer(table: dict, where: str) -> dict[str, tuple[object, str]]:
-    """One level's slots -> (value, origin); its preset is expanded below its own keys."""
+def _layer(table: dict, origin) -> dict[str, tuple[object, str]]:
+    """One level's checked keys -> slots of (value, origin(key)); its preset goes in first so
+    the level's own keys beat it."""
     slots: dict[str, tuple[object, str]] = {}
     if "preset" in table:
-        origin = f"{where} 'preset'"
         for key, value in PRESETS[table["preset"]].items():
-            slots[key] = (value, origin)
-        slots["preset"] = (table["preset"], origin)
+            slots[key] = (value, origin("preset"))
+        slots["preset"] = (table["preset"], origin("preset"))
     for group, slot in ((BUDGET_KEYS, "budget"), (RENDERER_KEYS, "renderer")):
         given = [k for k in table if k in group]  # file order: blame the second one written
         if len(given) > 1:
-            raise IgsError(f"{where} '{given[1]}': conflicts with '{given[0]}' in the same place; "
-                           f"give one of {', '.join(group)}")
+            raise IgsError(f"{origin(given[1])}: '{given[0]}' is set too; "
+                           f"give one of {', '.join(group)} per table")
         if given:
-            slots[slot] = ((given[0], table[given[0]]), f"{where} '{given[0]}'")
+            slots[slot] = ((given[0], table[given[0]]), origin(given[0]))
     for key in ("steps", "seed", "k", "max_scale"):
         if key in table:
-            slots[key] = (table[key], f"{where} '{key}'")
+            slots[key] = (table[key], origin(key))
     return slots
+
+
+def _in_table(where: str):
+    return lambda key: f"{where} '{key}'"
 
 
 def merge_settings(*layers: dict[str, tuple[object, str]]) -> BakeSettings:
@@ -254,26 +258,10 @@ def merge_settings(*layers: dict[str, tuple[object, str]]) -> BakeSettings:
 
 def cli_layer(values: dict[str, object]) -> dict[str, tuple[object, str]]:
     """The command line as the top layer. values: setting key -> value (None: not given)."""
-    given = {k: v for k, v in values.items() if v is not None}
-    flag = {k: "--" + k.replace("_", "-") for k in given}
-    flag.update({"k": "-k/--topk"} if "k" in given else {})
-    for k, v in given.items():
-        given[k] = check_value(k, v, flag[k])
-    layer: dict[str, tuple[object, str]] = {}
-    if "preset" in given:
-        for key, value in PRESETS[given["preset"]].items():
-            layer[key] = (value, flag["preset"])
-        layer["preset"] = (given["preset"], flag["preset"])
-    for group, slot in ((BUDGET_KEYS, "budget"), (RENDERER_KEYS, "renderer")):
-        named = [k for k in group if k in given]
-        if len(named) > 1:
-            raise IgsError(f"{flag[named[1]]}: not allowed with {flag[named[0]]}")
-        if named:
-            layer[slot] = ((named[0], given[named[0]]), flag[named[0]])
-    for key in ("steps", "seed", "k", "max_scale"):
-        if key in given:
-            layer[key] = (given[key], flag[key])
-    return layer
+    def flag(key: str) -> str:
+        return "-k/--topk" if key == "k" else "--" + key.replace("_", "-")
+    given = {k: check_value(k, v, flag(k)) for k, v in values.items() if v is not None}
+    return _layer(given, flag)
 
 
 # --------------------------------------------------------------------------- pipeline.toml
@@ -339,7 +327,7 @@ def load_project(toml_path: Path, cli: dict[str, object] | None = None,
         if key not in ("defaults", "material"):
             raise IgsError(f"{toml}: '{key}': unknown top-level key; expected [defaults] and [[material]] tables")
     defaults = _check_table(doc.get("defaults", {}), DEFAULTS_KEYS, toml, "[defaults]")
-    base_layer = _layer(defaults, f"{toml}: [defaults]")
+    base_layer = _layer(defaults, _in_table(f"{toml}: [defaults]"))
     entries = doc.get("material")
     if entries is None:
         raise IgsError(f"{toml}: no [[material]] entries; add at least one with a 'path'")
@@ -356,7 +344,7 @@ def load_project(toml_path: Path, cli: dict[str, object] | None = None,
         table = _check_table(entry, MATERIAL_KEYS, toml, where)
         if "path" not in table:
             raise IgsError(f"{toml}: {where} 'path': missing; every material needs a folder or glob")
-        settings = merge_settings(base_layer, _layer(table, f"{toml}: {where}"), top)
+        settings = merge_settings(base_layer, _layer(table, _in_table(f"{toml}: {where}")), top)
         if cli_output is not None:
             out_dir = cli_output
         else:
