@@ -19,7 +19,8 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
-SOURCES = [f"native/cpu/{name}.cpp" for name in ("bindings", "binning", "forward", "backward", "selection", "simd", "ssim")]
+SOURCES = [f"native/cpu/{name}.cpp" for name in ("bindings", "binning", "forward", "backward", "selection", "simd", "ssim",
+                                                  "decoder", "decoder_bindings")]
 HEADERS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "native").rglob("*.h"))
 
 
