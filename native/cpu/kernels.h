@@ -51,7 +51,8 @@ void bin_tiles(const float* means, const float* inv_scale, int64_t count, const 
 // The per-texel top-K the forward found, kept for the backward ("selection").
 // Tiles listing at most K Gaussians keep their whole list at every texel and store nothing.
 // A tile listing L > K stores rows [ny] x listed Gaussians [L] x lane bytes [lanes/8]
-// (lanes = tile rounded up to a multiple of 8): bit x % 8 of byte x / 8 is set when texel
+// (lanes = lanes_for(tile) in tile_data.h: 8, 16, 32 or 64 up to T = 64, beyond that T
+// rounded up to a multiple of 8): bit x % 8 of byte x / 8 is set when texel
 // (x0 + x, y0 + row) kept that Gaussian. That is L*T*T/8 bytes per tile where per-texel int32
 // indices would take 4*K*T*T, and the forward produces it from its lane masks directly.
 int selection_lane_bytes(int tile);

@@ -24,9 +24,18 @@ namespace cpu {
 #define IGS_RESTRICT __restrict__
 #endif
 
-// Texel lanes per tile row, padded to a multiple of 8 so the per-row loops have no scalar
-// remainder; padded lanes are computed and thrown away.
-inline int lanes_for(int tile) { return (tile + 7) & ~7; }
+// Texel lanes per tile row, padded so the per-row loops have no scalar remainder; padded lanes
+// are computed and thrown away. The fast kernels are instantiated for 8, 16, 32 and 64 lanes
+// only, and the saved selection's row stride is lanes / 8 bytes, so tiles up to 64 round up to
+// one of those widths: a 24-texel tile laid out with 24 lanes but run with 64 wrote 8 bytes per
+// row into a 3-byte slot (heap overflow, found by tests/test_sanitizers.py).
+inline int lanes_for(int tile) {
+    if (tile <= 8) return 8;
+    if (tile <= 16) return 16;
+    if (tile <= 32) return 32;
+    if (tile <= 64) return 64;
+    return (tile + 7) & ~7;  // beyond kMaxFastTile only the simple path runs
+}
 
 // Larger tiles run the simple per-texel path (their rows would not fit the lane buffers).
 constexpr int kMaxFastTile = 64;
