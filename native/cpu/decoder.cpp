@@ -3,8 +3,10 @@
 // Creation validates the buffer in the order of docs/FORMAT.md "Validation" (the order
 // igs_tex/igsfile.py uses, so both name the same first defect), then dequantises every Gaussian
 // once into the per-texel math's Gaussian struct. Decoding is the rendering contract per texel
-// with the header functions of native/include/igs: the same select / sort / blend sequence as
-// the native forward's simple path, so the two give identical bytes.
+// with the header functions of native/include/igs: the same eval / select / sort / blend
+// sequence as the native forward's simple path, so the two give identical bytes. Image and rect
+// decoding only reorder when each G is computed (a tile row at a time, so the evaluation
+// vectorises), not how.
 //
 // Build with -ffp-contract=off (never -ffast-math): FORMAT.md's parameter decode is one rounded
 // f32 operation per line, and a fused multiply-add would change the bits.
@@ -698,27 +700,88 @@ bool footprint_valid(const float* F) {
     return static_cast<double>(F[1]) * F[1] <= det * (1.0 + 1e-4) + 1e-30;
 }
 
+// One row of a tile block: G of every listed Gaussian at every texel of the row first (a loop
+// over texels the compiler vectorises; per lane exactly igs::eval's operations, so the same
+// bits), then per texel the selection and blend of evaluate_point on that column.
+struct RowScratch {
+    std::vector<float> G;   // [L][n]
+    std::vector<float> px;  // [n]
+};
+
+// Lists longer than this times the row width go through evaluate_point instead: a valid file
+// may list all 2^26 Gaussians in one tile, and [L][n] must stay a small buffer.
+constexpr size_t kMaxRowScratch = size_t(1) << 20;
+
+void decode_tile_rows(const igs_decoder& d, uint32_t tile, uint32_t xa, uint32_t xb, uint32_t ya,
+                      uint32_t yb, float* out, size_t row_stride, RowScratch& sc) {
+    const uint32_t first = d.offsets[tile];
+    const int32_t* list = d.indices.data() + first;
+    const int count = static_cast<int>(d.offsets[tile + 1] - first);
+    const size_t n = xb - xa;
+    const size_t C = d.channels;
+    if (static_cast<size_t>(count) * n > kMaxRowScratch) {
+        for (uint32_t y = ya; y < yb; ++y)
+            for (uint32_t x = xa; x < xb; ++x)
+                evaluate_point(d, tile, igs::texel_centre(static_cast<int>(x)),
+                               igs::texel_centre(static_cast<int>(y)),
+                               out + (y - ya) * row_stride + (x - xa) * C);
+        return;
+    }
+    sc.G.resize(static_cast<size_t>(count) * n);
+    sc.px.resize(n);
+    for (size_t x = 0; x < n; ++x) sc.px[x] = igs::texel_centre(static_cast<int>(xa + x));
+    const bool keep_all = count <= static_cast<int>(d.k);
+    float column[igs::kMaxK];
+    for (uint32_t y = ya; y < yb; ++y) {
+        const float py = igs::texel_centre(static_cast<int>(y));
+        const float* px = sc.px.data();
+        for (int j = 0; j < count; ++j) {
+            const igs::Gaussian g = d.gaussians[list[j]];
+            float* Gj = sc.G.data() + static_cast<size_t>(j) * n;
+            for (size_t x = 0; x < n; ++x) Gj[x] = igs::eval(g, px[x], py);
+        }
+        float* row = out + (y - ya) * row_stride;
+        for (size_t x = 0; x < n; ++x) {
+            const float* Gx = sc.G.data() + x;
+            if (keep_all) {
+                for (int j = 0; j < count; ++j) column[j] = Gx[static_cast<size_t>(j) * n];
+                igs::blend(count, list, column, d.colour.data(), static_cast<int>(C), d.eps, row + x * C);
+                continue;
+            }
+            igs::TopKSorted top;
+            top.reset(static_cast<int>(d.k));
+            for (int j = 0; j < count; ++j) top.push(Gx[static_cast<size_t>(j) * n], j);
+            blend_kept(d, list, top, row + x * C);
+        }
+    }
+}
+
 // Runs the rect in tile-aligned blocks handed out dynamically: tiles differ in list length.
-void decode_blocks(const igs_decoder& d, uint32_t x0, uint32_t y0, uint32_t w, uint32_t h,
-                   float* out, uint32_t threads) {
+igs_error decode_blocks(const igs_decoder& d, uint32_t x0, uint32_t y0, uint32_t w, uint32_t h,
+                        float* out, uint32_t threads) {
     const uint32_t T = d.tile;
     const uint32_t bx0 = x0 / T, bx1 = (x0 + w - 1) / T, by0 = y0 / T, by1 = (y0 + h - 1) / T;
     const uint64_t blocks_x = bx1 - bx0 + 1;
     const uint64_t blocks = blocks_x * (by1 - by0 + 1);
     const uint64_t C = d.channels;
     std::atomic<uint64_t> next{0};
+    std::atomic<bool> out_of_memory{false};
+    // An exception must not leave a worker thread (std::terminate), so each catches its own.
     auto worker = [&]() {
-        for (uint64_t b; (b = next.fetch_add(1, std::memory_order_relaxed)) < blocks;) {
-            const uint32_t tx = bx0 + static_cast<uint32_t>(b % blocks_x);
-            const uint32_t ty = by0 + static_cast<uint32_t>(b / blocks_x);
-            const uint32_t tile = ty * d.tiles_x + tx;
-            const uint32_t xa = std::max(tx * T, x0), xb = std::min(tx * T + T, x0 + w);
-            const uint32_t ya = std::max(ty * T, y0), yb = std::min(ty * T + T, y0 + h);
-            for (uint32_t y = ya; y < yb; ++y)
-                for (uint32_t x = xa; x < xb; ++x)
-                    evaluate_point(d, tile, igs::texel_centre(static_cast<int>(x)),
-                                   igs::texel_centre(static_cast<int>(y)),
-                                   out + ((static_cast<uint64_t>(y - y0) * w + (x - x0)) * C));
+        try {
+            RowScratch sc;
+            for (uint64_t b; (b = next.fetch_add(1, std::memory_order_relaxed)) < blocks;) {
+                const uint32_t tx = bx0 + static_cast<uint32_t>(b % blocks_x);
+                const uint32_t ty = by0 + static_cast<uint32_t>(b / blocks_x);
+                const uint32_t xa = std::max(tx * T, x0), xb = std::min(tx * T + T, x0 + w);
+                const uint32_t ya = std::max(ty * T, y0), yb = std::min(ty * T + T, y0 + h);
+                decode_tile_rows(d, ty * d.tiles_x + tx, xa, xb, ya, yb,
+                                 out + (static_cast<uint64_t>(ya - y0) * w + (xa - x0)) * C,
+                                 static_cast<size_t>(w) * C, sc);
+            }
+        } catch (...) {
+            out_of_memory = true;
+            next = blocks;  // the others stop at their next block
         }
     };
     uint64_t n = threads ? threads : std::max(1u, std::thread::hardware_concurrency());
@@ -733,6 +796,7 @@ void decode_blocks(const igs_decoder& d, uint32_t x0, uint32_t y0, uint32_t w, u
     }
     worker();
     for (auto& t : pool) t.join();
+    return out_of_memory ? IGS_ERR_OUT_OF_MEMORY : IGS_SUCCESS;
 }
 
 }  // namespace
@@ -836,13 +900,12 @@ igs_error igs_decode_rect(const igs_decoder* d, uint32_t x0, uint32_t y0, uint32
     if (w == 0 || h == 0) return IGS_SUCCESS;
     if (!out || out_count / d->channels / w < h) return IGS_ERR_BAD_ARGUMENT;
     try {
-        decode_blocks(*d, x0, y0, w, h, out, threads);
+        return decode_blocks(*d, x0, y0, w, h, out, threads);
     } catch (const std::bad_alloc&) {
         return IGS_ERR_OUT_OF_MEMORY;
     } catch (...) {
         return IGS_ERR_INTERNAL;
     }
-    return IGS_SUCCESS;
 }
 
 igs_error igs_decode_image(const igs_decoder* d, float* out, size_t out_count, uint32_t threads) {
