@@ -70,8 +70,13 @@ class FitSettings:
     # (0.55 bppc in all); 32 px 35.66 dB, 23.5K (0.26); 16 px 35.61 dB, 12.3K (0.17);
     # 8 px 35.47 dB, 6.6K (0.13).
     max_scale_px: float | None = 16.0
+    # Coarse-to-fine (beyond the paper): this fraction of the steps fits a half-size target
+    # first (a quarter of the cost per step), when both sides are at least 2 * coarse_min_side.
+    coarse_fraction: float = 0.0
+    coarse_min_side: int = 64
     grad_mix: float = 0.3            # lambda of the gradient-magnitude init
     ssim_weight: float = 0.1
+    pixel_loss: str = "l1"           # "l1" (paper) or "l2"
     channel_weights: list[float] | None = None
     log_every: int = 50
     history_steps: tuple[int, ...] = field(default=(100, 250, 500, 1000, 2000, 5000))
@@ -83,5 +88,7 @@ class FitSettings:
             raise IgsError(f"k must be in 1..32, got {self.k}")
         if not 1 <= self.tile <= 256:
             raise IgsError(f"tile must be in 1..256, got {self.tile}")
+        if not 0.0 <= self.coarse_fraction < 1.0:
+            raise IgsError(f"coarse_fraction must be in [0, 1), got {self.coarse_fraction}")
         if self.channel_weights is not None and len(self.channel_weights) != channels:
             raise IgsError(f"channel_weights has {len(self.channel_weights)} entries, material has {channels} channels")

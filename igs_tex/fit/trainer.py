@@ -11,7 +11,7 @@ import torch
 from ..render import GaussianParams, get_renderer
 from ..report.metrics import psnr
 from .init import initial_positions, new_gaussians, sample_texels
-from .losses import fit_loss
+from .losses import make_loss
 from .optim import RowAdam
 from .settings import FitSettings
 
@@ -45,6 +45,41 @@ def fit_stack(target_np: np.ndarray, settings: FitSettings, progress: bool = Tru
         torch.set_num_threads(threads)
 
 
+class _Level:
+    """One training resolution: the target, its loss, and how its pixels relate to the base's.
+
+    Coarse-to-fine fitting (beyond the paper) spends the first steps on a half-size target,
+    where a step costs a quarter: Gaussians find their places and colours cheaply, and the
+    full-size steps only refine. Means are optimised in normalised [0, 1] coordinates, so they
+    carry over unchanged; inverse scales are in 1/pixel of the level and are divided by the size
+    ratio at the switch.
+    """
+
+    def __init__(self, target: torch.Tensor, factor: float, settings: FitSettings, use_native: bool):
+        self.target = target
+        self.h, self.w = target.shape[:2]
+        self.factor = factor  # base pixels per level pixel
+        self.wh = torch.tensor([float(self.w), float(self.h)])
+        self.loss = make_loss(target, settings.ssim_weight, settings.channel_weights, use_native,
+                              settings.pixel_loss)
+        # Largest radius (3 s) the whole image, smallest s a quarter texel: keeps tile lists
+        # bounded. The cap on s is in base pixels.
+        self.a_min, self.a_max = 3.0 / max(self.w, self.h), 4.0
+        if settings.max_scale_px is not None:
+            self.a_min = max(self.a_min, factor / settings.max_scale_px)
+
+
+def _coarse_target(target: torch.Tensor, min_side: int) -> tuple[torch.Tensor, float] | None:
+    h, w = target.shape[:2]
+    if min(h, w) < 2 * min_side:
+        return None
+    h2, w2 = h // 2, w // 2
+    # 'area' averages the texels each coarse texel covers, so the coarse grid spans exactly the
+    # base image (odd sizes included) and normalised coordinates mean the same on both.
+    small = torch.nn.functional.interpolate(target.permute(2, 0, 1)[None], size=(h2, w2), mode="area")
+    return small[0].permute(1, 2, 0).contiguous(), 0.5 * (w / w2 + h / h2)
+
+
 def _fit(target_np: np.ndarray, settings: FitSettings, renderer, progress: bool) -> FitResult:
     h, w, c = target_np.shape
     settings.validate(c)
@@ -53,20 +88,25 @@ def _fit(target_np: np.ndarray, settings: FitSettings, renderer, progress: bool)
     gen = torch.Generator().manual_seed(settings.seed)
     torch.manual_seed(settings.seed)
     target = torch.from_numpy(np.ascontiguousarray(target_np, dtype=np.float32))
-    wh = torch.tensor([float(w), float(h)])
-    cw = None if settings.channel_weights is None else torch.tensor(settings.channel_weights, dtype=torch.float32)
-    # Largest radius (3 s) the whole image, smallest s a quarter texel: keeps tile lists bounded.
-    a_min, a_max = 3.0 / max(w, h), 4.0
-    if settings.max_scale_px is not None:
-        a_min = max(a_min, 1.0 / settings.max_scale_px)
+    base = _Level(target, 1.0, settings, use_native)
+    coarse_steps = int(settings.steps * settings.coarse_fraction)
+    coarse = _coarse_target(target, settings.coarse_min_side) if coarse_steps > 0 else None
+    level = base if coarse is None else _Level(coarse[0], coarse[1], settings, use_native)
+    if coarse is None:
+        coarse_steps = 0
 
     n_total = settings.gaussians
     n0 = max(1, int(math.ceil(n_total * settings.init_fraction)))
     means, theta, inv_scale, colour = new_gaussians(
-        target, initial_positions(target, n0, settings.grad_mix, gen), settings.init_scale_px)
-    leaves = [t.clone().requires_grad_(True) for t in (means / wh, theta, inv_scale, colour)]
+        level.target, initial_positions(level.target, n0, settings.grad_mix, gen),
+        settings.init_scale_px / level.factor)
+    leaves = [t.clone().requires_grad_(True) for t in (means / level.wh, theta, inv_scale, colour)]
     opt = RowAdam(leaves, [settings.lr_mean, settings.lr_theta, settings.lr_inv_scale, settings.lr_colour])
     grow_n = max(1, int(math.ceil(n_total * settings.grow_fraction)))
+
+    def base_params() -> GaussianParams:
+        mean_n, th, inv, col = (t.detach() for t in opt.tensors)
+        return GaussianParams(mean_n * base.wh, th, inv / level.factor, col)
 
     bar = None
     if progress:
@@ -77,35 +117,47 @@ def _fit(target_np: np.ndarray, settings: FitSettings, renderer, progress: bool)
     t0 = time.perf_counter()
     loss_v = float("nan")
     for step in range(1, settings.steps + 1):
+        if level is not base and step > coarse_steps:
+            with torch.no_grad():
+                opt.tensors[2].div_(level.factor)
+            level = base
         mean_n, th, inv, col = opt.tensors
-        params = GaussianParams(mean_n * wh, th, inv, col)
-        out = renderer.render(params, h, w, settings.tile, settings.k, settings.eps)
-        loss = fit_loss(out, target, settings.ssim_weight, cw, use_native)
+        params = GaussianParams(mean_n * level.wh, th, inv, col)
+        out = renderer.render(params, level.h, level.w, settings.tile, settings.k, settings.eps)
+        loss = level.loss(out)
         opt.zero_grad()
         loss.backward()
         opt.step()
         with torch.no_grad():
             mean_n.clamp_(0.0, 1.0)
             th.remainder_(math.pi)
-            inv.clamp_(a_min, a_max)
+            inv.clamp_(level.a_min, level.a_max)
         loss_v = float(loss.detach())
         if step in settings.history_steps or step % settings.log_every == 0 or step == settings.steps:
-            p = psnr(out.detach(), target)
+            p = psnr(out.detach(), level.target)
             if step in settings.history_steps:
-                history[step] = p
+                # History is always measured at full size, also during the coarse steps.
+                if level is not base:
+                    with torch.no_grad():
+                        full = renderer.render(base_params(), h, w, settings.tile, settings.k, settings.eps)
+                    history[step] = psnr(full, target)
+                else:
+                    history[step] = p
             log.append((step, loss_v, p))
             if bar is not None:
-                bar.set_postfix(loss=f"{loss_v:.4f}", psnr=f"{p:.2f}dB", n=mean_n.shape[0])
+                bar.set_postfix(loss=f"{loss_v:.4f}", psnr=f"{p:.2f}dB", n=mean_n.shape[0],
+                                size=f"{level.w}x{level.h}")
         if bar is not None:
             bar.update(1)
         count = opt.tensors[0].shape[0]
         if step % settings.grow_every == 0 and count < n_total and step < settings.steps:
             add = min(grow_n, n_total - count)
-            err = (out.detach() - target).abs().sum(dim=2)
-            m, t_, a, cc = new_gaussians(target, sample_texels(err, add, gen), settings.init_scale_px)
-            opt.append_rows([m / wh, t_, a, cc])
+            err = (out.detach() - level.target).abs().sum(dim=2)
+            m, t_, a, cc = new_gaussians(level.target, sample_texels(err, add, gen),
+                                         settings.init_scale_px / level.factor)
+            opt.append_rows([m / level.wh, t_, a, cc])
     if bar is not None:
         bar.close()
-    mean_n, th, inv, col = (t.detach() for t in opt.tensors)
-    final = GaussianParams((mean_n * wh).contiguous(), th.contiguous(), inv.contiguous(), col.contiguous())
+    final = base_params()
+    final = GaussianParams(*(t.contiguous() for t in (final.means, final.theta, final.inv_scale, final.colour)))
     return FitResult(final, history, loss_v, time.perf_counter() - t0, getattr(renderer, "name", "?"), log)

@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -265,6 +266,50 @@ py::tuple ssim(const F32& x, const F32& y, bool want_grad) {
     return py::make_tuple(s, g);
 }
 
+// The fitter's loss (ssim.h): target statistics prepared once, then per step the per-channel
+// L1 and SSIM terms and the weighted gradient with respect to the render.
+std::shared_ptr<igs::cpu::LossTarget> loss_target(const F32& y) {
+    auto b = y.request();
+    if (b.ndim != 3) throw py::value_error("LossTarget: expected [H, W, C] float32");
+    const int h = static_cast<int>(b.shape[0]), w = static_cast<int>(b.shape[1]),
+              c = static_cast<int>(b.shape[2]);
+    if (h < 11 || w < 11) throw py::value_error("LossTarget: images must be at least 11x11");
+    if (c < 1) throw py::value_error("LossTarget: need at least one channel");
+    py::gil_scoped_release nogil;
+    return std::make_shared<igs::cpu::LossTarget>(igs::cpu::prepare_loss_target(y.data(), h, w, c));
+}
+
+py::tuple loss_terms(const igs::cpu::LossTarget& t, const F32& x, const F32& l1_scale,
+                     const F32& l2_scale, const F32& ssim_scale, bool want_grad, py::object grad_out) {
+    expect_shape(x, "x", {t.height, t.width, t.channels});
+    expect_shape(l1_scale, "l1_scale", {t.channels});
+    expect_shape(l2_scale, "l2_scale", {t.channels});
+    expect_shape(ssim_scale, "ssim_scale", {t.channels});
+    py::array_t<double> l1(t.channels), l2(t.channels), s(t.channels);
+    F32 g(std::vector<py::ssize_t>{0});
+    if (want_grad) {
+        if (grad_out.is_none()) {
+            g = F32(std::vector<py::ssize_t>{t.height, t.width, t.channels});
+        } else {
+            g = grad_out.cast<F32>();
+            expect_shape(g, "grad_out", {t.height, t.width, t.channels});
+            if (!g.writeable()) throw py::value_error("grad_out must be writeable");
+        }
+    }
+    std::vector<igs::cpu::ChannelTerms> terms(static_cast<size_t>(t.channels));
+    {
+        py::gil_scoped_release nogil;
+        igs::cpu::loss_terms(t, x.data(), l1_scale.data(), l2_scale.data(), ssim_scale.data(),
+                             terms.data(), want_grad ? g.mutable_data() : nullptr);
+    }
+    for (int c = 0; c < t.channels; ++c) {
+        l1.mutable_at(c) = terms[c].l1;
+        l2.mutable_at(c) = terms[c].l2;
+        s.mutable_at(c) = terms[c].ssim;
+    }
+    return py::make_tuple(l1, l2, s, g);
+}
+
 py::dict build_info() {
     py::dict d;
 #ifdef _OPENMP
@@ -279,6 +324,8 @@ py::dict build_info() {
 }
 
 }  // namespace
+
+void register_decoder(pybind11::module_& m);  // decoder_bindings.cpp
 
 PYBIND11_MODULE(_native, m) {
     m.doc() = "igs-tex native CPU kernels (rendering contract of DESIGN.md)";
@@ -312,6 +359,18 @@ PYBIND11_MODULE(_native, m) {
     m.def("build_info", &build_info);
     m.def("ssim", &ssim, py::arg("x"), py::arg("y"), py::arg("want_grad") = true,
           "-> (per-channel mean SSIM float64 [C], d SSIM_c / d x float32 [H,W,C] or empty).");
+    py::class_<igs::cpu::LossTarget, std::shared_ptr<igs::cpu::LossTarget>>(
+        m, "LossTarget", "Target side of the training loss (planar target, window means), built once per fit.")
+        .def(py::init(&loss_target), py::arg("target"))
+        .def_property_readonly("shape", [](const igs::cpu::LossTarget& t) {
+            return py::make_tuple(t.height, t.width, t.channels);
+        });
+    m.def("loss_terms", &loss_terms, py::arg("target"), py::arg("x"), py::arg("l1_scale"),
+          py::arg("l2_scale"), py::arg("ssim_scale"), py::arg("want_grad") = true,
+          py::arg("grad_out") = py::none(),
+          "-> (mean |x-y|, mean (x-y)^2, mean SSIM: float64 [C] each; grad float32 [H,W,C] or empty)\n"
+          "with grad = l1_scale[c] sign(x-y) + l2_scale[c] 2(x-y) + ssim_scale[c] d SSIM_c / d x\n"
+          "(native/cpu/ssim.h).");
     m.def(
         "set_simd",
         [](const std::string& name) {
@@ -321,4 +380,5 @@ PYBIND11_MODULE(_native, m) {
         py::arg("name"),
         "'auto' uses AVX2 kernels where the CPU has them; 'baseline' forces the portable ones "
         "(same bytes either way).");
+    register_decoder(m);
 }
