@@ -16,6 +16,7 @@ import numpy as np
 from . import IgsError, __version__
 from .atomic import atomic_write_text
 from .fit import DEFAULT_STEPS, FitSettings, fit_stack, gaussians_for_budget
+from .fit.colour_solve import solve_colours
 from .igsfile import build_igs, write_igs
 from .material import load_material
 from .render.decode import decode_igs
@@ -32,11 +33,13 @@ def bake_material(src: Path, out_dir: Path, *, bppc: float | None = None, kib: f
                   gaussians: int | None = None, steps: int = DEFAULT_STEPS, seed: int = 0,
                   backend: str = "auto", k: int = 10, tile: int = 16, progress: bool = True,
                   name: str | None = None, max_scale_px: float | None = 16.0,
-                  stamp: str | None = None) -> dict:
+                  stamp: str | None = None, colour_solve: bool = True) -> dict:
     """Bake `src` into out_dir/<name>.igs and out_dir/<name>.json; returns the summary dict.
 
     stamp: project.stamp_key of this bake, recorded in the JSON with the .igs hash so a later
     project bake can tell the output is up to date.
+    colour_solve: after training, replace the colours with the least-squares ones for the
+    quantised geometry (fit/colour_solve.py; native backend only, it reads the native top-K).
     """
     t_start = time.perf_counter()
     stack = load_material(src)
@@ -59,9 +62,21 @@ def bake_material(src: Path, out_dir: Path, *, bppc: float | None = None, kib: f
                  "budget": {"bppc": bppc, "kib": kib, "gaussians": gaussians},
                  "igs_tex": __version__},
     }
-    igs = build_igs(p.means.numpy(), p.theta.numpy(), p.inv_scale.numpy(), p.colour.numpy(),
-                    stack.width, stack.height, stack.channels, stack.value_range, metadata,
-                    tile=tile, k=k, eps=settings.eps)
+    geometry = (p.means.numpy(), p.theta.numpy(), p.inv_scale.numpy())
+    igs = build_igs(*geometry, p.colour.numpy(), stack.width, stack.height, stack.channels,
+                    stack.value_range, metadata, tile=tile, k=k, eps=settings.eps)
+    if colour_solve and fit.backend == "native":
+        # Colours re-solved on the geometry as it ships (dequantised, with the stored lists);
+        # quantising the same float geometry again gives the same words and tile lists.
+        q = igs.params()
+        t_solve = time.perf_counter()
+        colour = solve_colours(q["means"], q["theta"], q["inv_scale"], p.colour.numpy(), stack.data,
+                               tile, k, settings.eps, igs.tile_offsets, igs.tile_indices)
+        colour_solve_seconds = time.perf_counter() - t_solve
+        igs = build_igs(*geometry, colour, stack.width, stack.height, stack.channels,
+                        stack.value_range, metadata, tile=tile, k=k, eps=settings.eps)
+    else:
+        colour_solve_seconds = None
     # Quality is measured on what ships: dequantised parameters and the stored tile index.
     decoded = decode_igs(igs)
     metrics = group_metrics(decoded, stack.data, stack.group_slices())
@@ -78,7 +93,9 @@ def bake_material(src: Path, out_dir: Path, *, bppc: float | None = None, kib: f
         "gaussians": n, "steps": steps, "seed": seed, "backend": fit.backend,
         "size": sizes, "metrics": metrics,
         "psnr_before_quantisation": {str(k_): v for k_, v in fit.psnr_history.items()},
-        "fit_seconds": round(fit.seconds, 2), "total_seconds": round(time.perf_counter() - t_start, 2),
+        "fit_seconds": round(fit.seconds, 2),
+        "colour_solve_seconds": None if colour_solve_seconds is None else round(colour_solve_seconds, 2),
+        "total_seconds": round(time.perf_counter() - t_start, 2),
         "settings": {k_: v for k_, v in asdict(settings).items() if k_ != "history_steps"},
     }
     if stamp is not None:

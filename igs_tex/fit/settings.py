@@ -72,8 +72,11 @@ class FitSettings:
     max_scale_px: float | None = 16.0
     # Coarse-to-fine (beyond the paper): this fraction of the steps fits a half-size target
     # first (a quarter of the cost per step), when both sides are at least 2 * coarse_min_side.
-    coarse_fraction: float = 0.0
-    coarse_min_side: int = 64
+    # Measured at 1000 steps, 0.059 bppc (PSNR of the .igs): walnut_wood 1024 px 31.714 dB
+    # against 31.723 without, in 30% of the fitting time; at 512 px it cost 0.07-0.11 dB
+    # (walnut_wood, rock_cliff), so it starts at 1024 px, where the time matters.
+    coarse_fraction: float = 0.75
+    coarse_min_side: int = 512
     grad_mix: float = 0.3            # lambda of the gradient-magnitude init
     ssim_weight: float = 0.1
     pixel_loss: str = "l1"           # "l1" (paper) or "l2"
