@@ -61,75 +61,115 @@ struct LaneVector;
 template <>
 struct LaneVector<4> {
     typedef float type __attribute__((vector_size(16)));
+    typedef int32_t mask __attribute__((vector_size(16)));
 };
 template <>
 struct LaneVector<8> {
     typedef float type __attribute__((vector_size(32)));
+    typedef int32_t mask __attribute__((vector_size(32)));
 };
 
+// Bit i set when lane i of a comparison result is true (lane masks are 0 / -1).
+template <int VW>
+IGS_ALWAYS_INLINE uint32_t lane_bits(typename LaneVector<VW>::mask m) {
+#if defined(__x86_64__) || defined(__SSE__)
+    // movmskps is SSE, part of every x86-64 baseline, so the baseline variant may use it too;
+    // an AVX builtin here would not compile into the baseline instance of this template.
+    typedef float f4 __attribute__((vector_size(16)));
+    uint32_t bits = 0;
+    for (int h = 0; h < VW / 4; ++h) {
+        f4 part;
+        std::memcpy(&part, reinterpret_cast<const char*>(&m) + 16 * h, sizeof part);
+        bits |= static_cast<uint32_t>(__builtin_ia32_movmskps(part)) << (4 * h);
+    }
+    return bits;
+#else
+    uint32_t bits = 0;
+    for (int i = 0; i < VW; ++i) bits |= static_cast<uint32_t>(m[i] & 1) << i;
+    return bits;
+#endif
+}
+
+// Also returns in ties [LN] how many of the K kept may be ties at tau (K minus the count
+// strictly above tau), read off the register list: every G above the K-th largest is in it.
+// That holds only without NaN (a NaN G scrambles the list), so the return value says whether
+// any lane saw one; the caller then counts over G instead.
+// An insertion with g <= slot KC-1 in every lane changes no slot (each slot is >= the last,
+// so min(slot k-1, g) = g <= slot k), so such a step is skipped: past the first few dozen
+// Gaussians of a long list most are, since a texel's top K are settled early. NaN fails
+// the g <= test and is inserted as before, so the list is the one the full loop builds.
 template <int LN, int KC, int VW>
-IGS_ALWAYS_INLINE void kth_largest_in_registers(const float* IGS_RESTRICT G, int L, int K,
-                                                float* IGS_RESTRICT tau) {
+IGS_ALWAYS_INLINE bool kth_largest_in_registers(const float* IGS_RESTRICT G, int L, int K,
+                                                float* IGS_RESTRICT tau,
+                                                int32_t* IGS_RESTRICT ties) {
     using V = typename LaneVector<VW>::type;
+    using M = typename LaneVector<VW>::mask;
+    M nan = M{} ;
     for (int x0 = 0; x0 < LN; x0 += VW) {
         V t[KC];
         for (int k = 0; k < KC; ++k) t[k] = V{} - 1.0f;  // below any G
         for (int j = 0; j < L; ++j) {
             V g;
             std::memcpy(&g, G + static_cast<size_t>(j) * LN + x0, sizeof g);
+            const M settled = g <= t[KC - 1];
+            if (lane_bits<VW>(settled) == (1u << VW) - 1) continue;
+            nan |= g != g;
             for (int k = KC - 1; k > 0; --k) {
                 const V lo = t[k - 1] < g ? t[k - 1] : g;
                 t[k] = t[k] > lo ? t[k] : lo;
             }
             t[0] = t[0] > g ? t[0] : g;
         }
-        for (int k = 0; k < KC; ++k)  // constant indices keep t[] in registers
-            if (k == K - 1) std::memcpy(tau + x0, &t[k], sizeof(V));
+        V tk = t[0];
+        for (int k = 1; k < KC; ++k)  // constant indices keep t[] in registers
+            if (k == K - 1) tk = t[k];
+        M tie = M{} + K;
+        for (int k = 0; k < KC; ++k)
+            if (k < K - 1) tie += t[k] > tk;  // true lanes are -1
+        std::memcpy(tau + x0, &tk, sizeof(V));
+        std::memcpy(ties + x0, &tie, sizeof(M));
     }
+    return lane_bits<VW>(nan) == 0;
 }
-#endif
 
-// The exact top-K of every lane (texel) of a row at once, branch-free; the same rule as
-// TopKSorted in topk.h (the tests hold the two paths to identical selections):
-//  1. tau[x] = the K-th largest of G[.][x] counting repeats;
-//  2. keep every G > tau, then the G == tau in index order while fewer than K are kept:
-//     ties go to the lower index. The kept < K cap only matters for NaN input.
-// A per-texel scalar top-K spent most of its time in mispredicted branches.
-// VW is the float width of the SIMD variant being compiled.
+// The keep pass of select_row for a NaN-free row, fused with what used to follow it: zeroes
+// the G a texel did not keep, writes the row's selection bits (layout in kernels.h) and
+// lists in `used` the Gaussians some texel kept; returns how many.
 template <int LN, int VW>
-IGS_ALWAYS_INLINE void select_row(const float* IGS_RESTRICT G, int L, int K,
-                                  float* IGS_RESTRICT top, int32_t* IGS_RESTRICT keep) {
-    float* IGS_RESTRICT tau = top + (K - 1) * LN;
-#if defined(__GNUC__)
-    if (K <= 4)
-        kth_largest_in_registers<LN, 4, VW>(G, L, K, tau);
-    else if (K <= 10)
-        kth_largest_in_registers<LN, 10, VW>(G, L, K, tau);
-    else
-#endif
-        kth_largest_in_memory<LN>(G, L, K, top);
-    int32_t ties[LN], kept[LN];
-    for (int x = 0; x < LN; ++x) {
-        ties[x] = K;
-        kept[x] = 0;
+IGS_ALWAYS_INLINE int keep_pack_mask(float* IGS_RESTRICT G, int L, const float* IGS_RESTRICT tau,
+                                     const int32_t* IGS_RESTRICT ties, uint8_t* IGS_RESTRICT out,
+                                     int32_t* IGS_RESTRICT used) {
+    using V = typename LaneVector<VW>::type;
+    using M = typename LaneVector<VW>::mask;
+    constexpr int NC = LN / VW;
+    V tv[NC];
+    M tie[NC];
+    for (int c = 0; c < NC; ++c) {
+        std::memcpy(&tv[c], tau + c * VW, sizeof(V));
+        std::memcpy(&tie[c], ties + c * VW, sizeof(M));
     }
+    int n_used = 0;
     for (int j = 0; j < L; ++j) {
-        const float* IGS_RESTRICT g = G + static_cast<size_t>(j) * LN;
-        for (int x = 0; x < LN; ++x) ties[x] -= g[x] > tau[x] ? 1 : 0;
-    }
-    for (int j = 0; j < L; ++j) {
-        const float* IGS_RESTRICT g = G + static_cast<size_t>(j) * LN;
-        int32_t* IGS_RESTRICT kj = keep + static_cast<size_t>(j) * LN;
-        for (int x = 0; x < LN; ++x) {
-            const int32_t eq = g[x] == tau[x] ? 1 : 0;
-            const int32_t take = ((g[x] > tau[x] ? 1 : 0) | (eq & (ties[x] > 0 ? 1 : 0))) &
-                                 (kept[x] < K ? 1 : 0);
-            ties[x] -= eq & take;
-            kept[x] += take;
-            kj[x] = take;
+        float* IGS_RESTRICT Gj = G + static_cast<size_t>(j) * LN;
+        uint64_t bits = 0;
+        for (int c = 0; c < NC; ++c) {
+            V g;
+            std::memcpy(&g, Gj + c * VW, sizeof g);
+            const M eq = g == tv[c];
+            const M take = (g > tv[c]) | (eq & (tie[c] > 0));
+            tie[c] += eq & take;
+            const M kept = (M)g & take;  // a vector cast reinterprets the bits
+            std::memcpy(Gj + c * VW, &kept, sizeof kept);
+            bits |= static_cast<uint64_t>(lane_bits<VW>(take)) << (c * VW);
         }
+        uint8_t* IGS_RESTRICT o = out + static_cast<size_t>(j) * (LN / 8);
+        for (int q = 0; q < LN / 8; ++q) o[q] = static_cast<uint8_t>(bits >> (8 * q));
+        used[n_used] = j;
+        n_used += bits != 0 ? 1 : 0;
     }
+    return n_used;
 }
+#endif
 
 // Packs one row's keep flags into the saved selection bits (layout in kernels.h).
 template <int LN>
@@ -152,6 +192,56 @@ IGS_ALWAYS_INLINE bool mask_row(float* IGS_RESTRICT Gj, const int32_t* IGS_RESTR
         Gj[x] = kept[x] ? Gj[x] : 0.0f;
     }
     return any != 0;
+}
+
+// The exact top-K of every lane (texel) of a row at once, branch-free; the same rule as
+// TopKSorted in topk.h (the tests hold the two paths to identical selections):
+//  1. tau[x] = the K-th largest of G[.][x] counting repeats;
+//  2. keep every G > tau, then the G == tau in index order while fewer than K are kept:
+//     ties go to the lower index. The kept < K cap only matters for NaN input.
+// A per-texel scalar top-K spent most of its time in mispredicted branches.
+// Then zeroes the G not kept, writes the row's selection bits to `bits` and the Gaussians
+// some texel kept to `used`; returns how many. VW is the float width of the SIMD variant.
+template <int LN, int VW>
+IGS_ALWAYS_INLINE int select_row(float* IGS_RESTRICT G, int L, int K, float* IGS_RESTRICT top,
+                                 int32_t* IGS_RESTRICT keep, uint8_t* IGS_RESTRICT bits,
+                                 int32_t* IGS_RESTRICT used) {
+    float* IGS_RESTRICT tau = top + (K - 1) * LN;
+    int32_t ties[LN], kept[LN];
+#if defined(__GNUC__)
+    if (K <= 10) {
+        const bool clean = K <= 4 ? kth_largest_in_registers<LN, 4, VW>(G, L, K, tau, ties)
+                                  : kth_largest_in_registers<LN, 10, VW>(G, L, K, tau, ties);
+        if (clean) return keep_pack_mask<LN, VW>(G, L, tau, ties, bits, used);
+    } else
+#endif
+        kth_largest_in_memory<LN>(G, L, K, top);
+    for (int x = 0; x < LN; ++x) {
+        ties[x] = K;
+        kept[x] = 0;
+    }
+    for (int j = 0; j < L; ++j) {
+        const float* IGS_RESTRICT g = G + static_cast<size_t>(j) * LN;
+        for (int x = 0; x < LN; ++x) ties[x] -= g[x] > tau[x] ? 1 : 0;
+    }
+    for (int j = 0; j < L; ++j) {
+        const float* IGS_RESTRICT g = G + static_cast<size_t>(j) * LN;
+        int32_t* IGS_RESTRICT kj = keep + static_cast<size_t>(j) * LN;
+        for (int x = 0; x < LN; ++x) {
+            const int32_t eq = g[x] == tau[x] ? 1 : 0;
+            const int32_t take = ((g[x] > tau[x] ? 1 : 0) | (eq & (ties[x] > 0 ? 1 : 0))) &
+                                 (kept[x] < K ? 1 : 0);
+            ties[x] -= eq & take;
+            kept[x] += take;
+            kj[x] = take;
+        }
+    }
+    pack_row<LN>(keep, L, bits);
+    int n_used = 0;
+    for (int j = 0; j < L; ++j)
+        if (mask_row<LN>(G + static_cast<size_t>(j) * LN, keep + static_cast<size_t>(j) * LN))
+            used[n_used++] = j;
+    return n_used;
 }
 
 // LN (lanes per row) is a template parameter so the common tile sizes get fully unrolled
@@ -186,12 +276,9 @@ IGS_ALWAYS_INLINE void forward_tile_fast(const Gaussian* table, const Params& p,
         for (int j = 0; j < L; ++j) eval_row<LN>(sc.soa.at(j), px, py, G + static_cast<size_t>(j) * LN);
 
         if (select) {
-            select_row<LN, VW>(G, L, K, top, keep);
-            pack_row<LN>(keep, L, sel_masks + sel_offsets[t] + static_cast<int64_t>(yy) * L * (LN / 8));
-            n_used = 0;
-            for (int j = 0; j < L; ++j)
-                if (mask_row<LN>(G + static_cast<size_t>(j) * LN, keep + static_cast<size_t>(j) * LN))
-                    used[n_used++] = j;
+            n_used = select_row<LN, VW>(G, L, K, top, keep,
+                                        sel_masks + sel_offsets[t] + static_cast<int64_t>(yy) * L * (LN / 8),
+                                        used);
         }
 
         blend_row<LN, false>(G, used, n_used, sc.soa.colour.data(), C, s.eps, rect.nx,
