@@ -25,22 +25,10 @@ constexpr int kMaxChannelsOnStack = 64;
 
 struct BackwardScratch {
     TileSoA soa;
-    std::vector<float> U, V, G, W, dot, gT, oT, S, inv, px, lanes;
-    std::vector<uint8_t> touched;
-    std::vector<int32_t> keep, used;
+    std::vector<float> U, V, G, gT, oT, px, lanes;
+    std::vector<uint8_t> touched, kept;
+    std::vector<int32_t> used;
 };
-
-// Unpacks one row's saved selection bits into keep flags; returns whether any lane kept j.
-template <int LN>
-IGS_ALWAYS_INLINE bool unpack_row(const uint8_t* IGS_RESTRICT bits, int32_t* IGS_RESTRICT keep) {
-    uint32_t any = 0;
-    for (int q = 0; q < LN / 8; ++q) {
-        const uint32_t b = bits[q];
-        any |= b;
-        for (int bit = 0; bit < 8; ++bit) keep[8 * q + bit] = static_cast<int32_t>((b >> bit) & 1u);
-    }
-    return any != 0;
-}
 
 IGS_ALWAYS_INLINE float lane_sum(const float* a, int n) {
     float s = 0.0f;
@@ -58,78 +46,151 @@ void write_pair(float* slot, const Gaussian& g, const GeomMoments& m, const floa
     std::copy(dcol, dcol + C, slot + kGeom);
 }
 
-// u, v and G of Gaussian g for one row, G zeroed where the texel did not keep g (kept may be
-// null: every texel kept it). Bit for bit the values the forward computed.
-template <int LN>
-IGS_ALWAYS_INLINE void geometry_row(const Gaussian& g, const float* IGS_RESTRICT px, float py,
-                  const int32_t* IGS_RESTRICT kept, float* IGS_RESTRICT U, float* IGS_RESTRICT V,
-                  float* IGS_RESTRICT G) {
-    for (int x = 0; x < LN; ++x) {
+// The row kernels below work on octets: the 8 texels x0 .. x0+7 of one selection byte, each
+// with its own list of the Gaussians some of its texels kept. A Gaussian kept only in one
+// half of a 16-texel row costs nothing in the other half. Skipping is exact: there its G is 0,
+// so every term it would add (G, w = G/S, G c, w g, gq = -G dL/dG) is a zero, and adding a
+// zero leaves a sum started at +0 unchanged bit for bit. Octets, not SIMD registers, are the
+// unit so that the baseline and AVX2 variants skip the same work (they would differ only
+// in where a non-finite input spreads NaN).
+constexpr int kOct = 8;
+
+// Eight floats as one value: a register pair on the SSE baseline, one register with AVX2. The
+// auto-vectoriser kept turning the octet loops into scalar code (it could not prove the
+// accumulator rows apart from the inputs), so they are written with these explicitly. Every
+// operation is the per-lane IEEE operation, so results equal the scalar expressions.
+#if defined(__GNUC__)
+// Only ever passed between always-inlined functions, so the ABI note does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float Oct __attribute__((vector_size(32)));
+typedef int32_t OctMask __attribute__((vector_size(32)));
+// Broadcast through the integer bits: Oct{} + v would turn -0 into +0, and Oct{v, v, ...}
+// compiled to a chain of lane inserts instead of one broadcast.
+IGS_ALWAYS_INLINE Oct splat(float v) {
+    return (Oct)(OctMask{} + static_cast<int32_t>(float_bits(v)));
+}
+// Lanes whose bit is clear in `bits` set to +0.
+IGS_ALWAYS_INLINE Oct keep_lanes(Oct v, uint32_t bits) {
+    const OctMask lane = {1, 2, 4, 8, 16, 32, 64, 128};
+    const OctMask b = OctMask{} + static_cast<int32_t>(bits);
+    return (Oct)((OctMask)v & ((b & lane) != 0));
+}
+#else
+struct Oct {
+    float v[kOct];
+};
+IGS_ALWAYS_INLINE Oct splat(float x) {
+    Oct r;
+    for (int i = 0; i < kOct; ++i) r.v[i] = x;
+    return r;
+}
+#define IGS_OCT_OP(op)                                                   \
+    IGS_ALWAYS_INLINE Oct operator op(Oct a, Oct b) {                   \
+        for (int i = 0; i < kOct; ++i) a.v[i] = a.v[i] op b.v[i];       \
+        return a;                                                        \
+    }                                                                    \
+    IGS_ALWAYS_INLINE Oct& operator op##=(Oct& a, Oct b) { return a = a op b; }
+IGS_OCT_OP(+)
+IGS_OCT_OP(-)
+IGS_OCT_OP(*)
+IGS_OCT_OP(/)
+#undef IGS_OCT_OP
+IGS_ALWAYS_INLINE Oct operator-(Oct a) {
+    for (int i = 0; i < kOct; ++i) a.v[i] = -a.v[i];
+    return a;
+}
+IGS_ALWAYS_INLINE Oct keep_lanes(Oct v, uint32_t bits) {
+    for (int i = 0; i < kOct; ++i) v.v[i] = (bits >> i) & 1u ? v.v[i] : 0.0f;
+    return v;
+}
+#endif
+IGS_ALWAYS_INLINE Oct load(const float* p) {
+    Oct v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+IGS_ALWAYS_INLINE void store(float* p, Oct v) { std::memcpy(p, &v, sizeof v); }
+
+// u, v and G of Gaussian g at one octet, G zeroed where the texel did not keep g (bit x of
+// `kept`). Bit for bit the values the forward computed.
+IGS_ALWAYS_INLINE void geometry_octet(const Gaussian& g, const float* IGS_RESTRICT px, float py,
+                                      uint32_t kept, float* IGS_RESTRICT U,
+                                      float* IGS_RESTRICT V, float* IGS_RESTRICT G) {
+    for (int x = 0; x < kOct; ++x) {
         float uu, vv;
         rotate_offset(g, px[x], py, uu, vv);
         U[x] = uu;
         V[x] = vv;
         G[x] = exp_nonpos(-exponent_from_uv(g, uu, vv));
     }
-    if (kept)
-        for (int x = 0; x < LN; ++x) G[x] = kept[x] ? G[x] : 0.0f;
+    if (kept != 0xffu) store(G, keep_lanes(load(G), kept));
 }
 
-// One row's contribution of every used Gaussian, accumulated lane-wise into its block of
-// `lanes` (kMoments + C rows of LN): the moments of GeomMoments and sum_x w g for colour.
-// Channel-outer, Gaussian-inner: consecutive updates go to different Gaussians, so they do
-// not wait on each other (a Gaussian-outer dot product is one long dependent add chain);
-// each per-(Gaussian, texel) sum still runs over channels in order, as blend_backward().
+// blend_row (tile_data.h) for one octet, channel-major into oT[c * LN + x]: the same sums in
+// the same order, so `out` comes out as the forward wrote it.
 template <int LN>
-IGS_ALWAYS_INLINE void backward_row(const int32_t* IGS_RESTRICT used, int n_used,
-                                    const float* IGS_RESTRICT U, const float* IGS_RESTRICT V,
-                                    const float* IGS_RESTRICT G, const TileSoA& soa, int C,
-                                    const float* IGS_RESTRICT gT, const float* IGS_RESTRICT oT,
-                                    const float* IGS_RESTRICT inv, float* IGS_RESTRICT W,
-                                    float* IGS_RESTRICT dot, float* IGS_RESTRICT lanes) {
+IGS_ALWAYS_INLINE void blend_octet(const float* IGS_RESTRICT G, const int32_t* IGS_RESTRICT used,
+                                   int n_used, const float* IGS_RESTRICT colour, int C, Oct den,
+                                   float* IGS_RESTRICT oT) {
+    int c = 0;
+    for (; c + 4 <= C; c += 4) {
+        Oct a0 = splat(0.0f), a1 = a0, a2 = a0, a3 = a0;
+        for (int u = 0; u < n_used; ++u) {
+            const Oct Gj = load(G + static_cast<size_t>(used[u]) * LN);
+            const float* IGS_RESTRICT cj = colour + static_cast<size_t>(used[u]) * C + c;
+            a0 += Gj * splat(cj[0]);
+            a1 += Gj * splat(cj[1]);
+            a2 += Gj * splat(cj[2]);
+            a3 += Gj * splat(cj[3]);
+        }
+        store(oT + c * LN, a0 / den);
+        store(oT + (c + 1) * LN, a1 / den);
+        store(oT + (c + 2) * LN, a2 / den);
+        store(oT + (c + 3) * LN, a3 / den);
+    }
+    for (; c < C; ++c) {
+        Oct acc = splat(0.0f);
+        for (int u = 0; u < n_used; ++u)
+            acc += load(G + static_cast<size_t>(used[u]) * LN) * splat(colour[static_cast<size_t>(used[u]) * C + c]);
+        store(oT + c * LN, acc / den);
+    }
+}
+
+// One octet's contribution of every Gaussian used there, accumulated lane-wise into its block
+// of `lanes` (kMoments + C rows of LN): the moments of GeomMoments and sum_x w g for colour.
+// Gaussian-outer with the dot product in registers; each per-(Gaussian, texel) sum still runs
+// over channels in order, as blend_backward() does. Pointers are at the octet's first lane.
+template <int LN>
+IGS_ALWAYS_INLINE void backward_octet(const int32_t* IGS_RESTRICT used, int n_used,
+                                      const float* IGS_RESTRICT U, const float* IGS_RESTRICT V,
+                                      const float* IGS_RESTRICT G, const TileSoA& soa, int C,
+                                      const float* IGS_RESTRICT gT, const float* IGS_RESTRICT oT,
+                                      Oct inv, float* IGS_RESTRICT lanes) {
     const int M = kMoments + C;
     const float* IGS_RESTRICT colour = soa.colour.data();
     for (int u = 0; u < n_used; ++u) {
         const size_t j = static_cast<size_t>(used[u]);
-        for (int x = 0; x < LN; ++x) {
-            W[j * LN + x] = G[j * LN + x] * inv[x];  // dL/dc_j = w g
-            dot[j * LN + x] = 0.0f;
-        }
-    }
-    for (int c = 0; c < C; ++c) {
-        const float* IGS_RESTRICT gc = gT + static_cast<size_t>(c) * LN;
-        const float* IGS_RESTRICT oc = oT + static_cast<size_t>(c) * LN;
-        for (int u = 0; u < n_used; ++u) {
-            const size_t j = static_cast<size_t>(used[u]);
-            const float cv = colour[j * C + c];
-            float* IGS_RESTRICT dj = dot + j * LN;
-            const float* IGS_RESTRICT wj = W + j * LN;
-            float* IGS_RESTRICT dc = lanes + (j * M + kMoments + c) * LN;
-            for (int x = 0; x < LN; ++x) {
-                dj[x] += gc[x] * (cv - oc[x]);  // g . (c_j - out), see blend_backward()
-                dc[x] += wj[x] * gc[x];
-            }
-        }
-    }
-    for (int u = 0; u < n_used; ++u) {
-        const size_t j = static_cast<size_t>(used[u]);
-        const float axj = soa.ax[j], ayj = soa.ay[j];
-        const float* IGS_RESTRICT Uj = U + j * LN;
-        const float* IGS_RESTRICT Vj = V + j * LN;
-        const float* IGS_RESTRICT Gj = G + j * LN;
-        const float* IGS_RESTRICT dj = dot + j * LN;
+        const Oct Gj = load(G + j * LN);
+        const float* IGS_RESTRICT cj = colour + j * C;
         float* IGS_RESTRICT acc = lanes + j * M * LN;
-        for (int x = 0; x < LN; ++x) {
-            const float gq = grad_exponent(Gj[x], dj[x] * inv[x]);
-            const float a = gq * (Uj[x] * axj);
-            const float b = gq * (Vj[x] * ayj);
-            acc[x] += a;
-            acc[LN + x] += b;
-            acc[2 * LN + x] += a * Vj[x];
-            acc[3 * LN + x] += b * Uj[x];
-            acc[4 * LN + x] += a * Uj[x];
-            acc[5 * LN + x] += b * Vj[x];
+        const Oct w = Gj * inv;  // dL/dc_j = w g
+        Oct dot = splat(0.0f);
+        for (int c = 0; c < C; ++c) {
+            const Oct gc = load(gT + static_cast<size_t>(c) * LN);
+            dot += gc * (splat(cj[c]) - load(oT + static_cast<size_t>(c) * LN));  // see blend_backward()
+            float* dc = acc + static_cast<size_t>(kMoments + c) * LN;
+            store(dc, load(dc) + w * gc);
         }
+        const Oct Uj = load(U + j * LN), Vj = load(V + j * LN);
+        const Oct gq = (-Gj) * (dot * inv);  // grad_exponent(G, dL/dG)
+        const Oct a = gq * (Uj * splat(soa.ax[j]));
+        const Oct b = gq * (Vj * splat(soa.ay[j]));
+        store(acc, load(acc) + a);
+        store(acc + LN, load(acc + LN) + b);
+        store(acc + 2 * LN, load(acc + 2 * LN) + a * Vj);
+        store(acc + 3 * LN, load(acc + 3 * LN) + b * Uj);
+        store(acc + 4 * LN, load(acc + 4 * LN) + a * Uj);
+        store(acc + 5 * LN, load(acc + 5 * LN) + b * Vj);
     }
 }
 
@@ -138,6 +199,7 @@ IGS_ALWAYS_INLINE void backward_tile_fast(const Gaussian* table, const Params& p
                         const TileGrid& grid, const TileLists& lists, int64_t t,
                         const float* grad_out, const int64_t* sel_offsets,
                         const uint8_t* sel_masks, float* pair_grad, BackwardScratch& sc) {
+    constexpr int NO = LN / kOct;  // octets per row
     const int C = p.channels;
     const int K = s.k;
     const int D = kGeom + C;
@@ -155,23 +217,30 @@ IGS_ALWAYS_INLINE void backward_tile_fast(const Gaussian* table, const Params& p
     float* G = grow(sc.G, LL);
     float* gT = grow(sc.gT, static_cast<size_t>(C) * LN);
     float* oT = grow(sc.oT, static_cast<size_t>(C) * LN);
-    float* S = grow(sc.S, LN);
-    float* inv = grow(sc.inv, LN);
     float* px = grow(sc.px, LN);
-    float* W = grow(sc.W, LL);
-    float* dot = grow(sc.dot, LL);
     float* lanes = grow(sc.lanes, static_cast<size_t>(L) * M * LN);
-    int32_t* keep = grow(sc.keep, LL);
     uint8_t* touched = grow(sc.touched, L);
-    int32_t* used = grow(sc.used, L);
+    int32_t* used = grow(sc.used, static_cast<size_t>(NO) * L);  // [octet][L]
+    uint8_t* kept = grow(sc.kept, static_cast<size_t>(NO) * L);  // [octet][L]: lane bits
     std::memset(touched, 0, L);
     for (int x = 0; x < LN; ++x) px[x] = texel_centre(rect.x0 + x);
 
     // A tile listing at most K Gaussians kept all of them at every texel (kernels.h).
     const bool select = L > K;
-    int n_used = L;
-    if (!select)
-        for (int j = 0; j < L; ++j) used[j] = j;
+    int n_used[NO] = {};
+    if (!select) {
+        for (int o = 0; o < NO; ++o) {
+            n_used[o] = L;
+            for (int j = 0; j < L; ++j) {
+                used[o * L + j] = j;
+                kept[o * L + j] = 0xff;
+            }
+        }
+        for (int j = 0; j < L; ++j) {
+            std::fill(lanes + static_cast<size_t>(j) * M * LN, lanes + static_cast<size_t>(j + 1) * M * LN, 0.0f);
+            touched[j] = 1;
+        }
+    }
 
     for (int yy = 0; yy < rect.ny; ++yy) {
         const int y = rect.y0 + yy;
@@ -179,43 +248,52 @@ IGS_ALWAYS_INLINE void backward_tile_fast(const Gaussian* table, const Params& p
         const int64_t row_texel = static_cast<int64_t>(y) * grid.width + rect.x0;
 
         // dL/dout for this row, channel-major so channels stream lane-wise.
-        std::fill(gT, gT + static_cast<size_t>(C) * LN, 0.0f);
+        for (int c = 0; c < C; ++c) std::fill(gT + static_cast<size_t>(c) * LN + rect.nx, gT + static_cast<size_t>(c + 1) * LN, 0.0f);
         for (int x = 0; x < rect.nx; ++x) {
             const float* gsrc = grad_out + (row_texel + x) * C;
             for (int c = 0; c < C; ++c) gT[static_cast<size_t>(c) * LN + x] = gsrc[c];
         }
 
         if (select) {
-            const uint8_t* bits = sel_masks + sel_offsets[t] + static_cast<int64_t>(yy) * L * (LN / 8);
-            n_used = 0;
-            for (int j = 0; j < L; ++j)
-                if (unpack_row<LN>(bits + j * (LN / 8), keep + static_cast<size_t>(j) * LN)) used[n_used++] = j;
-        }
-
-        for (int u = 0; u < n_used; ++u) {
-            const size_t j = static_cast<size_t>(used[u]);
-            geometry_row<LN>(sc.soa.at(static_cast<int>(j)), px, py, select ? keep + j * LN : nullptr,
-                             U + j * LN, V + j * LN, G + j * LN);
-        }
-        std::fill(S, S + LN, 0.0f);
-        for (int u = 0; u < n_used; ++u) {
-            const float* Gj = G + static_cast<size_t>(used[u]) * LN;
-            for (int x = 0; x < LN; ++x) S[x] += Gj[x];
-        }
-        for (int x = 0; x < LN; ++x) inv[x] = 1.0f / (S[x] + s.eps);
-        // `out` recomputed exactly as the forward computed it (same G, same used set, same
-        // order): cheaper than streaming the whole image back in from memory.
-        blend_row<LN, true>(G, used, n_used, sc.soa.colour.data(), C, s.eps, LN, oT);
-
-        for (int u = 0; u < n_used; ++u) {
-            const size_t j = static_cast<size_t>(used[u]);
-            if (!touched[j]) {
-                float* acc = lanes + j * M * LN;
-                std::fill(acc, acc + static_cast<size_t>(M) * LN, 0.0f);
-                touched[j] = 1;
+            const uint8_t* bits = sel_masks + sel_offsets[t] + static_cast<int64_t>(yy) * L * NO;
+            for (int o = 0; o < NO; ++o) n_used[o] = 0;
+            for (int j = 0; j < L; ++j) {
+                bool any = false;
+                for (int o = 0; o < NO; ++o) {
+                    const uint8_t b = bits[j * NO + o];
+                    used[o * L + n_used[o]] = j;
+                    kept[o * L + n_used[o]] = b;
+                    n_used[o] += b != 0 ? 1 : 0;
+                    any |= b != 0;
+                }
+                if (any && !touched[j]) {
+                    float* acc = lanes + static_cast<size_t>(j) * M * LN;
+                    std::fill(acc, acc + static_cast<size_t>(M) * LN, 0.0f);
+                    touched[j] = 1;
+                }
             }
         }
-        backward_row<LN>(used, n_used, U, V, G, sc.soa, C, gT, oT, inv, W, dot, lanes);
+
+        for (int o = 0; o < NO; ++o) {
+            const int x0 = o * kOct;
+            const int32_t* uo = used + o * L;
+            const uint8_t* ko = kept + o * L;
+            const int n = n_used[o];
+            for (int u = 0; u < n; ++u) {
+                const size_t j = static_cast<size_t>(uo[u]);
+                geometry_octet(sc.soa.at(static_cast<int>(j)), px + x0, py, ko[u],
+                               U + j * LN + x0, V + j * LN + x0, G + j * LN + x0);
+            }
+            Oct S = splat(0.0f);
+            for (int u = 0; u < n; ++u) S += load(G + static_cast<size_t>(uo[u]) * LN + x0);
+            const Oct den = S + splat(s.eps);
+            const Oct inv = splat(1.0f) / den;
+            // `out` recomputed exactly as the forward computed it (same G, same order):
+            // cheaper than streaming the whole image back in from memory.
+            blend_octet<LN>(G + x0, uo, n, sc.soa.colour.data(), C, den, oT + x0);
+            backward_octet<LN>(uo, n, U + x0, V + x0, G + x0, sc.soa, C, gT + x0, oT + x0, inv,
+                               lanes + x0);
+        }
     }
 
     float dcol[kMaxChannelsOnStack];
