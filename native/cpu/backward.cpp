@@ -215,7 +215,7 @@ IGS_ALWAYS_INLINE void backward_tile_fast(const Gaussian* table, const Params& p
     float* U = grow(sc.U, LL);
     float* V = grow(sc.V, LL);
     float* G = grow(sc.G, LL);
-    float* gT = grow(sc.gT, static_cast<size_t>(C) * LN);
+    float* gTile = grow(sc.gT, static_cast<size_t>(rect.ny) * C * LN);
     float* oT = grow(sc.oT, static_cast<size_t>(C) * LN);
     float* px = grow(sc.px, LN);
     float* lanes = grow(sc.lanes, static_cast<size_t>(L) * M * LN);
@@ -236,40 +236,49 @@ IGS_ALWAYS_INLINE void backward_tile_fast(const Gaussian* table, const Params& p
                 kept[o * L + j] = 0xff;
             }
         }
-        for (int j = 0; j < L; ++j) {
-            std::fill(lanes + static_cast<size_t>(j) * M * LN, lanes + static_cast<size_t>(j + 1) * M * LN, 0.0f);
-            touched[j] = 1;
-        }
+        std::fill(touched, touched + L, uint8_t{1});
+    } else {
+        // Which Gaussians some texel of the tile kept, found up front in one pass over the
+        // selection rather than with a branch per row and Gaussian in the row loop.
+        const uint8_t* bits = sel_masks + sel_offsets[t];
+        for (int yy = 0; yy < rect.ny; ++yy)
+            for (int j = 0; j < L; ++j) {
+                uint8_t b = 0;
+                for (int o = 0; o < NO; ++o) b |= bits[(static_cast<size_t>(yy) * L + j) * NO + o];
+                touched[j] |= b;
+            }
     }
+    for (int j = 0; j < L; ++j)
+        if (touched[j])
+            std::fill(lanes + static_cast<size_t>(j) * M * LN, lanes + static_cast<size_t>(j + 1) * M * LN, 0.0f);
 
+    // dL/dout of the whole tile, channel-major so channels stream lane-wise. Transposed before
+    // the row loop, not per row: the rows read it back an octet at a time, and a vector load
+    // of eight scalar stores still in the store buffer cannot be forwarded and stalls.
     for (int yy = 0; yy < rect.ny; ++yy) {
-        const int y = rect.y0 + yy;
-        const float py = texel_centre(y);
-        const int64_t row_texel = static_cast<int64_t>(y) * grid.width + rect.x0;
-
-        // dL/dout for this row, channel-major so channels stream lane-wise.
+        float* gT = gTile + static_cast<size_t>(yy) * C * LN;
+        const int64_t row_texel = static_cast<int64_t>(rect.y0 + yy) * grid.width + rect.x0;
         for (int c = 0; c < C; ++c) std::fill(gT + static_cast<size_t>(c) * LN + rect.nx, gT + static_cast<size_t>(c + 1) * LN, 0.0f);
         for (int x = 0; x < rect.nx; ++x) {
             const float* gsrc = grad_out + (row_texel + x) * C;
             for (int c = 0; c < C; ++c) gT[static_cast<size_t>(c) * LN + x] = gsrc[c];
         }
+    }
+
+    for (int yy = 0; yy < rect.ny; ++yy) {
+        const float py = texel_centre(rect.y0 + yy);
+
+        const float* gT = gTile + static_cast<size_t>(yy) * C * LN;
 
         if (select) {
             const uint8_t* bits = sel_masks + sel_offsets[t] + static_cast<int64_t>(yy) * L * NO;
             for (int o = 0; o < NO; ++o) n_used[o] = 0;
             for (int j = 0; j < L; ++j) {
-                bool any = false;
                 for (int o = 0; o < NO; ++o) {
                     const uint8_t b = bits[j * NO + o];
                     used[o * L + n_used[o]] = j;
                     kept[o * L + n_used[o]] = b;
                     n_used[o] += b != 0 ? 1 : 0;
-                    any |= b != 0;
-                }
-                if (any && !touched[j]) {
-                    float* acc = lanes + static_cast<size_t>(j) * M * LN;
-                    std::fill(acc, acc + static_cast<size_t>(M) * LN, 0.0f);
-                    touched[j] = 1;
                 }
             }
         }
