@@ -236,7 +236,7 @@ IGS_ALWAYS_INLINE void backward_tile_fast(const Gaussian* table, const Params& p
                 kept[o * L + j] = 0xff;
             }
         }
-        std::fill(touched, touched + L, uint8_t{1});
+        for (int j = 0; j < L; ++j) touched[j] = 1;
     } else {
         // Which Gaussians some texel of the tile kept, found up front in one pass over the
         // selection rather than with a branch per row and Gaussian in the row loop.
