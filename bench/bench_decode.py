@@ -110,7 +110,7 @@ def main() -> int:
     rows = []  # (operation, threads, wall s per op, cpu s per op, items per op)
     for threads, label in ((1, "1"), (0, f"{cores} (all)")):
         wall, cpu = timed(lambda: dec.decode(threads=threads), args.reps)
-        rows.append((f"full image, igs_decode_image", label, wall, cpu, texels))
+        rows.append(("full image, igs_decode_image", label, wall, cpu, texels))
     rng = np.random.default_rng(0)
     n = args.samples
     xy = np.stack([rng.integers(0, W, n), rng.integers(0, H, n)], axis=1).astype(np.int64)
@@ -145,9 +145,9 @@ def main() -> int:
     print(f"MACs per texel, shaders/README.md rule: {MACS_PER_LISTED_SHADER} x L + K (C + 1) + C = "
           f"{MACS_PER_LISTED_SHADER} x {mean_l:.2f} + {K} x {C + 1} + {C} = "
           f"{MACS_PER_LISTED_SHADER * mean_l + blend_k:.0f}")
-    print(f"  (L = the texel's tile-list length averaged over texels; per listed Gaussian: decode 3 mul, "
-          f"p - m 2, rotate 4, scale 2, square-sum 2, x(-1/2) 1; blend: K weights x (C colour MACs + 1 sum) "
-          f"+ C divides; exp/sin/cos not counted as MACs)")
+    print("  (L = the texel's tile-list length averaged over texels; per listed Gaussian: decode 3 mul, "
+          "p - m 2, rotate 4, scale 2, square-sum 2, x(-1/2) 1; blend: K weights x (C colour MACs + 1 sum) "
+          "+ C divides; exp/sin/cos not counted as MACs)")
     print(f"MACs per texel, this CPU decoder (parameters dequantised once, blend over min(L, K) = "
           f"{mean_kept:.2f} kept): {MACS_PER_LISTED_CPU} x {mean_l:.2f} + {mean_kept:.2f} x {C + 1} + {C} "
           f"= {MACS_PER_LISTED_CPU * mean_l + blend_exact:.0f}, plus one exp per listed Gaussian")

@@ -216,7 +216,7 @@ def _bake_project(a) -> int:
 def _cmd_decode(a) -> int:
     from .igsfile import read_igs
     from .material import MapSource, save_maps
-    from .render.decode import decode_igs
+    from .render.decode import decode_stack
     igs = read_igs(a.file)
     try:
         maps = [MapSource.from_dict(m) for m in igs.metadata.get("maps", [])]
@@ -224,7 +224,7 @@ def _cmd_decode(a) -> int:
         raise IgsError(f"{a.file}: {e}") from None
     if not maps:
         raise IgsError(f"{a.file}: no map list in the metadata; cannot name the outputs")
-    data = decode_igs(igs)
+    data = decode_stack(igs)
     a.output.mkdir(parents=True, exist_ok=True)
     paths = save_maps(data, igs.channels, igs.value_range, maps, a.output, fmt=a.format)
     for p in paths:

@@ -19,7 +19,7 @@ from .fit import DEFAULT_STEPS, FitSettings, fit_stack, gaussians_for_budget
 from .fit.colour_solve import solve_colours
 from .igsfile import build_igs, write_igs
 from .material import load_material
-from .render.decode import decode_igs
+from .render.decode import decode_stack
 from .report.metrics import group_metrics
 
 
@@ -78,7 +78,7 @@ def bake_material(src: Path, out_dir: Path, *, bppc: float | None = None, kib: f
     else:
         colour_solve_seconds = None
     # Quality is measured on what ships: dequantised parameters and the stored tile index.
-    decoded = decode_igs(igs)
+    decoded = decode_stack(igs)
     metrics = group_metrics(decoded, stack.data, stack.group_slices())
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from igs_tex.pipeline import bake_material
 
 
 def bake_crop(src: Path, out: Path, box: tuple[int, int, int, int], gaussians: int, steps: int,
-              k: int = 10) -> tuple[IgsFile, bytes]:
+              k: int = 10, backend: str = "auto") -> tuple[IgsFile, bytes]:
     """Bake the PNG maps of `src` cropped to box (left, top, right, bottom); returns the file as
     parsed by the reference reader and its bytes."""
     crop = out / src.name
@@ -23,7 +23,7 @@ def bake_crop(src: Path, out: Path, box: tuple[int, int, int, int], gaussians: i
     torch.set_num_threads(1)
     try:
         summary = bake_material(crop, out / "baked", gaussians=gaussians, steps=steps, k=k,
-                                progress=False)
+                                backend=backend, progress=False)
     finally:
         torch.set_num_threads(threads)
     data = Path(summary["output"]).read_bytes()

@@ -1,7 +1,6 @@
 """The .igs container: round trips, quantisation bounds, bit-exact decode, and rejection of bad files."""
 from __future__ import annotations
 
-import math
 import os
 import re
 import struct

@@ -15,12 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from PIL import Image
 
 import shader_host as sh
+from baking import bake_crop
 from igs_tex.igsfile import IgsFile, build_igs, from_bytes
-from igs_tex.pipeline import bake_material
 from igs_tex.render.decode import decode_igs
 from igs_tex.render.tiles import tile_lists_numpy
 
@@ -50,20 +48,8 @@ def _print_report():
 
 
 def _bake_crop(src: Path, out: Path, box: tuple[int, int, int, int], gaussians: int, steps: int) -> IgsFile:
-    crop = out / src.name
-    crop.mkdir(parents=True)
-    for f in sorted(src.glob("*.png")):
-        Image.open(f).crop(box).save(crop / f.name)
-    # One torch thread: these tensors are tiny, and with two threads a single busy core elsewhere
-    # on the machine slowed this bake from 4 s to 100 s (OpenMP threads waiting on each other).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        summary = bake_material(crop, out / "baked", gaussians=gaussians, steps=steps, backend="torch",
-                                progress=False)
-    finally:
-        torch.set_num_threads(threads)
-    return from_bytes(Path(summary["output"]).read_bytes())
+    # The torch backend: the shader tests' reference bakes do not depend on the native build.
+    return bake_crop(src, out, box, gaussians, steps, backend="torch")[0]
 
 
 @pytest.fixture(scope="module")

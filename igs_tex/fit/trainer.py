@@ -89,7 +89,7 @@ def _fit(target_np: np.ndarray, settings: FitSettings, renderer, progress: bool)
     torch.manual_seed(settings.seed)
     target = torch.from_numpy(np.ascontiguousarray(target_np, dtype=np.float32))
     base = _Level(target, 1.0, settings, use_native)
-    coarse_steps = int(settings.steps * settings.coarse_fraction)
+    coarse_steps = min(int(settings.steps * settings.coarse_fraction), settings.coarse_max_steps)
     coarse = _coarse_target(target, settings.coarse_min_side) if coarse_steps > 0 else None
     level = base if coarse is None else _Level(coarse[0], coarse[1], settings, use_native)
     if coarse is None:

@@ -246,7 +246,7 @@ def run_comparison(material, out_dir: Path, *, rates: Iterable[float] = DEFAULT_
     from igs_tex.igsfile import read_igs
     from igs_tex.material import load_material
     from igs_tex.pipeline import bake_material
-    from igs_tex.render.decode import decode_igs
+    from igs_tex.render.decode import decode_stack
     from igs_tex.report.metrics import report_metrics
 
     log = log or (lambda _msg: None)
@@ -275,7 +275,7 @@ def run_comparison(material, out_dir: Path, *, rates: Iterable[float] = DEFAULT_
         s = bake_material(Path(material), bake_dir, bppc=rate, steps=steps, seed=seed,
                           backend=backend, k=k, progress=False, name=name)
         igs_path = Path(s["output"])
-        decoded = decode_igs(read_igs(igs_path))
+        decoded = decode_stack(read_igs(igs_path))
         metrics = report_metrics(decoded, stack.data, groups)
         rows.append({
             "method": IGS, "label": f"{IGS} {rate:g}", "mip": None, "target_bppc": rate,
