@@ -337,6 +337,40 @@ def test_fast_and_simple_paths_agree(k):
         assert_rel(a, b, 1e-5, f"d{name}")
 
 
+@needs_native
+@pytest.mark.parametrize("k", [3, 10])
+def test_fast_selection_edge_cases(k):
+    """The fast forward ranks exponents first and takes exp only where a texel's tau may be
+    reached: it must still match the simple path where tau is tiny (sparse, thin Gaussians,
+    G flushed to 0 and tied) and on exact ties, and give the same bytes in both SIMD variants
+    when G is NaN (an infinite inverse scale; rows with a NaN take the full-evaluation path).
+    Fast and simple are not compared with the NaN: they rank NaN differently (as before)."""
+    H, W, C = 64, 64, 3
+    p = random_params(300, C, H, W, seed=33, scale=(0.3, 12.0))
+    inv = p.inv_scale.clone()
+    inv[:40, 0] = 4.0          # needle-thin: exponents far below -87 a few texels away
+    means = p.means.clone()
+    means[50:60] = means[40:50]  # duplicates: equal G, ties go to the lower index
+    p = GaussianParams(means, p.theta, inv, p.colour)
+    _, topk_f, _, _ = native_forward(p, H, W, k=k, fast=True)
+    _, topk_s, _, _ = native_forward(p, H, W, k=k, fast=False)
+    np.testing.assert_array_equal(topk_f, topk_s)
+    inv[7] = torch.tensor([float("inf"), 0.5])  # G = NaN on its axis: the texel column x = 20
+    means[7] = torch.tensor([20.5, 30.0])
+    theta = p.theta.clone()
+    theta[7] = 0.0
+    p = GaussianParams(means, theta, inv, p.colour)
+    results = []
+    try:
+        for mode in ("baseline", "auto"):
+            _native.set_simd(mode)
+            image, sel, _, _, _ = native_forward_selection(p, H, W, k=k)
+            results.append(image.tobytes() + sel[1].tobytes())
+    finally:
+        _native.set_simd("auto")
+    assert results[0] == results[1]
+
+
 # ---------------------------------------------------------------------------------------------
 # determinism
 

@@ -20,13 +20,29 @@ namespace {
 
 struct ForwardScratch {
     TileSoA soa;
-    std::vector<float> G, px, top;
+    std::vector<float> G, X, px, top;
     std::vector<int32_t> keep, used;
 };
 
 template <int LN>
 IGS_ALWAYS_INLINE void eval_row(const Gaussian& g, const float* IGS_RESTRICT px, float py, float* IGS_RESTRICT out) {
     for (int x = 0; x < LN; ++x) out[x] = eval(g, px[x], py);
+}
+
+// The argument eval() passes to exp_nonpos(), -q, for one row.
+template <int LN>
+IGS_ALWAYS_INLINE void exponent_row(const Gaussian& g, const float* IGS_RESTRICT px, float py,
+                                    float* IGS_RESTRICT out) {
+    for (int x = 0; x < LN; ++x) {
+        float u, v;
+        rotate_offset(g, px[x], py, u, v);
+        out[x] = -exponent_from_uv(g, u, v);
+    }
+}
+
+template <int N>
+IGS_ALWAYS_INLINE void exp_lanes(const float* IGS_RESTRICT in, float* IGS_RESTRICT out) {
+    for (int x = 0; x < N; ++x) out[x] = exp_nonpos(in[x]);
 }
 
 // Step 1 of select_row: tau[x] = the K-th largest of G[.][x] counting repeats. Each G is
@@ -56,6 +72,8 @@ IGS_ALWAYS_INLINE void kth_largest_in_memory(const float* IGS_RESTRICT G, int L,
 // In memory the list costs a load and a store per insertion step: at 10K Gaussians that
 // was half of the forward.
 #if defined(__GNUC__)
+// Lane vectors only pass between always-inlined functions, so the ABI note does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
 template <int VW>
 struct LaneVector;
 template <>
@@ -101,13 +119,14 @@ IGS_ALWAYS_INLINE uint32_t lane_bits(typename LaneVector<VW>::mask m) {
 template <int LN, int KC, int VW>
 IGS_ALWAYS_INLINE bool kth_largest_in_registers(const float* IGS_RESTRICT G, int L, int K,
                                                 float* IGS_RESTRICT tau,
-                                                int32_t* IGS_RESTRICT ties) {
+                                                int32_t* IGS_RESTRICT ties,
+                                                float below = -1.0f) {
     using V = typename LaneVector<VW>::type;
     using M = typename LaneVector<VW>::mask;
     M nan = M{} ;
     for (int x0 = 0; x0 < LN; x0 += VW) {
         V t[KC];
-        for (int k = 0; k < KC; ++k) t[k] = V{} - 1.0f;  // below any G
+        for (int k = 0; k < KC; ++k) t[k] = V{} + below;  // below any G by default
         for (int j = 0; j < L; ++j) {
             V g;
             std::memcpy(&g, G + static_cast<size_t>(j) * LN + x0, sizeof g);
@@ -244,6 +263,96 @@ IGS_ALWAYS_INLINE int select_row(float* IGS_RESTRICT G, int L, int K, float* IGS
     return n_used;
 }
 
+#if defined(__GNUC__)
+// Most of a row's G are never kept, and exp was the largest cost of the forward. exp_nonpos()
+// is monotone non-decreasing (checked over every float in [-88, 0]), so the K-th largest G of
+// a texel is exp_nonpos of the K-th largest exponent x = -q, and a G whose x lies clearly
+// below that one is strictly smaller than tau: it is neither kept nor a tie, so its exp is
+// never needed. This computes tau from the exponents X [L][LN], evaluates exp only in the
+// VW-lane chunks where some lane may reach tau (G elsewhere set to 0, as the keep pass
+// would), and then runs the keep pass on exact G; the selection and every kept G are the
+// ones the full evaluation gives. A lane whose tau is so small that flushed zeros could tie
+// at it evaluates every exp. Returns -1 when a NaN reached the row; then G is left unset.
+// exp_nonpos() (gaussian.h) on VW lanes, operation for operation, so every lane is bit for bit
+// the scalar result. Written out because inside a branch the compiler left the scalar
+// function unvectorised.
+template <int VW>
+IGS_ALWAYS_INLINE typename LaneVector<VW>::type exp_nonpos_lanes(typename LaneVector<VW>::type x) {
+    using V = typename LaneVector<VW>::type;
+    using M = typename LaneVector<VW>::mask;
+    typedef uint32_t U __attribute__((vector_size(sizeof(V))));
+    const M flush = x < kExpFlushBelow;
+    const V xc = flush ? V{} + kExpFlushBelow : x;
+    const float kRound = 12582912.0f;
+    const V t = xc * 1.44269504088896341f;
+    const V nf = (t + kRound) - kRound;
+    const float kLn2Hi = 0.693359375f;
+    const float kLn2Lo = -2.12194440e-4f;
+    V r = xc - nf * kLn2Hi;
+    r = r - nf * kLn2Lo;
+    const V r2 = r * r;
+    V p = V{} + 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    const V er = (p * r2 + r) + 1.0f;
+    const U n = (U)__builtin_convertvector(nf, M);
+    const V scaled = (V)((U)er + (n << 23));
+    return flush ? V{} : scaled;
+}
+
+template <int LN, int VW>
+IGS_ALWAYS_INLINE int select_row_from_exponents(const float* IGS_RESTRICT X, float* IGS_RESTRICT G,
+                                                int L, int K, float* IGS_RESTRICT top,
+                                                uint8_t* IGS_RESTRICT bits,
+                                                int32_t* IGS_RESTRICT used) {
+    using V = typename LaneVector<VW>::type;
+    // exp_nonpos(x - 2^-10) is below exp_nonpos(x) by ~1000 ulp for x >= kFloor, where the
+    // result is a normal float far from the flush at -87.
+    constexpr float kMargin = 1.0f / 1024.0f;
+    constexpr float kFloor = -86.0f;
+    float* IGS_RESTRICT xtau = top;
+    int32_t ties[LN];
+    // Exponents go down to -inf: the list starts there instead of at -1.
+    const float below = -__builtin_inff();
+    const bool clean = K <= 4 ? kth_largest_in_registers<LN, 4, VW>(X, L, K, xtau, ties, below)
+                              : kth_largest_in_registers<LN, 10, VW>(X, L, K, xtau, ties, below);
+    if (!clean) return -1;
+    float tau[LN], cut[LN];
+    for (int x0 = 0; x0 < LN; x0 += VW) {
+        V xv;
+        std::memcpy(&xv, xtau + x0, sizeof xv);
+        const V tv = exp_nonpos_lanes<VW>(xv);
+        std::memcpy(tau + x0, &tv, sizeof tv);
+    }
+    for (int x = 0; x < LN; ++x) {
+        // A lane whose tau is this small takes every exp (its cut admits everything).
+        cut[x] = xtau[x] >= kFloor ? xtau[x] - kMargin : -__builtin_inff();
+        ties[x] = K;
+    }
+    for (int j = 0; j < L; ++j) {
+        const float* IGS_RESTRICT xj = X + static_cast<size_t>(j) * LN;
+        float* IGS_RESTRICT gj = G + static_cast<size_t>(j) * LN;
+        for (int x0 = 0; x0 < LN; x0 += VW) {
+            V xv, cv;
+            std::memcpy(&xv, xj + x0, sizeof xv);
+            std::memcpy(&cv, cut + x0, sizeof cv);
+            if (lane_bits<VW>(xv >= cv) != 0) {
+                const V gv = exp_nonpos_lanes<VW>(xv);
+                std::memcpy(gj + x0, &gv, sizeof gv);
+            } else {
+                const V zero = V{};
+                std::memcpy(gj + x0, &zero, sizeof zero);
+            }
+        }
+        for (int x = 0; x < LN; ++x) ties[x] -= gj[x] > tau[x] ? 1 : 0;
+    }
+    return keep_pack_mask<LN, VW>(G, L, tau, ties, bits, used);
+}
+#endif
+
 // LN (lanes per row) is a template parameter so the common tile sizes get fully unrolled
 // row loops; forward_tile_lanes() picks the instance.
 template <int LN, int VW>
@@ -258,6 +367,7 @@ IGS_ALWAYS_INLINE void forward_tile_fast(const Gaussian* table, const Params& p,
 
     sc.soa.gather(table, p.colour, C, list, L);
     float* G = grow(sc.G, static_cast<size_t>(L) * LN);
+    float* X = grow(sc.X, static_cast<size_t>(L) * LN);
     float* px = grow(sc.px, LN);
     int32_t* keep = grow(sc.keep, static_cast<size_t>(L) * LN);
     float* top = grow(sc.top, static_cast<size_t>(K) * LN);
@@ -273,6 +383,20 @@ IGS_ALWAYS_INLINE void forward_tile_fast(const Gaussian* table, const Params& p,
         const float py = texel_centre(y);
         const int64_t row_texel = static_cast<int64_t>(y) * grid.width + rect.x0;
 
+#if defined(__GNUC__)
+        if (select && K <= 10) {
+            for (int j = 0; j < L; ++j) exponent_row<LN>(sc.soa.at(j), px, py, X + static_cast<size_t>(j) * LN);
+            uint8_t* bits = sel_masks + sel_offsets[t] + static_cast<int64_t>(yy) * L * (LN / 8);
+            n_used = select_row_from_exponents<LN, VW>(X, G, L, K, top, bits, used);
+            if (n_used < 0) {
+                for (int j = 0; j < L; ++j) exp_lanes<LN>(X + static_cast<size_t>(j) * LN, G + static_cast<size_t>(j) * LN);
+                n_used = select_row<LN, VW>(G, L, K, top, keep, bits, used);
+            }
+            blend_row<LN, false>(G, used, n_used, sc.soa.colour.data(), C, s.eps, rect.nx,
+                                 image + row_texel * C);
+            continue;
+        }
+#endif
         for (int j = 0; j < L; ++j) eval_row<LN>(sc.soa.at(j), px, py, G + static_cast<size_t>(j) * LN);
 
         if (select) {
