@@ -384,7 +384,7 @@ IGS_ALWAYS_INLINE void forward_tile_fast(const Gaussian* table, const Params& p,
         const int64_t row_texel = static_cast<int64_t>(y) * grid.width + rect.x0;
 
 #if defined(__GNUC__)
-        if (select && K <= 10) {
+        if (select && K <= 10 && L >= 4 * K) {  // short lists: the extra passes cost more than the exps saved
             for (int j = 0; j < L; ++j) exponent_row<LN>(sc.soa.at(j), px, py, X + static_cast<size_t>(j) * LN);
             uint8_t* bits = sel_masks + sel_offsets[t] + static_cast<int64_t>(yy) * L * (LN / 8);
             n_used = select_row_from_exponents<LN, VW>(X, G, L, K, top, bits, used);
