@@ -67,14 +67,17 @@ def bake_material(src: Path, out_dir: Path, *, bppc: float | None = None, kib: f
                     stack.value_range, metadata, tile=tile, k=k, eps=settings.eps)
     if colour_solve and fit.backend == "native":
         # Colours re-solved on the geometry as it ships (dequantised, with the stored lists);
-        # quantising the same float geometry again gives the same words and tile lists.
+        # quantising the same float geometry again gives the same words and tile lists. Kept
+        # only if the decoded file is closer to the target: quantisation has the last word.
         q = igs.params()
         t_solve = time.perf_counter()
         colour = solve_colours(q["means"], q["theta"], q["inv_scale"], p.colour.numpy(), stack.data,
                                tile, k, settings.eps, igs.tile_offsets, igs.tile_indices)
+        solved = build_igs(*geometry, colour, stack.width, stack.height, stack.channels,
+                           stack.value_range, metadata, tile=tile, k=k, eps=settings.eps)
+        if _sq_error(solved, stack.data) < _sq_error(igs, stack.data):
+            igs = solved
         colour_solve_seconds = time.perf_counter() - t_solve
-        igs = build_igs(*geometry, colour, stack.width, stack.height, stack.channels,
-                        stack.value_range, metadata, tile=tile, k=k, eps=settings.eps)
     else:
         colour_solve_seconds = None
     # Quality is measured on what ships: dequantised parameters and the stored tile index.
@@ -103,6 +106,11 @@ def bake_material(src: Path, out_dir: Path, *, bppc: float | None = None, kib: f
         summary["stamp"] = {"key": stamp, "igs_sha256": igs_sha256}
     atomic_write_text(out_dir / f"{stem}.json", json.dumps(summary, indent=2, default=_json_default) + "\n")
     return summary
+
+
+def _sq_error(igs, target: np.ndarray) -> float:
+    d = decode_stack(igs).astype(np.float64) - target
+    return float(np.vdot(d.ravel(), d.ravel()))
 
 
 def _json_default(o):

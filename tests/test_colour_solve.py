@@ -49,10 +49,16 @@ def test_solved_colours_are_the_least_squares_optimum(fitted):
     mse_trained = ((A @ c - y) ** 2).mean()
     mse_solved = ((A @ solved - y) ** 2).mean()
     assert mse_solved < 0.97 * mse_trained  # training (L1 + SSIM) leaves squared error on the table
-    # Same optimum as a dense solver; columns no texel uses keep the trained colour (ridge).
+    # Colours stay inside what the target and the trained colours span (the stored 16-bit range
+    # must not be stretched by outliers), at little cost against the unconstrained optimum
+    # (measured on this crop: 0.01085 against 0.01019, trained 0.01126).
+    lo = np.minimum(y.min(axis=0), c.min(axis=0))
+    hi = np.maximum(y.max(axis=0), c.max(axis=0))
+    assert np.all(solved >= lo - 1e-6) and np.all(solved <= hi + 1e-6)
     used = np.abs(A).sum(axis=0) > 0
     best = np.linalg.lstsq(A[:, used], y, rcond=None)[0]
-    assert mse_solved <= ((A[:, used] @ best - y) ** 2).mean() * (1 + 1e-4)
+    assert mse_solved <= ((A[:, used] @ best - y) ** 2).mean() * 1.08
+    # Columns no texel uses keep the trained colour (the ridge pulls towards it).
     np.testing.assert_array_equal(solved[~used], c[~used].astype(np.float32))
 
 
