@@ -96,10 +96,11 @@ def _fit(target_np: np.ndarray, settings: FitSettings, renderer, progress: bool)
         coarse_steps = 0
 
     n_total = settings.gaussians
+    init_scale = settings.initial_scale(h, w)
     n0 = max(1, int(math.ceil(n_total * settings.init_fraction)))
     means, theta, inv_scale, colour = new_gaussians(
         level.target, initial_positions(level.target, n0, settings.grad_mix, gen),
-        settings.init_scale_px / level.factor)
+        init_scale / level.factor)
     leaves = [t.clone().requires_grad_(True) for t in (means / level.wh, theta, inv_scale, colour)]
     opt = RowAdam(leaves, [settings.lr_mean, settings.lr_theta, settings.lr_inv_scale, settings.lr_colour])
     grow_n = max(1, int(math.ceil(n_total * settings.grow_fraction)))
@@ -163,7 +164,7 @@ def _fit(target_np: np.ndarray, settings: FitSettings, renderer, progress: bool)
             add = min(grow_n, n_total - count)
             err = (out.detach() - level.target).abs().sum(dim=2)
             m, t_, a, cc = new_gaussians(level.target, sample_texels(err, add, gen),
-                                         settings.init_scale_px / level.factor)
+                                         init_scale / level.factor)
             opt.append_rows([m / level.wh, t_, a, cc])
     if bar is not None:
         bar.close()
