@@ -161,3 +161,16 @@ def test_tiny_budget_is_a_clear_error(tmp_path, small_walnut):
     r = run("bake", small_walnut, "-o", tmp_path / "o", "--bppc", "0.059")
     _assert_one_line_error(r, "need at least 16")
     assert not (tmp_path / "o").exists()
+
+
+def test_openmp_threads_wait_passively_unless_the_user_says_otherwise():
+    import os
+    import subprocess
+    import sys
+    code = "import igs_tex, os; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ACTIVE"
