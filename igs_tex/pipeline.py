@@ -65,6 +65,8 @@ def bake_material(src: Path, out_dir: Path, *, bppc: float | None = None, kib: f
     geometry = (p.means.numpy(), p.theta.numpy(), p.inv_scale.numpy())
     igs = build_igs(*geometry, p.colour.numpy(), stack.width, stack.height, stack.channels,
                     stack.value_range, metadata, tile=tile, k=k, eps=settings.eps)
+    # Quality is measured on what ships: dequantised parameters and the stored tile index.
+    decoded = decode_stack(igs)
     if colour_solve and fit.backend == "native":
         # Colours re-solved on the geometry as it ships (dequantised, with the stored lists);
         # quantising the same float geometry again gives the same words and tile lists. Kept
@@ -75,13 +77,12 @@ def bake_material(src: Path, out_dir: Path, *, bppc: float | None = None, kib: f
                                tile, k, settings.eps, igs.tile_offsets, igs.tile_indices)
         solved = build_igs(*geometry, colour, stack.width, stack.height, stack.channels,
                            stack.value_range, metadata, tile=tile, k=k, eps=settings.eps)
-        if _sq_error(solved, stack.data) < _sq_error(igs, stack.data):
-            igs = solved
+        decoded_solved = decode_stack(solved)
+        if _sq_error(decoded_solved, stack.data) < _sq_error(decoded, stack.data):
+            igs, decoded = solved, decoded_solved
         colour_solve_seconds = time.perf_counter() - t_solve
     else:
         colour_solve_seconds = None
-    # Quality is measured on what ships: dequantised parameters and the stored tile index.
-    decoded = decode_stack(igs)
     metrics = group_metrics(decoded, stack.data, stack.group_slices())
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -108,8 +109,8 @@ def bake_material(src: Path, out_dir: Path, *, bppc: float | None = None, kib: f
     return summary
 
 
-def _sq_error(igs, target: np.ndarray) -> float:
-    d = decode_stack(igs).astype(np.float64) - target
+def _sq_error(decoded: np.ndarray, target: np.ndarray) -> float:
+    d = decoded.astype(np.float64) - target
     return float(np.vdot(d.ravel(), d.ravel()))
 
 
