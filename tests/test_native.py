@@ -21,6 +21,8 @@ from igs_tex.render.native import NativeRenderer, native_available, native_unava
 from igs_tex.render.params import GaussianParams
 from igs_tex.render.tiles import build_tile_lists, tile_grid
 
+from conftest import params_on_texels
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 GOLDEN = sorted((SHARED / "golden").glob("case_*.npz"))
 WALNUT = SHARED / "materials" / "walnut_wood" / "basecolor.png"
@@ -503,23 +505,13 @@ def _walnut_crop():
     return rgb  # [128, 128, 3]
 
 
-def _walnut_params(target, n, seed):
-    H, W, C = target.shape
-    g = torch.Generator().manual_seed(seed)
-    means = torch.rand(n, 2, generator=g, dtype=torch.float64) * torch.tensor([W, H], dtype=torch.float64)
-    xi = means[:, 0].long().clamp(0, W - 1)
-    yi = means[:, 1].long().clamp(0, H - 1)
-    colour = torch.from_numpy(target).double()[yi, xi]
-    theta = torch.rand(n, generator=g, dtype=torch.float64) * torch.pi
-    inv = 1.0 / (2.0 + 4.0 * torch.rand(n, 2, generator=g, dtype=torch.float64))
-    return GaussianParams(means, theta, inv, colour).to(torch.float32).to(torch.float64)
 
 
 @needs_native
 def test_walnut_against_float64_reference():
     target = _walnut_crop()
     H, W, _ = target.shape
-    p = _walnut_params(target, 600, seed=4)
+    p = params_on_texels(target, 600, seed=4)
     grad_out = np.sign(np.random.default_rng(3).standard_normal(target.shape))
     ref_img, ref_g, _ = ref_grads(p, grad_out, H, W)
     image, got = native_grads(p, grad_out, H, W)
@@ -534,7 +526,7 @@ def test_walnut_against_torch_reference():
                                     reason="igs_tex.render.torch_ref not importable yet")
     target = _walnut_crop()
     H, W, C = target.shape
-    p = _walnut_params(target, 600, seed=8).to(torch.float32)
+    p = params_on_texels(target, 600, seed=8).to(torch.float32)
     grad_out = torch.from_numpy(np.random.default_rng(4).standard_normal(target.shape).astype(np.float32))
     outs = []
     for renderer in (torch_ref.TorchRenderer(), NativeRenderer()):

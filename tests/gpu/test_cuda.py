@@ -21,6 +21,8 @@ from igs_tex.render.params import GaussianParams
 from igs_tex.render.tiles import build_tile_lists
 from igs_tex.render.torch_ref import TorchRenderer
 
+from conftest import params_on_texels
+
 REPO = Path(__file__).resolve().parents[2]
 SHARED_CANDIDATES = [REPO.parent / "shared", REPO / "shared"]
 SHARED = next((p for p in SHARED_CANDIDATES if (p / "golden").is_dir()), SHARED_CANDIDATES[0])
@@ -287,22 +289,12 @@ def _material_stack(size=128, x0=64, y0=64):
     pytest.skip(f"walnut_wood not found under {MATERIAL_DIRS}")
 
 
-def _params_from(target, n, seed):
-    H, W, _ = target.shape
-    g = torch.Generator().manual_seed(seed)
-    means = torch.rand(n, 2, generator=g, dtype=torch.float64) * torch.tensor([W, H], dtype=torch.float64)
-    xi = means[:, 0].long().clamp(0, W - 1)
-    yi = means[:, 1].long().clamp(0, H - 1)
-    colour = torch.from_numpy(target).double()[yi, xi]
-    theta = torch.rand(n, generator=g, dtype=torch.float64) * torch.pi
-    inv = 1.0 / (2.0 + 4.0 * torch.rand(n, 2, generator=g, dtype=torch.float64))
-    return GaussianParams(means, theta, inv, colour).to(torch.float32).to(torch.float64)
 
 
 def test_real_material_against_torch_reference():
     target = _material_stack()
     H, W, C = target.shape
-    p = _params_from(target, 600, seed=4)
+    p = params_on_texels(target, 600, seed=4)
     compare(p, H, W, C, seed=3)
 
 
