@@ -268,19 +268,17 @@ LossTarget prepare_loss_target(const float* y, int height, int width, int channe
         }
         float* mu = t.mu.data() + c * m;
         float* e2 = t.e2.data() + c * m;
+        // The same blur across rows as the render's statistics get (taps11), so both sides of
+        // the SSIM terms round alike.
         for (int oy = 0; oy < oh; ++oy) {
-            float* dm = mu + static_cast<int64_t>(oy) * ow;
-            float* de = e2 + static_cast<int64_t>(oy) * ow;
-            for (int x = 0; x < ow; ++x) dm[x] = de[x] = 0.f;
+            const float* rows_y[kTaps];
+            const float* rows_y2[kTaps];
             for (int i = 0; i < kTaps; ++i) {
-                const float wi = w[i];
-                const float* a = tmp.data() + static_cast<size_t>(oy + i) * ow;
-                const float* b = tmp2.data() + static_cast<size_t>(oy + i) * ow;
-                for (int x = 0; x < ow; ++x) {
-                    dm[x] += wi * a[x];
-                    de[x] += wi * b[x];
-                }
+                rows_y[i] = tmp.data() + static_cast<size_t>(oy + i) * ow;
+                rows_y2[i] = tmp2.data() + static_cast<size_t>(oy + i) * ow;
             }
+            blur_rows(rows_y, ow, mu + static_cast<int64_t>(oy) * ow, w);
+            blur_rows(rows_y2, ow, e2 + static_cast<int64_t>(oy) * ow, w);
         }
     }
     return t;
