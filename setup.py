@@ -21,7 +21,7 @@ from setuptools.command.build_ext import build_ext
 ROOT = Path(__file__).resolve().parent
 SOURCES = [f"native/cpu/{name}.cpp" for name in ("bindings", "binning", "forward", "backward", "selection", "simd", "ssim",
                                                   "decoder", "decoder_bindings")]
-HEADERS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "native").rglob("*.h"))
+HEADERS = sorted(str(p.relative_to(ROOT)) for ext in ("*.h", "*.inc") for p in (ROOT / "native").rglob(ext))
 
 
 def _warn(message: str) -> None:

@@ -132,6 +132,9 @@ def assert_rel(actual, expected, rtol, what, floor=1e-12):
 
 
 FIELDS = ("means", "theta", "inv_scale", "colour")
+# Every kernel variant set_simd() can pick; where the CPU lacks one, a wider mode runs the
+# narrower kernels (then the comparison still holds, it just compares a variant with itself).
+SIMD_MODES = ("baseline", "avx2", "auto")
 
 
 def ref_grads(p: GaussianParams, grad_out, height, width, tile=16, k=10, eps=1e-7):
@@ -364,13 +367,13 @@ def test_fast_selection_edge_cases(k):
     p = GaussianParams(means, theta, inv, p.colour)
     results = []
     try:
-        for mode in ("baseline", "auto"):
+        for mode in SIMD_MODES:
             _native.set_simd(mode)
             image, sel, _, _, _ = native_forward_selection(p, H, W, k=k)
             results.append(image.tobytes() + sel[1].tobytes())
     finally:
         _native.set_simd("auto")
-    assert results[0] == results[1]
+    assert results[1:] == results[:-1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -397,20 +400,39 @@ def test_deterministic_bytes_across_runs_and_threads(fast):
 
 
 @needs_native
+@pytest.mark.parametrize("n", [60, 200])
+@pytest.mark.parametrize("tile", [8, 16, 32])
 @pytest.mark.parametrize("k", [3, 10, 16])
-def test_simd_variants_give_identical_bytes(k):
+def test_simd_variants_give_identical_bytes(k, tile, n):
+    # Tiles listing at most K, between K and 4K, and 4K or more Gaussians all occur over these
+    # cases, so every forward path of every variant runs (the AVX-512 variant hands the last
+    # kind to AVX2).
     H, W, C = 48, 40, 9
-    p = random_params(300, C, H, W, seed=12, scale=(1.0, 8.0))
+    p = random_params(n, C, H, W, seed=12, scale=(0.5, 3.0))
     grad_out = np.random.default_rng(8).standard_normal((H, W, C))
     results = []
     try:
-        for mode in ("baseline", "auto"):
+        for mode in SIMD_MODES:
             _native.set_simd(mode)
-            image, grads = native_grads(p, grad_out, H, W, k=k)
+            image, grads = native_grads(p, grad_out, H, W, tile=tile, k=k)
             results.append([image.tobytes()] + [g.tobytes() for g in grads])
     finally:
         _native.set_simd("auto")
-    assert results[0] == results[1], f"simd {_native.build_info()['simd']} differs from baseline"
+    for mode, r in zip(SIMD_MODES[1:], results[1:]):
+        assert r == results[0], f"simd '{mode}' ({_native.build_info()['simd']}) differs from baseline"
+
+
+@needs_native
+def test_set_simd_names():
+    try:
+        _native.set_simd("baseline")
+        assert _native.build_info()["simd"] in ("baseline", "avx2 (whole build)")
+        _native.set_simd("avx2")
+        assert "avx512" not in _native.build_info()["simd"]
+    finally:
+        _native.set_simd("auto")
+    with pytest.raises(ValueError, match="avx2"):
+        _native.set_simd("sse9")
 
 
 @needs_native

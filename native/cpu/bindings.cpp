@@ -375,10 +375,10 @@ PYBIND11_MODULE(_native, m) {
         "set_simd",
         [](const std::string& name) {
             if (!igs::cpu::set_simd(name.c_str()))
-                throw py::value_error("set_simd: expected 'auto' or 'baseline', got '" + name + "'");
+                throw py::value_error("set_simd: expected 'auto', 'avx2' or 'baseline', got '" + name + "'");
         },
         py::arg("name"),
-        "'auto' uses AVX2 kernels where the CPU has them; 'baseline' forces the portable ones "
-        "(same bytes either way).");
+        "'auto' uses the widest kernels the CPU has (AVX-512 forward, AVX2); 'avx2' stops at AVX2; "
+        "'baseline' forces the portable ones (same bytes every way).");
     register_decoder(m);
 }

@@ -8,12 +8,23 @@ namespace igs {
 namespace cpu {
 namespace {
 
-std::atomic<bool> g_allow_avx2{true};
+// Widest variant set_simd() allows: 0 baseline, 1 AVX2, 2 AVX-512.
+std::atomic<int> g_max_level{2};
 std::atomic<int> g_threads{0};  // 0: default
 
 bool cpu_has_avx2() {
 #if IGS_AVX2_VARIANT
     static const bool has = __builtin_cpu_supports("avx2");
+    return has;
+#else
+    return false;
+#endif
+}
+
+bool cpu_has_avx512() {
+#if IGS_AVX512_VARIANT
+    static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
     return has;
 #else
     return false;
@@ -34,16 +45,20 @@ int thread_count() {
 
 void set_thread_count(int n) { g_threads = n < 1 ? 0 : n; }
 
-bool simd_avx2() { return g_allow_avx2.load(std::memory_order_relaxed) && cpu_has_avx2(); }
+bool simd_avx2() { return g_max_level.load(std::memory_order_relaxed) >= 1 && cpu_has_avx2(); }
+
+bool simd_avx512() { return g_max_level.load(std::memory_order_relaxed) >= 2 && cpu_has_avx512(); }
 
 bool set_simd(const char* name) {
-    if (std::strcmp(name, "auto") == 0) g_allow_avx2 = true;
-    else if (std::strcmp(name, "baseline") == 0) g_allow_avx2 = false;
+    if (std::strcmp(name, "auto") == 0) g_max_level = 2;
+    else if (std::strcmp(name, "avx2") == 0) g_max_level = 1;
+    else if (std::strcmp(name, "baseline") == 0) g_max_level = 0;
     else return false;
     return true;
 }
 
 const char* simd_name() {
+    if (simd_avx512()) return "avx512 (forward), avx2";
 #if defined(__AVX2__)
     return "avx2 (whole build)";
 #else

@@ -60,6 +60,13 @@ constexpr int kMaxFastTile = 64;
 #define IGS_AVX2_VARIANT 0
 #endif
 
+// The forward also has an AVX-512 variant (forward_rows.inc), for CPUs with F, VL, BW and DQ.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__AVX512DQ__)
+#define IGS_AVX512_VARIANT 1
+#else
+#define IGS_AVX512_VARIANT 0
+#endif
+
 // Threads of every parallel region here, set apart from the process-wide OpenMP setting:
 // torch ships a libgomp with the same soname, so torch.set_num_threads(1) (which a caller may
 // do to quiet torch's own pool) would otherwise make these kernels single-threaded too.
@@ -69,7 +76,10 @@ void set_thread_count(int n);  // n < 1: back to the default
 
 // True when the AVX2 variant exists, the CPU has AVX2, and set_simd() has not turned it off.
 bool simd_avx2();
-// "auto" (default) or "baseline"; returns false for an unknown name.
+// The same for the AVX-512 variant of the forward.
+bool simd_avx512();
+// "auto" (default: the widest the CPU has), "avx2" (no AVX-512) or "baseline"; returns false
+// for an unknown name. Every variant gives identical bytes.
 bool set_simd(const char* name);
 const char* simd_name();
 
