@@ -24,8 +24,35 @@ namespace {
 struct ForwardScratch {
     TileSoA soa;
     std::vector<float> G, X, px, top;
-    std::vector<int32_t> keep, used;
+    std::vector<int32_t> keep, used, order;
+    std::vector<float> key;
 };
+
+// The order in which the rows' K-th-largest pass (forward_rows.inc) visits a tile's Gaussians.
+// tau is a value, the K-th largest counting repeats, so any order gives the same one; but a
+// step is skipped when no lane's list can change. On long lists (the exponent-first path,
+// L >= 4K) the K Gaussians nearest the tile centre go first, so that most later steps are
+// skipped: 512^2 with 10K Gaussians, 1 thread, 29.1 -> 27.3 ms per forward. On shorter lists
+// it cost more than it saved (1024^2, 10K: 39.2 -> 40.8 ms), and a full sort by that key
+// instead of the K nearest first saved nothing anywhere.
+const int32_t* insertion_order(ForwardScratch& sc, const TileRect& rect, int L, int K) {
+    int32_t* order = grow(sc.order, static_cast<size_t>(L));
+    for (int j = 0; j < L; ++j) order[j] = j;
+    if (L < 4 * K) return order;
+    float* key = grow(sc.key, static_cast<size_t>(L));
+    const float cx = static_cast<float>(rect.x0) + 0.5f * static_cast<float>(rect.nx);
+    const float cy = static_cast<float>(rect.y0) + 0.5f * static_cast<float>(rect.ny);
+    for (int j = 0; j < L; ++j) {
+        float u, v;
+        const Gaussian g = sc.soa.at(j);
+        rotate_offset(g, cx, cy, u, v);
+        key[j] = exponent_from_uv(g, u, v);
+    }
+    std::nth_element(order, order + K, order + L, [key](int32_t a, int32_t b) {
+        return key[a] < key[b] || (key[a] == key[b] && a < b);
+    });
+    return order;
+}
 
 #define IGS_FORWARD_TILE_ARGS                                                                \
     const Gaussian *table, const Params &p, const Shape &s, const TileGrid &grid,              \
