@@ -35,10 +35,14 @@ struct ForwardScratch {
 // skipped: 512^2 with 10K Gaussians, 1 thread, 29.1 -> 27.3 ms per forward. On shorter lists
 // it cost more than it saved (1024^2, 10K: 39.2 -> 40.8 ms), and a full sort by that key
 // instead of the K nearest first saved nothing anywhere.
+// Whether a tile's rows take the exponent-first path (forward_rows.inc): a list of L > K
+// Gaussians that is long enough for its extra passes to cost less than the exps they save.
+inline bool exponent_first(int L, int K) { return L > K && K <= 10 && L >= 4 * K; }
+
 const int32_t* insertion_order(ForwardScratch& sc, const TileRect& rect, int L, int K) {
     int32_t* order = grow(sc.order, static_cast<size_t>(L));
     for (int j = 0; j < L; ++j) order[j] = j;
-    if (L < 4 * K) return order;
+    if (!exponent_first(L, K)) return order;
     float* key = grow(sc.key, static_cast<size_t>(L));
     const float cx = static_cast<float>(rect.x0) + 0.5f * static_cast<float>(rect.nx);
     const float cy = static_cast<float>(rect.y0) + 0.5f * static_cast<float>(rect.ny);
