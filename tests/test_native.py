@@ -403,11 +403,12 @@ def test_deterministic_bytes_across_runs_and_threads(fast):
 @pytest.mark.parametrize("n", [60, 200])
 @pytest.mark.parametrize("tile", [8, 16, 32])
 @pytest.mark.parametrize("k", [3, 10, 16])
-def test_simd_variants_give_identical_bytes(k, tile, n):
+@pytest.mark.parametrize("C", [3, 9, 16])
+def test_simd_variants_give_identical_bytes(C, k, tile, n):
     # Tiles listing at most K, between K and 4K, and 4K or more Gaussians all occur over these
-    # cases, so every forward path of every variant runs (the AVX-512 variant hands the last
-    # kind to AVX2).
-    H, W, C = 48, 40, 9
+    # cases, so every forward path of every variant runs. Channel counts below, at and above
+    # the AVX-512 blend's 8-channel groups; W = 40 leaves 8-texel edge tiles.
+    H, W = 48, 40
     p = random_params(n, C, H, W, seed=12, scale=(0.5, 3.0))
     grad_out = np.random.default_rng(8).standard_normal((H, W, C))
     results = []
