@@ -139,6 +139,8 @@ IGS_ALWAYS_INLINE void blend_octet(const float* IGS_RESTRICT G, const int32_t* I
                                    float* IGS_RESTRICT oT) {
     int c = 0;
     for (; c + 8 <= C; c += 8) {
+        // Written out like the four-channel group below: one template over the group width
+        // (sums in an array) measured 2-8% slower on the whole backward.
         Oct a0 = splat(0.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
         for (int u = 0; u < n_used; ++u) {
             const Oct Gj = load(G + static_cast<size_t>(used[u]) * LN);
