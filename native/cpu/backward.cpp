@@ -227,11 +227,12 @@ IGS_ALWAYS_INLINE void backward_octet(const int32_t* IGS_RESTRICT used, int n_us
 // A row's selection bits ([Gaussian][octet] bytes, kernels.h) turned into one list per octet
 // of the Gaussians some texel of that octet kept, ascending; list o starts at used + o * stride.
 // Branch-free appends: which Gaussians a texel kept is data, and a branch on it mispredicts.
+// Appends Gaussians j0 .. L-1 to lists already holding n_used[o] entries.
 template <int NO>
-IGS_ALWAYS_INLINE void used_lists_scalar(const uint8_t* IGS_RESTRICT bits, int L, int32_t* IGS_RESTRICT used,
-                                         int stride, int* IGS_RESTRICT n_used) {
-    for (int o = 0; o < NO; ++o) n_used[o] = 0;
-    for (int j = 0; j < L; ++j)
+IGS_ALWAYS_INLINE void used_lists_scalar(const uint8_t* IGS_RESTRICT bits, int j0, int L,
+                                         int32_t* IGS_RESTRICT used, int stride,
+                                         int* IGS_RESTRICT n_used) {
+    for (int j = j0; j < L; ++j)
         for (int o = 0; o < NO; ++o) {
             used[o * stride + n_used[o]] = j;
             n_used[o] += bits[j * NO + o] != 0 ? 1 : 0;
@@ -294,14 +295,9 @@ IGS_TARGET_AVX2 void used_lists_pairs(const uint8_t* IGS_RESTRICT bits, int L,
         append8(u1, n1, j, m1 & 0xffu);
         append8(u1, n1, j + 8, m1 >> 8);
     }
-    for (; j < L; ++j) {
-        u0[n0] = j;
-        n0 += bits[2 * j] != 0 ? 1 : 0;
-        u1[n1] = j;
-        n1 += bits[2 * j + 1] != 0 ? 1 : 0;
-    }
     n_used[0] = n0;
     n_used[1] = n1;
+    used_lists_scalar<2>(bits, j, L, used, stride, n_used);
 }
 #else
 #define IGS_USED_LISTS_AVX2 0
@@ -316,7 +312,8 @@ IGS_ALWAYS_INLINE void used_lists(const uint8_t* IGS_RESTRICT bits, int L, int32
         return;
     }
 #endif
-    used_lists_scalar<NO>(bits, L, used, stride, n_used);
+    for (int o = 0; o < NO; ++o) n_used[o] = 0;
+    used_lists_scalar<NO>(bits, 0, L, used, stride, n_used);
 }
 
 template <int LN, bool kAvx2>
@@ -347,7 +344,6 @@ IGS_ALWAYS_INLINE void backward_tile_fast(const Gaussian* table, const Params& p
     uint8_t* touched = grow(sc.touched, L);
     const int stride = L + 8;  // slack for used_lists' 8-wide writes
     int32_t* used = grow(sc.used, static_cast<size_t>(NO) * stride);  // [octet][stride]
-    std::memset(touched, 0, L);
     for (int x = 0; x < LN; ++x) px[x] = texel_centre(rect.x0 + x);
 
     // A tile listing at most K Gaussians kept all of them at every texel (kernels.h).

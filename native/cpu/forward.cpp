@@ -28,17 +28,17 @@ struct ForwardScratch {
     std::vector<float> key;
 };
 
-// The order in which the rows' K-th-largest pass (forward_rows.inc) visits a tile's Gaussians.
-// tau is a value, the K-th largest counting repeats, so any order gives the same one; but a
-// step is skipped when no lane's list can change. On long lists (the exponent-first path,
-// L >= 4K) the K Gaussians nearest the tile centre go first, so that most later steps are
-// skipped: 512^2 with 10K Gaussians, 1 thread, 29.1 -> 27.3 ms per forward. On shorter lists
-// it cost more than it saved (1024^2, 10K: 39.2 -> 40.8 ms), and a full sort by that key
-// instead of the K nearest first saved nothing anywhere.
 // Whether a tile's rows take the exponent-first path (forward_rows.inc): a list of L > K
 // Gaussians that is long enough for its extra passes to cost less than the exps they save.
 inline bool exponent_first(int L, int K) { return L > K && K <= 10 && L >= 4 * K; }
 
+// The order in which the rows' K-th-largest pass (forward_rows.inc) visits a tile's Gaussians.
+// tau is a value, the K-th largest counting repeats, so any order gives the same one; but a
+// step is skipped when no lane's list can change. On long lists (the exponent-first path,
+// L >= 4K) the K Gaussians nearest the tile centre go first, so that most later steps are
+// skipped: 512^2 with 10K Gaussians, 1 thread, 29.1 -> 27.7 ms per forward. On shorter lists
+// it cost more than it saved (1024^2, 10K: 39.2 -> 40.8 ms), and a full sort by that key
+// instead of the K nearest first saved nothing anywhere.
 const int32_t* insertion_order(ForwardScratch& sc, const TileRect& rect, int L, int K) {
     int32_t* order = grow(sc.order, static_cast<size_t>(L));
     for (int j = 0; j < L; ++j) order[j] = j;

@@ -289,8 +289,6 @@ def _material_stack(size=128, x0=64, y0=64):
     pytest.skip(f"walnut_wood not found under {MATERIAL_DIRS}")
 
 
-
-
 def test_real_material_against_torch_reference():
     target = _material_stack()
     H, W, C = target.shape
