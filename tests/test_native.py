@@ -424,6 +424,44 @@ def test_simd_variants_give_identical_bytes(C, k, tile, n):
 
 
 @needs_native
+@pytest.mark.parametrize("tile", [8, 16, 32, 64])
+@pytest.mark.parametrize("k", [1, 4, 10])
+def test_row_culling_keeps_the_exact_selection(k, tile):
+    """The AVX-512 forward leaves out of a row the Gaussians that bounds on q prove cannot be
+    in any of its texels' top K (forward_rows.inc, row_candidates). It must give the bytes of
+    the copies that evaluate everything, and the simple path's selection, on lists long enough
+    to be culled (asserted), with needles, wide and rotated Gaussians, exact duplicates (ties
+    to the lower index) and near-duplicates a fraction of a ulp of q apart."""
+    H, W, C = 72, 88, 4  # edge tiles at every tile size
+    p = random_params(900, C, H, W, seed=41, scale=(0.4, 10.0))
+    inv, means, theta = p.inv_scale.clone(), p.means.clone(), p.theta.clone()
+    inv[:60, 0] = 3.0                      # needles
+    inv[60:90] = 1.0 / 40.0                # wide: listed everywhere, rarely kept
+    means[100:140] = means[140:180]        # exact duplicates
+    theta[100:140] = theta[140:180]
+    inv[100:140] = inv[140:180]
+    means[180:220] = means[220:260] + 1e-4  # near-duplicates
+    theta[180:220] = theta[220:260]
+    inv[180:220] = inv[220:260]
+    p = GaussianParams(means, theta, inv, p.colour)
+    off, _ = _native.bin_tiles(np32(p.means), np32(p.inv_scale), H, W, tile)
+    lengths = np.diff(off)
+    assert (lengths >= 16).mean() > 0.9 and lengths.max() > 4 * k  # the culled path runs
+    results = []
+    try:
+        for mode in SIMD_MODES:
+            _native.set_simd(mode)
+            image, sel, _, _, _ = native_forward_selection(p, H, W, tile=tile, k=k)
+            results.append(image.tobytes() + sel[1].tobytes())
+    finally:
+        _native.set_simd("auto")
+    assert results[1:] == results[:-1]
+    _, topk_f, _, _ = native_forward(p, H, W, tile=tile, k=k, fast=True)
+    _, topk_s, _, _ = native_forward(p, H, W, tile=tile, k=k, fast=False)
+    np.testing.assert_array_equal(topk_f, topk_s)
+
+
+@needs_native
 def test_set_simd_names():
     try:
         _native.set_simd("baseline")

@@ -7,6 +7,9 @@
 //      Gaussians it did not keep are zeroed;
 //   3. the blend sums G[j][x] c_j over the Gaussians kept by at least one texel of the row,
 //      lane-wise; zeroed entries add exactly nothing, so each texel's sum is its own top-K's.
+// The AVX-512 copy first drops from each row the Gaussians that bounds on their exponent prove
+// cannot reach any of its texels' top K (row_candidates in forward_rows.inc); steps 1-3 then
+// run over the rest and give the same bytes.
 #include <algorithm>
 #include <cstring>
 #if defined(__GNUC__) && defined(__x86_64__)
@@ -24,8 +27,9 @@ namespace {
 struct ForwardScratch {
     TileSoA soa;
     std::vector<float> G, X, px, top;
-    std::vector<int32_t> keep, used, order;
-    std::vector<float> key;
+    std::vector<int32_t> keep, used, order, all, rows;
+    std::vector<float> key, lo, nhi;  // lo .. rows: the AVX-512 copy's row culling
+    std::vector<uint64_t> cand;
 };
 
 // Whether a tile's rows take the exponent-first path (forward_rows.inc): a list of L > K
@@ -95,8 +99,12 @@ IGS_TARGET_AVX2 void forward_tile_avx2(IGS_FORWARD_TILE_ARGS) {
 #define IGS_ROWS_AVX512 1
 namespace avx512 {
 #include "forward_rows.inc"
+__attribute__((noinline)) bool forward_tile_cull(IGS_FORWARD_TILE_ARGS) {
+    return forward_tile_culled_lanes<16>(table, p, s, grid, lists, t, image, sel_offsets, sel_masks, sc);
+}
 void forward_tile(IGS_FORWARD_TILE_ARGS) {
-    forward_tile_lanes<16>(table, p, s, grid, lists, t, image, sel_offsets, sel_masks, sc);
+    if (!forward_tile_cull(table, p, s, grid, lists, t, image, sel_offsets, sel_masks, sc))
+        forward_tile_lanes<16>(table, p, s, grid, lists, t, image, sel_offsets, sel_masks, sc);
 }
 }  // namespace avx512
 #pragma GCC pop_options
