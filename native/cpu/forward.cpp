@@ -27,8 +27,11 @@ namespace {
 struct ForwardScratch {
     TileSoA soa;
     std::vector<float> G, X, px, top;
-    std::vector<int32_t> keep, used, order, all, rows;
-    std::vector<float> key, lo, nhi;  // lo .. rows: the AVX-512 copy's row culling
+    std::vector<int32_t> keep, used, order;
+    std::vector<float> key;
+    // The AVX-512 copy's row culling (forward_tile_culled in forward_rows.inc).
+    std::vector<int32_t> all, rows;
+    std::vector<float> lo, nhi;
     std::vector<uint64_t> cand;
 };
 
