@@ -424,6 +424,35 @@ def test_simd_variants_give_identical_bytes(C, k, tile, n):
 
 
 @needs_native
+@pytest.mark.parametrize("C, padded", [(3, 5), (4, 5), (6, 7), (8, 10), (9, 10)])
+def test_channel_count_copies_match_the_generic_backward(C, padded):
+    """16-texel tiles have backward copies for C = 3, 4, 6, 8, 9 (backward.cpp,
+    backward_tile_lanes). Padding the stack with channels of colour 0 and dL/dout 0 adds exact
+    zeros to every sum, so the padded render (a count without a copy) must give the same bytes
+    for the image's real channels and for every gradient."""
+    H, W = 64, 48
+    p = random_params(400, C, H, W, seed=5, scale=(0.8, 5.0))
+    grad_out = np.random.default_rng(3).standard_normal((H, W, C))
+    pad = torch.zeros(p.colour.shape[0], padded - C, dtype=p.colour.dtype)
+    p_pad = GaussianParams(p.means, p.theta, p.inv_scale, torch.cat([p.colour, pad], dim=1))
+    grad_pad = np.concatenate([grad_out, np.zeros((H, W, padded - C))], axis=2)
+    for mode in SIMD_MODES:
+        _native.set_simd(mode)
+        try:
+            image, grads = native_grads(p, grad_out, H, W, tile=16, k=10)
+            image_p, grads_p = native_grads(p_pad, grad_pad, H, W, tile=16, k=10)
+        finally:
+            _native.set_simd("auto")
+        assert np.array_equal(image_p[..., C:], np.zeros((H, W, padded - C), np.float32))
+        assert image.tobytes() == np.ascontiguousarray(image_p[..., :C]).tobytes(), mode
+        for name, g, gp in zip(FIELDS, grads, grads_p):
+            if name == "colour":
+                assert not gp[:, C:].any()
+                gp = np.ascontiguousarray(gp[:, :C])
+            assert g.tobytes() == gp.tobytes(), f"{mode}: {name} gradient differs at C={C}"
+
+
+@needs_native
 @pytest.mark.parametrize("tile", [8, 16, 32, 64])
 @pytest.mark.parametrize("k", [1, 4, 10])
 def test_row_culling_keeps_the_exact_selection(k, tile):
