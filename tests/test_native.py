@@ -338,6 +338,20 @@ def test_fast_and_simple_paths_agree(k):
     _, topk_s, _, _ = native_forward(p, H, W, k=k, fast=False)
     np.testing.assert_array_equal(topk_f, topk_s)
     np.testing.assert_allclose(img_f, img_s, rtol=0, atol=1e-6)
+    if k == 1:
+        # One Gaussian per texel: out = G c / (G + eps) hardly depends on G, dL/dG is of order
+        # eps |g c|, and float32 resolves it only to ~1e-7 |g c|. The two paths take dL/dG in
+        # different but equal forms (backward.cpp, backward_octet), so their geometric
+        # gradients are different rounding noise (each ~35% off the float64 value, measured):
+        # both are held to that noise level, the colour gradients as tightly as for any K.
+        _, g_r, _ = ref_grads(p, grad_out, H, W, k=k)
+        noise = 1e-6 * np.abs(g_r[3]).max()
+        for name, a, b, r in zip(FIELDS[:3], g_f, g_s, g_r):
+            for path, got in (("fast", a), ("simple", b)):
+                err = np.abs(got - r).max()
+                assert err <= noise, f"d{name} ({path}, k=1): {err:.3g} > {noise:.3g}"
+        assert_rel(g_f[3], g_s[3], 1e-5, "dcolour")
+        return
     for name, a, b in zip(FIELDS, g_f, g_s):
         assert_rel(a, b, 1e-5, f"d{name}")
 
