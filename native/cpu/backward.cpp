@@ -189,7 +189,7 @@ IGS_ALWAYS_INLINE void octet_terms(const int32_t* IGS_RESTRICT used, int n_used,
 // ascending, lane by lane, kept in registers across the rows and added to its lane
 // accumulators once (stored on the first band, which also writes the zeros of an unused
 // octet). Accumulating row by row in memory instead, every (Gaussian, octet, row) loaded and
-// stored all 6 + C sums: 1024^2 with 10K Gaussians, 2 threads, backward XX -> YY ms.
+// stored all 6 + C sums: 1024^2 with 10K Gaussians, 2 threads, backward 26.8 -> 24.6 ms.
 // U, V, Q: j's values at its first band row (row stride LN). First the six GeomMoments sums.
 template <int LN>
 IGS_ALWAYS_INLINE void moments_rows(uint32_t rows, bool first, const float* IGS_RESTRICT U,
