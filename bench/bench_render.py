@@ -4,10 +4,13 @@
 
 Scenes are random but shaped like a bake in progress: means uniform over the image, scales
 2-8 px per axis, uniform rotation, 9 channels. A step is render + out.backward(g) with a
-fixed random g = dL/dout: the renderer's share of a fitter iteration, without the loss. Reports the median over --reps timed runs after
-one warm-up run. The torch reference is timed once only when a single run exceeds
---torch-budget seconds, so the 1024^2 rows stay affordable. The native CPU column (process
-CPU time over all threads) stays meaningful when other processes load the machine.
+fixed random g = dL/dout: the renderer's share of a fitter iteration, without the loss.
+After one warm-up run each, --reps torch steps are timed, each followed by --native-per-rep
+native steps, so that both renderers run through the same spells of load on a shared machine
+(a VM's speed drifts by 20-40% over seconds); each column is the median of its runs. The torch
+reference is timed once only when a single run exceeds --torch-budget seconds. The native
+CPU column (process CPU time over all threads) stays meaningful when other processes load
+the machine.
 """
 from __future__ import annotations
 
@@ -50,17 +53,33 @@ def step_ms(renderer, params: GaussianParams, size: int, grad: torch.Tensor) -> 
     return (time.perf_counter() - t0) * 1e3, (time.process_time() - c0) * 1e3
 
 
-def median_ms(renderer, params, size, grad, reps: int, budget_s: float) -> tuple[float, float, int]:
-    first = step_ms(renderer, params, size, grad)  # warm-up (allocator, thread pools)
-    if first[0] > budget_s * 1e3:
-        return first[0], first[1], 1
-    runs = [step_ms(renderer, params, size, grad) for _ in range(reps)]
-    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs), reps
+def interleaved_ms(native, reference, params, size, grad, reps: int, per_rep: int,
+                   budget_s: float):
+    """((wall ms, CPU ms) of native, the same of the reference or None without one, number of
+    reference runs): medians."""
+    step_ms(native, params, size, grad)  # warm-up (allocator, thread pools)
+    ref_runs, nat_runs = [], []
+    time_ref = reference is not None
+    if time_ref:
+        first = step_ms(reference, params, size, grad)  # warm-up
+        if first[0] > budget_s * 1e3:
+            ref_runs, time_ref = [first], False
+    for _ in range(reps):
+        if time_ref:
+            ref_runs.append(step_ms(reference, params, size, grad))
+        for _ in range(per_rep):
+            nat_runs.append(step_ms(native, params, size, grad))
+
+    def med(runs):
+        return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+    return med(nat_runs), (med(ref_runs) if ref_runs else None), len(ref_runs)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=5, help="timed torch steps")
+    ap.add_argument("--native-per-rep", type=int, default=4,
+                    help="native steps timed after each torch step")
     ap.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
     ap.add_argument("--counts", type=int, nargs="+", default=[2500, 10000])
     ap.add_argument("--channels", type=int, default=9)
@@ -77,7 +96,8 @@ def main() -> int:
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average "
           f"{load:.2f} at start; torch {torch.__version__} ({torch.get_num_threads()} threads), "
           f"native {_native.build_info()} ({_native.num_threads()} threads)")
-    print(f"median of {args.reps} steps; ms per forward+backward (wall clock, and CPU time "
+    print(f"median of {args.reps} torch and {args.reps * args.native_per_rep} native steps, "
+          f"interleaved; ms per forward+backward (wall clock, and CPU time "
           f"summed over threads for native)")
     header = (f"{'size':>9} {'gaussians':>9} {'C':>2} {'torch ms':>10} {'native ms':>10} "
               f"{'native CPU':>10} {'speedup':>8}")
@@ -89,13 +109,14 @@ def main() -> int:
         for n in args.counts:
             params = scene(n, size, args.channels)
             grad = torch.randn(size, size, args.channels, generator=torch.Generator().manual_seed(1))
-            nat, nat_cpu, _ = median_ms(NativeRenderer(), params, size, grad, args.reps, 1e9)
-            if use_torch:
-                ref, _, runs = median_ms(TorchRenderer(), params, size, grad, args.reps,
-                                         args.torch_budget)
+            reference = TorchRenderer() if use_torch else None
+            (nat, nat_cpu), ref, runs = interleaved_ms(NativeRenderer(), reference, params, size,
+                                                       grad, args.reps, args.native_per_rep,
+                                                       args.torch_budget)
+            if ref is not None:
                 single_runs |= runs == 1
-                ref_s = f"{ref:10.1f}" + ("*" if runs == 1 else "")
-                speed = f"{ref / nat:7.1f}x"
+                ref_s = f"{ref[0]:10.1f}" + ("*" if runs == 1 else "")
+                speed = f"{ref[0] / nat:7.1f}x"
             else:
                 ref_s, speed = f"{'n/a':>10}", f"{'':>8}"
             print(f"{size:>4}x{size:<4} {n:>9} {args.channels:>2} {ref_s} {nat:10.1f} "
