@@ -48,7 +48,8 @@ class OptionalBuildExt(build_ext):
         if self.compiler.compiler_type == "msvc":
             return ["/O2", "/std:c++17", "/openmp", "/fp:precise"], []
         # -ffp-contract=off: no fused multiply-add, so every build rounds like the torch
-        # reference op for op (the tile test and top-K ties depend on exact roundings).
+        # reference op for op (the tile test and top-K ties depend on exact roundings). The
+        # one exception is the AVX2 backward, which fuses on purpose (native/cpu/backward.cpp).
         cflags = ["-O3", "-std=c++17", "-ffp-contract=off", "-fno-trapping-math", "-fvisibility=hidden"]
         if os.environ.get("IGS_NATIVE_SIMD", "").lower() == "avx2":
             cflags += ["-mavx2", "-mfma"]

@@ -5,8 +5,10 @@
 //
 // Determinism: every texel is computed by one thread, every (tile, Gaussian) gradient
 // partial by one thread, and partials are summed per Gaussian in tile order by a fixed
-// loop. Output bytes therefore do not depend on the thread count, the schedule, or which
-// SIMD variant ran (see tile_data.h).
+// loop. Output bytes therefore do not depend on the thread count or the schedule. The forward
+// gives the same bytes in every SIMD variant (see tile_data.h); the backward's AVX2 copy fuses
+// multiply-adds, so its gradients differ from the SSE baseline's in the last bits
+// (backward.cpp, IGS_FUSED), and are the same bytes on every machine with AVX2.
 #pragma once
 
 #include <cstdint>
