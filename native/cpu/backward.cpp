@@ -185,6 +185,17 @@ IGS_ALWAYS_INLINE void octet_terms(const int32_t* IGS_RESTRICT used, int n_used,
     }
 }
 
+// N lane sums (rows of LN floats from p): continued from p, or started at 0 on a tile's first
+// band. Constant trip counts, so the arrays below stay in registers.
+template <int LN, int N>
+IGS_ALWAYS_INLINE void resume_sums(bool first, const float* IGS_RESTRICT p, Oct* s) {
+    for (int q = 0; q < N; ++q) s[q] = first ? splat(0.0f) : load(p + q * LN);
+}
+template <int LN, int N>
+IGS_ALWAYS_INLINE void store_sums(const Oct* s, float* IGS_RESTRICT p) {
+    for (int q = 0; q < N; ++q) store(p + q * LN, s[q]);
+}
+
 // Gaussian j's sums over the band rows it was used in (bit r of `rows`) in one octet: rows
 // ascending, lane by lane, kept in registers across the rows and added to its lane
 // accumulators once (stored on the first band, which also writes the zeros of an unused
@@ -195,33 +206,21 @@ template <int LN>
 IGS_ALWAYS_INLINE void moments_rows(uint32_t rows, bool first, const float* IGS_RESTRICT U,
                                     const float* IGS_RESTRICT V, const float* IGS_RESTRICT Q,
                                     float ax, float ay, float* IGS_RESTRICT acc) {
-    Oct m0 = splat(0.0f), m1 = m0, m2 = m0, m3 = m0, m4 = m0, m5 = m0;
-    if (!first) {
-        m0 = load(acc);
-        m1 = load(acc + LN);
-        m2 = load(acc + 2 * LN);
-        m3 = load(acc + 3 * LN);
-        m4 = load(acc + 4 * LN);
-        m5 = load(acc + 5 * LN);
-    }
+    Oct m[kMoments];
+    resume_sums<LN, kMoments>(first, acc, m);
     for (; rows != 0; rows &= rows - 1) {
         const int r = lowest_row(rows);
         const Oct gq = load(Q + r * LN), Uj = load(U + r * LN), Vj = load(V + r * LN);
         const Oct a = gq * (Uj * splat(ax));
         const Oct b = gq * (Vj * splat(ay));
-        m0 += a;
-        m1 += b;
-        m2 += a * Vj;
-        m3 += b * Uj;
-        m4 += a * Uj;
-        m5 += b * Vj;
+        m[0] += a;
+        m[1] += b;
+        m[2] += a * Vj;
+        m[3] += b * Uj;
+        m[4] += a * Uj;
+        m[5] += b * Vj;
     }
-    store(acc, m0);
-    store(acc + LN, m1);
-    store(acc + 2 * LN, m2);
-    store(acc + 3 * LN, m3);
-    store(acc + 4 * LN, m4);
-    store(acc + 5 * LN, m5);
+    store_sums<LN, kMoments>(m, acc);
 }
 
 // Then sum_x w g per channel (dL/dc_j) into dc (C rows of LN), eight channels per pass over
@@ -234,39 +233,16 @@ IGS_ALWAYS_INLINE void colour_rows(uint32_t rows, bool first, const float* IGS_R
     const size_t rs = static_cast<size_t>(C) * LN;
     int c = 0;
     for (; c + 8 <= C; c += 8) {
-        Oct a0 = splat(0.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
         float* IGS_RESTRICT d = dc + static_cast<size_t>(c) * LN;
-        if (!first) {
-            a0 = load(d);
-            a1 = load(d + LN);
-            a2 = load(d + 2 * LN);
-            a3 = load(d + 3 * LN);
-            a4 = load(d + 4 * LN);
-            a5 = load(d + 5 * LN);
-            a6 = load(d + 6 * LN);
-            a7 = load(d + 7 * LN);
-        }
+        Oct a[8];
+        resume_sums<LN, 8>(first, d, a);
         for (uint32_t b = rows; b != 0; b &= b - 1) {
             const int r = lowest_row(b);
             const Oct w = load(W + r * LN);
             const float* IGS_RESTRICT g = gT + r * rs + static_cast<size_t>(c) * LN;
-            a0 += w * load(g);
-            a1 += w * load(g + LN);
-            a2 += w * load(g + 2 * LN);
-            a3 += w * load(g + 3 * LN);
-            a4 += w * load(g + 4 * LN);
-            a5 += w * load(g + 5 * LN);
-            a6 += w * load(g + 6 * LN);
-            a7 += w * load(g + 7 * LN);
+            for (int q = 0; q < 8; ++q) a[q] += w * load(g + q * LN);
         }
-        store(d, a0);
-        store(d + LN, a1);
-        store(d + 2 * LN, a2);
-        store(d + 3 * LN, a3);
-        store(d + 4 * LN, a4);
-        store(d + 5 * LN, a5);
-        store(d + 6 * LN, a6);
-        store(d + 7 * LN, a7);
+        store_sums<LN, 8>(a, d);
     }
     for (; c < C; ++c) {
         float* IGS_RESTRICT d = dc + static_cast<size_t>(c) * LN;
