@@ -59,11 +59,18 @@ def group_metrics(decoded: np.ndarray, target: np.ndarray, groups: dict[str, lis
     """PSNR and SSIM per channel group and for the whole stack ('all')."""
     d = torch.from_numpy(np.ascontiguousarray(decoded, dtype=np.float64))
     t = torch.from_numpy(np.ascontiguousarray(target, dtype=np.float64))
+    # Channels are independent in both metrics: one SSIM map and one squared error per channel,
+    # then means over each group. Per group and again for 'all', the SSIM blurs were 7 of the
+    # 48 s of a 1024^2 x 8 default bake.
+    maps = ssim_map(d, t).mean(dim=(1, 2))
+    sq = ((d - t) ** 2).mean(dim=(0, 1))
     out = {}
     for name, idx in list(groups.items()) + [("all", list(range(target.shape[2])))]:
         if not idx:
             continue
-        out[name] = {"psnr": psnr(d[..., idx], t[..., idx]), "ssim": float(ssim(d[..., idx], t[..., idx]))}
+        mse = float(sq[idx].mean())
+        out[name] = {"psnr": math.inf if mse == 0 else -10.0 * math.log10(mse),
+                     "ssim": float(maps[idx].mean())}
     return out
 
 
