@@ -1,6 +1,7 @@
 // Backward: gradients for means, theta, inv_scale and colour from dL/dimage.
 //
-// Reuses the forward's selection (no top-K is redone); `out` is recomputed bit for bit.
+// Reuses the forward's selection (no top-K is redone) and recomputes G; the image itself is
+// never needed (octet_terms).
 // Each (tile, listed Gaussian) pair gets one slot of partial gradients, written by the
 // thread that owns the tile; a final pass sums each Gaussian's slots in tile order. No
 // atomics and no per-thread buffers, so the result is identical for any thread count.

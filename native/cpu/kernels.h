@@ -71,8 +71,8 @@ void forward(const Params& p, const Shape& s, const TileLists& lists, float* ima
              const int64_t* sel_offsets, uint8_t* sel_masks, bool fast);
 
 // Grads are overwritten. The selection must come from forward() with the same inputs: the
-// backward reuses the forward's choices instead of selecting again, and recomputes the
-// forward's image bit for bit where it needs it rather than reading it back.
+// backward reuses the forward's choices instead of selecting again and recomputes the kept
+// G; it needs neither the image nor a re-blend (backward.cpp, octet_terms).
 void backward(const Params& p, const Shape& s, const TileLists& lists, const float* grad_out,
               const int64_t* sel_offsets, const uint8_t* sel_masks, const Grads& out, bool fast);
 
