@@ -47,12 +47,15 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return ssim_map(a, b).mean()
 
 
+def _psnr_from_mse(mse: float) -> float:
+    return math.inf if mse == 0 else -10.0 * math.log10(mse)
+
+
 def psnr(a, b) -> float:
     """PSNR in dB for data range 1; inf for identical inputs."""
     a = torch.as_tensor(np.asarray(a) if not isinstance(a, torch.Tensor) else a, dtype=torch.float64)
     b = torch.as_tensor(np.asarray(b) if not isinstance(b, torch.Tensor) else b, dtype=torch.float64)
-    mse = float(((a - b) ** 2).mean())
-    return math.inf if mse == 0 else -10.0 * math.log10(mse)
+    return _psnr_from_mse(float(((a - b) ** 2).mean()))
 
 
 def group_metrics(decoded: np.ndarray, target: np.ndarray, groups: dict[str, list[int]]) -> dict:
@@ -68,9 +71,7 @@ def group_metrics(decoded: np.ndarray, target: np.ndarray, groups: dict[str, lis
     for name, idx in list(groups.items()) + [("all", list(range(target.shape[2])))]:
         if not idx:
             continue
-        mse = float(sq[idx].mean())
-        out[name] = {"psnr": math.inf if mse == 0 else -10.0 * math.log10(mse),
-                     "ssim": float(maps[idx].mean())}
+        out[name] = {"psnr": _psnr_from_mse(float(sq[idx].mean())), "ssim": float(maps[idx].mean())}
     return out
 
 

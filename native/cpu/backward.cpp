@@ -158,8 +158,7 @@ constexpr int band_rows() { return LN <= 16 ? LN : 256 / LN; }
 // the two terms autograd produces for the normalised blend. It needs neither `out` nor a
 // blend, which the first form had to recompute per texel. 1024^2 with 10K Gaussians,
 // 2 threads: backward 27.9 -> 25.8 ms. Rounding differs from the header's form at the 1e-7
-// level (the native tests hold it to the torch reference as before); every SIMD variant runs
-// this same code.
+// level (the native tests hold it to the torch reference as before).
 template <int LN, int CC, int JS>
 IGS_ALWAYS_INLINE void octet_terms(const int32_t* IGS_RESTRICT used, int n_used,
                                    float* IGS_RESTRICT G, float* IGS_RESTRICT Q,
@@ -247,12 +246,13 @@ IGS_ALWAYS_INLINE void colour_rows(uint32_t rows, bool first, const float* IGS_R
     }
     for (; c < C; ++c) {
         float* IGS_RESTRICT d = dc + static_cast<size_t>(c) * LN;
-        Oct a = first ? splat(0.0f) : load(d);
+        Oct a[1];
+        resume_sums<LN, 1>(first, d, a);
         for (uint32_t b = rows; b != 0; b &= b - 1) {
             const int r = lowest_row(b);
-            a += load(W + r * LN) * load(gT + r * rs + static_cast<size_t>(c) * LN);
+            a[0] += load(W + r * LN) * load(gT + r * rs + static_cast<size_t>(c) * LN);
         }
-        store(d, a);
+        store_sums<LN, 1>(a, d);
     }
 }
 
@@ -272,7 +272,7 @@ IGS_ALWAYS_INLINE void used_lists_scalar(const uint8_t* IGS_RESTRICT bits, int j
 }
 
 #if IGS_AVX2_VARIANT || (defined(__AVX2__) && defined(__x86_64__))
-#define IGS_USED_LISTS_AVX2 1
+#define IGS_BACKWARD_AVX2_HELPERS 1
 #ifndef IGS_TARGET_AVX2
 #define IGS_TARGET_AVX2
 #endif
@@ -370,13 +370,13 @@ IGS_TARGET_AVX2 int transpose_octets_avx2(const float* IGS_RESTRICT src, int nx,
     return x0;
 }
 #else
-#define IGS_USED_LISTS_AVX2 0
+#define IGS_BACKWARD_AVX2_HELPERS 0
 #endif
 
 template <int NO, bool kAvx2>
 IGS_ALWAYS_INLINE void used_lists(const uint8_t* IGS_RESTRICT bits, int L, int32_t* IGS_RESTRICT used,
                                   int stride, int* IGS_RESTRICT n_used) {
-#if IGS_USED_LISTS_AVX2
+#if IGS_BACKWARD_AVX2_HELPERS
     if constexpr (kAvx2 && NO == 2) {
         used_lists_pairs(bits, L, used, stride, n_used);
         return;
@@ -412,7 +412,7 @@ IGS_ALWAYS_INLINE void backward_tile_fast(const Gaussian* table, const Params& p
     float* Q = grow(sc.Q, LL);
     uint32_t* rowmask = grow(sc.rowmask, static_cast<size_t>(L) * NO);  // [j][octet]: band rows used
     float* gTile = grow(sc.gT, static_cast<size_t>(rect.ny) * C * LN);
-    float* P = grow(sc.P, static_cast<size_t>(L) * kOct);  // P_j of one octet (backward_octet)
+    float* P = grow(sc.P, static_cast<size_t>(L) * kOct);  // P_j of one octet (octet_terms)
     float* px = grow(sc.px, LN);
     float* lanes = grow(sc.lanes, static_cast<size_t>(L) * M * LN);
     uint8_t* touched = grow(sc.touched, L);
@@ -455,7 +455,7 @@ IGS_ALWAYS_INLINE void backward_tile_fast(const Gaussian* table, const Params& p
         const float* src = grad_out + (static_cast<int64_t>(rect.y0 + yy) * grid.width + rect.x0) * C;
         for (int c = 0; c < C; ++c) std::fill(gT + static_cast<size_t>(c) * LN + rect.nx, gT + static_cast<size_t>(c + 1) * LN, 0.0f);
         int x = 0;
-#if IGS_USED_LISTS_AVX2
+#if IGS_BACKWARD_AVX2_HELPERS
         if constexpr (kAvx2) x = transpose_octets_avx2(src, rect.nx, C, LN, gT);
 #endif
         for (; x < rect.nx; ++x)
@@ -544,7 +544,8 @@ IGS_ALWAYS_INLINE void backward_tile_fast(const Gaussian* table, const Params& p
 // The default 16-texel tiles get copies for the usual channel counts (a material's 9, and the
 // 3, 4, 6 and 8 of partial stacks): with C known, the per-Gaussian channel loops unroll into
 // straight code with constant offsets. 9 channels at 1024^2 with 10K Gaussians: -8% on the
-// backward (2 threads, same process). Same operations in the same order, so the same bytes.
+// backward (2 threads, same process). Same operations in the same order, so the same bytes
+// where nothing fuses (the baseline; see IGS_FUSED for the AVX2 copy).
 template <bool kAvx2>
 IGS_ALWAYS_INLINE void backward_tile_lanes(IGS_BACKWARD_TILE_ARGS) {
     switch (lanes_for(s.tile)) {
@@ -575,8 +576,8 @@ constexpr bool kBaselineHasAvx2 = false;
 // with -ffp-contract=off. 2 threads, backward: -7% at 512^2 and 1024^2 with 10K Gaussians,
 // -13% at 1024^2 with 2.5K (same process, same inputs). Which products fuse is the compiler's
 // choice per instance of the templates, so the gradients are no longer the same bytes as the
-// SSE baseline's, nor across channel-count copies, only within 1e-6 of them (the tests hold
-// them there); they are still the same bytes run after run, for any thread count, and on
+// SSE baseline's, nor across channel-count copies, only close to them (the tests hold them to
+// 1e-5 relative); they are still the same bytes run after run, for any thread count, and on
 // every machine with AVX2, with or without AVX-512. Written out with fmaf per lane instead,
 // to fix which products fuse, it ran slower than not fusing at all. The forward never fuses:
 // its G and hence the top-K must equal the simple path's and the decoder's bit for bit.
