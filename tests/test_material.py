@@ -95,7 +95,9 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 
 @pytest.mark.parametrize(
-    "name, extra", [("walnut_wood", ["roughness", "metalness"]), ("rock_cliff", [])]
+    "name, extra",
+    [("walnut_wood", ["roughness", "metalness"]), ("rock_cliff", []),
+     ("boombox_atlas", ["roughness", "metalness"]), ("pipes_trak", [])],
 )
 def test_sample_assets_load(name, extra):
     stack = load_material(ASSETS / name)
@@ -104,7 +106,7 @@ def test_sample_assets_load(name, extra):
     assert (ASSETS / name / "LICENSE").is_file()
     normal = stack.data[..., 3:6] * 2.0 - 1.0
     length = np.linalg.norm(normal, axis=-1)
-    if name == "walnut_wood":  # renormalised after downscaling; 8-bit codes leave ~1% slack
+    if name != "rock_cliff":  # renormalised after downscaling; 8-bit codes leave ~1% slack
         assert np.abs(length - 1.0).max() < 0.02
     else:  # kept as resampled: the source is not unit length
         assert length.mean() > 1.2

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SRC = REPO.parent / "shared" / "materials"
 
 # material -> whether its normal map may be renormalised after resampling
-MATERIALS = {"walnut_wood": True, "rock_cliff": False}
+MATERIALS = {"walnut_wood": True, "rock_cliff": False, "boombox_atlas": True, "pipes_trak": True}
 
 
 def _resize_plane(plane: np.ndarray, size: int) -> np.ndarray:

@@ -38,6 +38,15 @@ class RowAdam:
             p.grad = None
 
     @torch.no_grad()
+    def replace_rows(self, rows: torch.Tensor, values: list[torch.Tensor]) -> None:
+        """Re-initialise the given rows in place (fresh moments, step 0)."""
+        for i, (p, v) in enumerate(zip(self.tensors, values)):
+            p[rows] = v.to(p.dtype)
+            self.m[i][rows] = 0
+            self.v[i][rows] = 0
+        self.t[rows] = 0
+
+    @torch.no_grad()
     def append_rows(self, new_rows: list[torch.Tensor]) -> list[torch.Tensor]:
         """Grow every tensor by new rows (fresh moments, step 0); returns the new leaf tensors."""
         grown = []

@@ -89,6 +89,11 @@ class FitSettings:
     coarse_min_side: int = 512
     coarse_max_steps: int = 750
     grad_mix: float = 0.3            # lambda of the gradient-magnitude init
+    # Beyond the paper: at each growth interval after growth, every tile with texels no Gaussian
+    # reaches (the contract renders them 0) gets the weakest Gaussian moved in (fit/coverage.py).
+    # Measured on pipes_trak 512 px at 0.03 bppc: 20.83 -> 21.46 dB, four black tiles -> none;
+    # fits without holes are unchanged.
+    repair_holes: bool = True
     ssim_weight: float = 0.1
     pixel_loss: str = "l1"           # "l1" (paper) or "l2"
     channel_weights: list[float] | None = None

@@ -10,6 +10,7 @@ import torch
 
 from ..render import GaussianParams, get_renderer
 from ..report.metrics import psnr
+from .coverage import coverage, holes, weakest
 from .init import initial_positions, new_gaussians, sample_texels
 from .losses import make_loss
 from .optim import RowAdam
@@ -78,6 +79,22 @@ def _coarse_target(target: torch.Tensor, min_side: int) -> tuple[torch.Tensor, f
     # base image (odd sizes included) and normalised coordinates mean the same on both.
     small = torch.nn.functional.interpolate(target.permute(2, 0, 1)[None], size=(h2, w2), mode="area")
     return small[0].permute(1, 2, 0).contiguous(), 0.5 * (w / w2 + h / h2)
+
+
+def _repair_holes(renderer, opt: RowAdam, level: _Level, settings: FitSettings,
+                  err: torch.Tensor, init_scale: float) -> int:
+    """Move the weakest Gaussians into tiles no Gaussian reaches (fit/coverage.py)."""
+    mean_n, th, inv, col = opt.tensors
+    params = GaussianParams(mean_n.detach() * level.wh, th.detach(), inv.detach(), col.detach())
+    texel_cover, weight = coverage(renderer, params, level.h, level.w, settings.tile, settings.k,
+                                   settings.eps)
+    spots = holes(texel_cover, err, settings.tile)
+    if spots.numel() == 0:
+        return 0
+    rows = weakest(weight, spots.numel())
+    m, t_, a, cc = new_gaussians(level.target, spots[:rows.numel()], init_scale / level.factor)
+    opt.replace_rows(rows, [m / level.wh, t_, a, cc])
+    return int(rows.numel())
 
 
 def _fit(target_np: np.ndarray, settings: FitSettings, renderer, progress: bool) -> FitResult:
@@ -160,12 +177,15 @@ def _fit(target_np: np.ndarray, settings: FitSettings, renderer, progress: bool)
         if bar is not None:
             bar.update(1)
         count = opt.tensors[0].shape[0]
-        if step % settings.grow_every == 0 and count < n_total and step < settings.steps:
-            add = min(grow_n, n_total - count)
+        if step % settings.grow_every == 0 and step < settings.steps:
             err = (out.detach() - level.target).abs().sum(dim=2)
-            m, t_, a, cc = new_gaussians(level.target, sample_texels(err, add, gen),
-                                         init_scale / level.factor)
-            opt.append_rows([m / level.wh, t_, a, cc])
+            if count < n_total:
+                add = min(grow_n, n_total - count)
+                m, t_, a, cc = new_gaussians(level.target, sample_texels(err, add, gen),
+                                             init_scale / level.factor)
+                opt.append_rows([m / level.wh, t_, a, cc])
+            elif settings.repair_holes:
+                _repair_holes(renderer, opt, level, settings, err, init_scale)
     if bar is not None:
         bar.close()
     if best is not None:
