@@ -15,7 +15,7 @@ import numpy as np
 
 from . import IgsError, __version__
 from .atomic import atomic_write_text
-from .fit import DEFAULT_STEPS, FitSettings, fit_stack, gaussians_for_budget
+from .fit import DEFAULT_STEPS, FitSettings, auto_tile, fit_stack, gaussians_for_budget
 from .fit.colour_solve import solve_colours
 from .igsfile import build_igs, write_igs
 from .material import load_material
@@ -31,13 +31,14 @@ def auto_grow_every(steps: int) -> int:
 
 def bake_material(src: Path, out_dir: Path, *, bppc: float | None = None, kib: float | None = None,
                   gaussians: int | None = None, steps: int = DEFAULT_STEPS, seed: int = 0,
-                  backend: str = "auto", k: int = 10, tile: int = 16, progress: bool = True,
+                  backend: str = "auto", k: int = 10, tile: int | None = None, progress: bool = True,
                   name: str | None = None, max_scale_px: float | None = 16.0,
                   stamp: str | None = None, colour_solve: bool = True) -> dict:
     """Bake `src` into out_dir/<name>.igs and out_dir/<name>.json; returns the summary dict.
 
     stamp: project.stamp_key of this bake, recorded in the JSON with the .igs hash so a later
     project bake can tell the output is up to date.
+    tile: texels per tile side; None picks it from the budget (fit/settings.py auto_tile).
     colour_solve: after training, replace the colours with the least-squares ones for the
     quantised geometry (fit/colour_solve.py; native backend only, it reads the native top-K).
     """
@@ -49,6 +50,8 @@ def bake_material(src: Path, out_dir: Path, *, bppc: float | None = None, kib: f
         bppc = 0.059
     n = gaussians_for_budget(stack.width, stack.height, stack.channel_count,
                              bppc=bppc, kib=kib, gaussians=gaussians)
+    if tile is None:
+        tile = auto_tile(stack.width, stack.height, n)
     settings = FitSettings(gaussians=n, steps=steps, seed=seed, backend=backend, k=k, tile=tile,
                            grow_every=auto_grow_every(steps), max_scale_px=max_scale_px)
     fit = fit_stack(stack.data, settings, progress=progress)

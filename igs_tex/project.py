@@ -22,7 +22,7 @@ from . import IgsError, __version__
 from .config import BakeSettings, MaterialJob
 from .material import map_kind
 
-TILE = 16  # pipeline.bake_material's default; part of the key in case it ever becomes a setting
+TILE = None  # pipeline.bake_material's default (chosen from the budget); part of the key in case it ever becomes a setting
 
 
 def resolve_backend(settings: BakeSettings) -> str:

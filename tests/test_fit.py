@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from igs_tex import IgsError
-from igs_tex.fit import FitSettings, fit_stack, gaussians_for_budget
+from igs_tex.fit import FitSettings, auto_tile, fit_stack, gaussians_for_budget
 from igs_tex.fit.init import gradient_magnitude, initial_positions
 from igs_tex.material import load_material
 
@@ -90,3 +90,22 @@ def test_coarse_to_fine_fits_at_half_size_then_full():
     # Too small for a coarse level: the setting is ignored, results equal the plain fit.
     small = fit_stack(target, FitSettings(coarse_fraction=0.5, **base), progress=False)
     assert torch.equal(small.params.means, plain.params.means)
+
+
+def test_auto_tile_follows_the_gaussian_spacing():
+    assert auto_tile(512, 512, 268) == 32      # 0.03 bppc, 6 channels: 31 px apart
+    assert auto_tile(512, 512, 2234) == 16     # 0.25 bppc: 10.8 px apart
+    assert auto_tile(512, 512, 1820) == 32     # 12.001 px: the threshold is inclusive
+    assert auto_tile(512, 512, 1821) == 16     # 11.998 px
+
+
+@pytest.mark.parametrize("gaussians, tile", [(16, 32), (64, 16)])
+def test_bake_ships_the_tile_size_it_trained_with(tmp_path, gaussians, tile):
+    from conftest import crop_material
+
+    from igs_tex.igsfile import read_igs
+    from igs_tex.pipeline import bake_material
+    src = crop_material(MATERIALS / "walnut_wood", tmp_path / "wood", 64, 300, 200)
+    s = bake_material(src, tmp_path / "out", gaussians=gaussians, steps=5, progress=False)
+    assert s["settings"]["tile"] == tile
+    assert read_igs(s["output"]).tile == tile

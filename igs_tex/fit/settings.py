@@ -44,6 +44,31 @@ def gaussians_for_budget(width: int, height: int, channels: int, *, bppc: float 
     return n
 
 
+# Tile size (texels per side) by how sparse the Gaussians are. The tile index lists every
+# Gaussian in every tile its 3-sigma circle meets, so where Gaussians are large next to a
+# 16-texel tile, most of the file is index: walnut_wood 512 px at 0.03 bppc stores 0.030 bppc
+# of parameters in a 0.118 bppc file. Larger tiles list each Gaussian fewer times and also cut
+# fewer of the blend's seams (a texel only sees its own tile's Gaussians). Measured (512 px,
+# 1000 steps, trained and shipped at that T; PSNR all, file bppc, mean list length):
+#   pipes_trak 0.03  T=16 21.46 dB 0.118 6.1   T=32 21.87 dB 0.063 8.9    T=64 22.12 dB 0.045 15.6
+#   pipes_trak 0.12  T=16 27.99 dB 0.314 15.5  T=32 28.15 dB 0.198 23.3   T=64 28.43 dB 0.163 44.6
+#   pipes_trak 0.25  T=16 31.66 dB 0.536 23.2  T=32 32.00 dB 0.379 38.5   T=64 32.16 dB 0.328 81.3
+#   walnut_wood 0.03 T=16 35.41 dB 0.115 -     T=32 35.50 dB 0.061 -
+#   walnut_wood 0.25 T=16 36.38 dB 0.523 30.4  T=32 36.40 dB 0.373 50.4   T=64 36.41 dB 0.319 98.1
+#   rock_cliff 0.06  T=16 16.35 dB 0.200 -     T=32 16.42 dB 0.112 -
+# The list length is the per-texel work of every decoder and of training (+20% step time at
+# T=32), so 32 is used only where Gaussians are sparse (mean spacing sqrt(HW/N) >= 12 texels);
+# there its lists stay as short as 16's are at 0.25 bppc. Training at 16 and shipping at 32 kept
+# the smaller file but only a quarter of the PSNR gain (pipes_trak 0.03: 21.56 dB).
+SPARSE_SPACING_PX = 12.0
+
+
+def auto_tile(width: int, height: int, gaussians: int) -> int:
+    """The default tile size T for this many Gaussians on this image (see SPARSE_SPACING_PX)."""
+    spacing = (width * height / max(1, gaussians)) ** 0.5
+    return 32 if spacing >= SPARSE_SPACING_PX else 16
+
+
 @dataclass
 class FitSettings:
     gaussians: int

@@ -303,7 +303,7 @@ def run_comparison(material, out_dir: Path, *, rates: Iterable[float] = DEFAULT_
 
     settings = {"rates": sorted(rates), "steps": steps, "seed": seed, "backend": backend,
                 "backend_used": sorted({r["backend"] for r in rows if r["method"] == IGS}),
-                "k": k, "tile": 16, "codecs": codecs, "mips": mips, "fit": _common_fit_settings(rows)}
+                "k": k, "tile": _tiles(rows), "codecs": codecs, "mips": mips, "fit": _common_fit_settings(rows)}
     return Comparison(
         name=stack.name, source=str(material), width=stack.width, height=stack.height,
         channels=list(stack.channels), groups=groups, target=stack.data, rows=rows,
@@ -311,6 +311,13 @@ def run_comparison(material, out_dir: Path, *, rates: Iterable[float] = DEFAULT_
         seconds={"igs_bakes": round(t_bakes, 1), "baselines": round(t_codecs, 1),
                  "total": round(time.perf_counter() - t_all, 1)},
     )
+
+
+def _tiles(rows: list[dict]) -> str:
+    """The tile size each bake chose from its budget, e.g. 'auto: 32 at 0.03, 16 at 0.25'."""
+    per = [f"{r['fit'].get('tile', '?')} at {r['target_bppc']:g}" for r in rows
+           if r["method"] == IGS and r.get("fit")]
+    return "auto: " + ", ".join(per) if per else "auto"
 
 
 def _common_fit_settings(rows: list[dict]) -> dict:
