@@ -46,8 +46,18 @@ def timed(fn, reps: int) -> tuple[float, float]:
     return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
 
+def _package_digest() -> str:
+    # The cached bake is only valid for the code that made it (a fitting change moves the tile
+    # size, the lists and so the decode cost), so its folder is named by the package sources.
+    import hashlib
+    h = hashlib.sha256()
+    for f in sorted((REPO / "igs_tex").rglob("*.py")):
+        h.update(f.relative_to(REPO).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def bake_default(cache: Path, steps: int) -> Path:
-    out = cache / f"walnut_wood_{steps}steps"
+    out = cache / f"walnut_wood_{steps}steps_{_package_digest()}"
     path = out / "walnut_wood.igs"
     if path.exists():
         return path

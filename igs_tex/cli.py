@@ -49,7 +49,7 @@ A project:     igs-tex bake [--config pipeline.toml] [-j N] [--force] [options]
     [[material]]
     path = "assets/*/"         # folder, glob of folders, or an array; relative to the toml
     steps = 2000               # per-material overrides: preset, budget, steps, seed, k,
-                               # max_scale, device, output, name
+                               # max_scale, tile, device, output, name
 
   Later wins: built-in < [defaults] preset < [defaults] keys < material preset < material
   keys < command-line flags (which apply to every material). The whole file is checked
@@ -101,6 +101,12 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--max-scale", type=float, metavar="PX",
                    help="longest Gaussian standard deviation in texels; smaller keeps the tile index "
                    "and the per-texel work small (default 16; 0 = no cap)")
+    b.add_argument("--tile", type=int, metavar="T",
+                   help="tile size in texels, stored in the file; every texel blends only its tile's "
+                   "list, so T trades file size against per-texel work: larger tiles list each "
+                   "Gaussian fewer times (smaller tile index) but make lists longer. Default 0 = from "
+                   "the budget: 32 where Gaussians are sparse (mean spacing >= 12 texels, e.g. 0.059 "
+                   "bppc), else 16. 16 keeps runtime sampling cheapest; the CUDA trainer takes up to 32")
     b.add_argument("--name", help="output base name (default: the folder name; one material only)")
     b.add_argument("-j", "--jobs", type=int, metavar="N",
                    help="project bakes: materials baked at once in worker processes (default 1, or "
@@ -148,7 +154,7 @@ def _fmt_db(v: float) -> str:
 
 def _bake_cli_settings(a) -> dict:
     return {"bppc": a.bppc, "kib": a.kib, "gaussians": a.gaussians, "preset": a.preset,
-            "steps": a.steps, "seed": a.seed, "k": a.topk, "max_scale": a.max_scale,
+            "steps": a.steps, "seed": a.seed, "k": a.topk, "max_scale": a.max_scale, "tile": a.tile,
             "device": a.device, "backend": a.backend}
 
 
@@ -166,7 +172,7 @@ def _cmd_bake(a) -> int:
     st = merge_settings(cli_layer(_bake_cli_settings(a)))
     s = bake_material(a.material, a.output or Path("."), **st.budget_kwargs(), steps=st.steps,
                       seed=st.seed, backend=resolve_backend(st), k=st.k, progress=not a.quiet,
-                      name=a.name, max_scale_px=st.max_scale or None)
+                      name=a.name, max_scale_px=st.max_scale or None, tile=st.tile or None)
     size = s["size"]
     print(f"wrote {s['output']}: {s['width']}x{s['height']}x{len(s['channels'])}, "
           f"{s['gaussians']} Gaussians, {size['total_bytes'] / 1024:.1f} KiB, "

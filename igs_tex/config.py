@@ -7,6 +7,7 @@
     seed = 0
     k = 10
     max_scale = 16.0            # px; 0 = no cap
+    tile = 0                    # texels per tile side; 0 = from the budget (16 or 32)
     device = "cpu"              # cpu | cuda | auto   (or backend = auto|torch|native|cuda)
     output = "out"              # folder, relative to pipeline.toml
     jobs = 1                    # [defaults] only: materials baked at once
@@ -60,7 +61,7 @@ PRESET_HELP = ("fast: 300 steps (previews, about a third of the time); default: 
 # Built-in values, the bottom layer. The budget and renderer slots hold (key, value) pairs.
 BUILTIN: dict[str, object] = {
     "budget": ("bppc", DEFAULT_BPPC), "steps": DEFAULT_STEPS, "seed": 0, "k": 10,
-    "max_scale": 16.0, "renderer": ("device", "cpu"), "preset": "default",
+    "max_scale": 16.0, "tile": 0, "renderer": ("device", "cpu"), "preset": "default",
 }
 
 
@@ -74,6 +75,7 @@ class BakeSettings:
     seed: int
     k: int
     max_scale: float                # 0: no cap
+    tile: int                       # 0: from the budget (fit.settings.auto_tile)
     renderer_key: str               # device | backend
     renderer: str                   # cpu|cuda|auto, or auto|torch|native|cuda
     preset: str
@@ -196,6 +198,7 @@ CHECKS = {
     "seed": _int(0, 2**63 - 1),
     "k": _int(1, 32),
     "max_scale": _number(0, inclusive=True),
+    "tile": _int(0, 256),
     "device": _choice(DEVICES),
     "backend": _choice(BACKENDS),
     "output": _text,
@@ -203,7 +206,7 @@ CHECKS = {
     "path": _paths,
     "name": _base_name,
 }
-SETTING_KEYS = ("preset", *BUDGET_KEYS, "steps", "seed", "k", "max_scale", *RENDERER_KEYS)
+SETTING_KEYS = ("preset", *BUDGET_KEYS, "steps", "seed", "k", "max_scale", "tile", *RENDERER_KEYS)
 DEFAULTS_KEYS = (*SETTING_KEYS, "output", "jobs")
 MATERIAL_KEYS = ("path", "name", "output", *SETTING_KEYS)
 
@@ -233,7 +236,7 @@ def _layer(table: dict, origin) -> dict[str, tuple[object, str]]:
                            f"give one of {', '.join(group)} per table")
         if given:
             slots[slot] = ((given[0], table[given[0]]), origin(given[0]))
-    for key in ("steps", "seed", "k", "max_scale"):
+    for key in ("steps", "seed", "k", "max_scale", "tile"):
         if key in table:
             slots[key] = (table[key], origin(key))
     return slots
@@ -251,7 +254,8 @@ def merge_settings(*layers: dict[str, tuple[object, str]]) -> BakeSettings:
     (renderer_key, renderer), _ = merged["renderer"]
     return BakeSettings(
         budget_key=budget_key, budget=budget, steps=merged["steps"][0], seed=merged["seed"][0],
-        k=merged["k"][0], max_scale=merged["max_scale"][0], renderer_key=renderer_key,
+        k=merged["k"][0], max_scale=merged["max_scale"][0], tile=merged["tile"][0],
+        renderer_key=renderer_key,
         renderer=renderer, preset=merged["preset"][0],
         origins={k: origin for k, (_, origin) in merged.items()})
 

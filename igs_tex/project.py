@@ -22,7 +22,6 @@ from . import IgsError, __version__
 from .config import BakeSettings, MaterialJob
 from .material import map_kind
 
-TILE = None  # pipeline.bake_material's default (chosen from the budget); part of the key in case it ever becomes a setting
 
 
 def resolve_backend(settings: BakeSettings) -> str:
@@ -84,7 +83,7 @@ def stamp_key(job: MaterialJob, backend: str) -> str:
         h.update(json.dumps([f.name, hashlib.sha256(data).hexdigest()]).encode())
     # Only what reaches the .igs bytes: preset, output folder and jobs do not.
     settings = {"budget": [s.budget_key, s.budget], "steps": s.steps, "seed": s.seed, "k": s.k,
-                "max_scale": s.max_scale, "backend": backend, "name": job.stem, "tile": TILE,
+                "max_scale": s.max_scale, "backend": backend, "name": job.stem, "tile": s.tile,
                 "igs_tex": __version__}
     h.update(json.dumps(settings, sort_keys=True).encode())
     return h.hexdigest()
@@ -113,7 +112,7 @@ def bake_job(job: MaterialJob, backend: str, key: str, progress: bool) -> Outcom
     s = job.settings
     try:
         summary = bake_material(job.source, job.output_dir, **s.budget_kwargs(), steps=s.steps,
-                                seed=s.seed, backend=backend, k=s.k, tile=TILE, progress=progress,
+                                seed=s.seed, backend=backend, k=s.k, tile=s.tile or None, progress=progress,
                                 name=job.name, max_scale_px=s.max_scale or None, stamp=key)
     except IgsError as e:
         return Outcome(job, "failed", error=str(e))

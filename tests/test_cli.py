@@ -174,3 +174,15 @@ def test_openmp_threads_wait_passively_unless_the_user_says_otherwise():
     out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ACTIVE"
+
+
+def test_tile_flag_overrides_the_budget_choice(baked, tmp_path):
+    src = baked[0]
+    fast = ["--steps", "5", "--backend", "torch", "-q", "--gaussians", "16"]  # 12 texels apart
+    auto = run("bake", src, "-o", tmp_path / "auto", *fast)
+    fixed = run("bake", src, "-o", tmp_path / "fixed", *fast, "--tile", "16")
+    assert auto.returncode == 0 and fixed.returncode == 0, (auto.stderr, fixed.stderr)
+    assert read_igs(tmp_path / "auto" / "walnut_wood.igs").tile == 32
+    assert read_igs(tmp_path / "fixed" / "walnut_wood.igs").tile == 16
+    _assert_one_line_error(run("bake", src, "-o", tmp_path / "bad", *fast, "--tile", "300"), "--tile")
+    assert not (tmp_path / "bad").exists()

@@ -69,6 +69,7 @@ steps = 500
 seed = 3
 k = 8
 max_scale = 0
+tile = 8
 device = "auto"
 output = "baked"
 jobs = 3
@@ -90,7 +91,7 @@ backend = "torch"
     assert set(by_out) == {proj / "baked" / "rock.igs", proj / "baked" / "wood.igs", proj / "hero" / "hero_wood.igs"}
     rock = by_out[proj / "baked" / "rock.igs"].settings
     assert (rock.budget_key, rock.budget, rock.steps, rock.seed, rock.k, rock.max_scale) == ("bppc", 0.1, 500, 3, 8, 0.0)
-    assert (rock.renderer_key, rock.renderer) == ("device", "auto")
+    assert (rock.renderer_key, rock.renderer, rock.tile) == ("device", "auto", 8)
     hero = by_out[proj / "hero" / "hero_wood.igs"]
     assert hero.settings.budget_kwargs() == {"bppc": None, "kib": 6.5, "gaussians": None}
     assert (hero.settings.steps, hero.settings.seed, hero.settings.renderer) == (700, 3, "torch")
@@ -102,7 +103,7 @@ def test_builtin_defaults_without_defaults_table(proj):
     (m,) = p.materials
     s = m.settings
     assert (s.budget_key, s.budget, s.steps, s.seed, s.k, s.max_scale) == ("bppc", 0.059, 1000, 0, 10, 16.0)
-    assert (s.renderer_key, s.renderer, s.preset) == ("device", "cpu", "default")
+    assert (s.renderer_key, s.renderer, s.preset, s.tile) == ("device", "cpu", "default", 0)
     assert m.output_dir == proj / "out" and p.jobs == 1
 
 
@@ -220,6 +221,7 @@ BAD = [
     ('[defaults]\ngaussians = 8\n', "[defaults] 'gaussians'", "expected an integer in 16..4000000, got 8"),
     ('[defaults]\ngaussians = 5000000\n', "[defaults] 'gaussians'", "got 5000000"),
     ('[defaults]\nmax_scale = -1\n', "[defaults] 'max_scale'", "expected a number >= 0, got -1"),
+    ('[defaults]\ntile = 300\n', "[defaults] 'tile'", "expected an integer in 0..256, got 300"),
     ('[defaults]\ndevice = "gpu"\n', "[defaults] 'device'", 'expected one of "cpu", "cuda", "auto", got "gpu"'),
     ('[defaults]\nbackend = "vulkan"\n', "[defaults] 'backend'", 'got "vulkan"'),
     ('[defaults]\npreset = "ultra"\n', "[defaults] 'preset'", 'expected one of "fast", "default", "high"'),
