@@ -26,8 +26,8 @@ from igs_tex.pipeline import bake_material
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 REFERENCE = HERE / "reference.csv"
-MATERIALS = ("walnut_wood", "rock_cliff")
-# 128 x 128 from the middle of the 512 x 512 assets: both have texture there, and four tiles by
+MATERIALS = ("walnut_wood", "rock_cliff", "boombox_atlas", "pipes_trak")
+# 128 x 128 from the middle of the 512 x 512 assets: all have detail there, and four tiles by
 # four keeps a 150-step bake to a few seconds on two cores.
 CROP_X, CROP_Y, CROP = 192, 192, 128
 STEPS, BPPC, SEED = 150, 0.25, 0
