@@ -1,4 +1,5 @@
-"""The training loop: init at N/2, Adam, grow by N/8 every 500 steps where the error is."""
+"""The training loop: init at N/2, Adam, grow by N/8 every 500 steps where the error is, then
+move the weakest Gaussians into any tile left without one (coverage.py)."""
 from __future__ import annotations
 
 import math
