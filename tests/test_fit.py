@@ -109,3 +109,17 @@ def test_bake_ships_the_tile_size_it_trained_with(tmp_path, gaussians, tile):
     s = bake_material(src, tmp_path / "out", gaussians=gaussians, steps=5, progress=False)
     assert s["settings"]["tile"] == tile
     assert read_igs(s["output"]).tile == tile
+
+
+def test_cuda_with_a_tile_above_its_block_is_a_clear_error(monkeypatch, real_crop):
+    import igs_tex.fit.trainer as trainer
+
+    class FakeCuda:
+        name = "cuda"
+
+        def render(self, *a, **k):  # pragma: no cover - must not be reached
+            raise AssertionError("rendered before the tile check")
+
+    monkeypatch.setattr(trainer, "get_renderer", lambda backend: FakeCuda())
+    with pytest.raises(IgsError, match="tile size 64: the CUDA trainer takes tiles of at most 32"):
+        fit_stack(real_crop, FitSettings(gaussians=20, steps=2, tile=64, backend="cuda"), progress=False)

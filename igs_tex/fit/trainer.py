@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .. import IgsError
 from ..render import GaussianParams, get_renderer
 from ..report.metrics import psnr
 from .coverage import coverage, holes, weakest
@@ -38,6 +39,13 @@ def fit_stack(target_np: np.ndarray, settings: FitSettings, progress: bool = Tru
     # The heavy kernels (native render, SSIM) run their own OpenMP threads; torch's pool on top
     # only spins against them on small machines (measured 2.5x slower per step on 2 cores).
     renderer = get_renderer(settings.backend)
+    if getattr(renderer, "name", "") == "cuda":
+        from ..render.cuda import MAX_TILE
+        if settings.tile > MAX_TILE:
+            # A clear error before any work, not a ValueError from the first launch.
+            raise IgsError(f"tile size {settings.tile}: the CUDA trainer takes tiles of at most "
+                           f"{MAX_TILE} texels (one thread block per tile); use --tile {MAX_TILE} "
+                           "or less, or --device cpu")
     if getattr(renderer, "name", "") == "native":
         torch.set_num_threads(1)
     try:
