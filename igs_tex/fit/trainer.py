@@ -90,8 +90,15 @@ def _coarse_target(target: torch.Tensor, min_side: int) -> tuple[torch.Tensor, f
     return small[0].permute(1, 2, 0).contiguous(), 0.5 * (w / w2 + h / h2)
 
 
+def _gaussians_at(level: _Level, texels: torch.Tensor, init_scale: float) -> list[torch.Tensor]:
+    """New Gaussians on these texels (flat indices at the level) in the optimiser's units:
+    normalised means, inverse scales in 1/level-pixel. Init, growth and the hole repair share it."""
+    means, theta, inv_scale, colour = new_gaussians(level.target, texels, init_scale / level.factor)
+    return [means / level.wh, theta, inv_scale, colour]
+
+
 def _repair_holes(renderer, opt: RowAdam, level: _Level, settings: FitSettings,
-                  err: torch.Tensor, init_scale: float) -> int:
+                  err: torch.Tensor, init_scale: float) -> None:
     """Move the weakest Gaussians into tiles no Gaussian reaches (fit/coverage.py)."""
     mean_n, th, inv, col = opt.tensors
     params = GaussianParams(mean_n.detach() * level.wh, th.detach(), inv.detach(), col.detach())
@@ -99,11 +106,9 @@ def _repair_holes(renderer, opt: RowAdam, level: _Level, settings: FitSettings,
                                    settings.eps)
     spots = holes(texel_cover, err, settings.tile)
     if spots.numel() == 0:
-        return 0
+        return
     rows = weakest(weight, spots.numel())
-    m, t_, a, cc = new_gaussians(level.target, spots[:rows.numel()], init_scale / level.factor)
-    opt.replace_rows(rows, [m / level.wh, t_, a, cc])
-    return int(rows.numel())
+    opt.replace_rows(rows, _gaussians_at(level, spots[:rows.numel()], init_scale))
 
 
 def _fit(target_np: np.ndarray, settings: FitSettings, renderer, progress: bool) -> FitResult:
@@ -124,10 +129,8 @@ def _fit(target_np: np.ndarray, settings: FitSettings, renderer, progress: bool)
     n_total = settings.gaussians
     init_scale = settings.initial_scale(h, w)
     n0 = max(1, int(math.ceil(n_total * settings.init_fraction)))
-    means, theta, inv_scale, colour = new_gaussians(
-        level.target, initial_positions(level.target, n0, settings.grad_mix, gen),
-        init_scale / level.factor)
-    leaves = [t.clone().requires_grad_(True) for t in (means / level.wh, theta, inv_scale, colour)]
+    first = _gaussians_at(level, initial_positions(level.target, n0, settings.grad_mix, gen), init_scale)
+    leaves = [t.clone().requires_grad_(True) for t in first]
     opt = RowAdam(leaves, [settings.lr_mean, settings.lr_theta, settings.lr_inv_scale, settings.lr_colour])
     grow_n = max(1, int(math.ceil(n_total * settings.grow_fraction)))
 
@@ -190,9 +193,7 @@ def _fit(target_np: np.ndarray, settings: FitSettings, renderer, progress: bool)
             err = (out.detach() - level.target).abs().sum(dim=2)
             if count < n_total:
                 add = min(grow_n, n_total - count)
-                m, t_, a, cc = new_gaussians(level.target, sample_texels(err, add, gen),
-                                             init_scale / level.factor)
-                opt.append_rows([m / level.wh, t_, a, cc])
+                opt.append_rows(_gaussians_at(level, sample_texels(err, add, gen), init_scale))
             elif settings.repair_holes:
                 _repair_holes(renderer, opt, level, settings, err, init_scale)
     if bar is not None:
