@@ -1,11 +1,13 @@
 """Measure igs-tex against BC1, BC7 and ASTC on every sample material, in one run.
 
-    python baselines/run.py [--steps N] [--reports DIR]
+    python baselines/run.py [--steps N] [--reports DIR] [--source DIR --label NAME]
 
-For each material folder in assets/ this bakes igs-tex at each target rate and runs the
+For each material folder in assets/ (or --source) this bakes igs-tex at each target rate and runs the
 baselines at mip levels 0..3 (igs_tex.report.comparison: the same code as `igs-tex report`),
 then writes baselines/RESULTS.md (tables, settings, versions, machine) and the raw numbers to
-baselines/results/<material>.json. `--render-only` rewrites RESULTS.md from those JSON files
+baselines/results/<material>.json. With --label NAME they go to baselines/RESULTS-NAME.md and
+baselines/results-NAME/ instead, e.g. for the full-size shared set:
+`--source ../shared/materials --label shared1024`. `--render-only` rewrites RESULTS.md from those JSON files
 without measuring anything, for when only the presentation changed.
 
 Quality numbers do not depend on the machine (bakes are deterministic for a given build);
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import tempfile
@@ -35,8 +38,15 @@ MIPS = (0, 1, 2, 3)
 # The claim being checked: above BC1 and BC7, at or above ASTC 12x12.
 JUDGED = (("bc1", ("above",)), ("bc7", ("above",)), ("astc12x12", ("above", "at")))
 FULL_STEPS = default_steps()
-RESULTS_MD = REPO / "baselines" / "RESULTS.md"
-RESULTS_JSON = REPO / "baselines" / "results"
+
+
+def result_paths(label: str | None) -> tuple[Path, Path]:
+    """Where one run's Markdown and JSON go: the sample set's by default, a labelled pair else."""
+    if not label:
+        return REPO / "baselines" / "RESULTS.md", REPO / "baselines" / "results"
+    if not label.replace("-", "").replace("_", "").isalnum():
+        raise IgsError(f"--label {label!r}: use letters, digits, '-' and '_' only")
+    return REPO / "baselines" / f"RESULTS-{label}.md", REPO / "baselines" / f"results-{label}"
 
 
 def find_materials(root: Path) -> list[Path]:
@@ -52,7 +62,7 @@ def normal_rebuild_ceiling(c: Comparison) -> float | None:
     from igs_tex.report.metrics import psnr
     if "normal" not in c.groups or len(c.groups["normal"]) != 3:
         return None
-    n = load_material(REPO / c.source).data[..., c.groups["normal"]]
+    n = load_material((REPO / c.source).resolve()).data[..., c.groups["normal"]]
     v = n.astype(np.float64) * 2.0 - 1.0
     rebuilt = n.astype(np.float64).copy()
     rebuilt[..., 2] = (np.sqrt(np.clip(1.0 - v[..., 0] ** 2 - v[..., 1] ** 2, 0.0, 1.0)) + 1.0) / 2.0
@@ -84,13 +94,13 @@ def summary_table(comparisons: list[Comparison]) -> str:
     return "\n".join(lines)
 
 
-def results_markdown(comparisons: list[Comparison], command: str) -> str:
+def results_markdown(comparisons: list[Comparison], command: str, json_dir: Path) -> str:
     first = comparisons[0]
     steps = first.settings["steps"]
     out = ["# igs-tex vs BCn / ASTC: measured results", "",
            f"Written by `{command}` on {time.strftime('%Y-%m-%d')}; every number below comes from that "
            "one run (igs-tex bakes and baselines alike). Do not edit by hand: rerun it. Raw numbers: "
-           "`baselines/results/<material>.json`.", ""]
+           f"`{json_dir.relative_to(REPO)}/<material>.json`.", ""]
     if steps < FULL_STEPS:
         out += [f"**Reduced schedule:** igs-tex was baked with {steps} optimisation steps instead of the "
                 f"default {FULL_STEPS} to fit the time available, so its rows understate what a full bake "
@@ -132,7 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=FULL_STEPS, help=f"igs-tex optimisation steps (default {FULL_STEPS})")
     ap.add_argument("--rates", default=",".join(f"{r:g}" for r in DEFAULT_RATES), help="igs-tex bppc targets")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--materials", default=None, help="comma-separated folder names under assets/ (default: all)")
+    ap.add_argument("--source", type=Path, default=REPO / "assets",
+                    help="folder of material folders (default: assets/)")
+    ap.add_argument("--label", default=None,
+                    help="write baselines/RESULTS-LABEL.md and baselines/results-LABEL/ (default: RESULTS.md, results/)")
+    ap.add_argument("--materials", default=None, help="comma-separated folder names under the source (default: all)")
     ap.add_argument("--reports", type=Path, default=None,
                     help="also write the full HTML report of each material to DIR/<material>/")
     ap.add_argument("--render-only", action="store_true",
@@ -141,23 +155,26 @@ def main(argv: list[str] | None = None) -> int:
     command = "python baselines/run.py" + "".join(f" {shlex.quote(x)}" for x in (argv if argv is not None else sys.argv[1:]))
 
     try:
+        results_md, results_json = result_paths(a.label)
         if a.render_only:
-            files = sorted(RESULTS_JSON.glob("*.json"))
+            files = sorted(results_json.glob("*.json"))
             if not files:
-                raise IgsError(f"{RESULTS_JSON}: no results to render; run without --render-only first")
+                raise IgsError(f"{results_json}: no results to render; run without --render-only first")
             comparisons = [Comparison.from_json(json.loads(f.read_text())) for f in files]
             command = comparisons[0].settings.get("command", command)
         else:
             rates = parse_list("--rates", a.rates, float)
-            mats = find_materials(REPO / "assets")
+            if not a.source.is_dir():
+                raise IgsError(f"--source {a.source}: not a folder")
+            mats = find_materials(a.source)
             if a.materials:
                 wanted = parse_list("--materials", a.materials, str)
                 missing = sorted(set(wanted) - {m.name for m in mats})
                 if missing:
-                    raise IgsError(f"--materials: no sample material {', '.join(missing)} in assets/")
+                    raise IgsError(f"--materials: no material {', '.join(missing)} in {a.source}")
                 mats = [m for m in mats if m.name in wanted]
             comparisons = []
-            RESULTS_JSON.mkdir(parents=True, exist_ok=True)
+            results_json.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(prefix="igs-baselines-") as tmp:
                 for m in mats:
                     work = (a.reports / m.name) if a.reports else Path(tmp) / m.name
@@ -166,16 +183,16 @@ def main(argv: list[str] | None = None) -> int:
                     if a.reports:
                         from igs_tex.report.html import write_report
                         print(write_report(c, work), file=sys.stderr)
-                    c.source = str(m.relative_to(REPO))
+                    c.source = os.path.relpath(m.resolve(), REPO)
                     for r in c.igs_rows():
                         r["file"] = Path(r["file"]).name  # the bake folder may be temporary
-                    (RESULTS_JSON / f"{m.name}.json").write_text(json.dumps(c.to_json(), indent=1) + "\n")
+                    (results_json / f"{m.name}.json").write_text(json.dumps(c.to_json(), indent=1) + "\n")
                     comparisons.append(Comparison.from_json(c.to_json()))
-        RESULTS_MD.write_text(results_markdown(comparisons, command))
+        results_md.write_text(results_markdown(comparisons, command, results_json))
     except IgsError as e:
         print(f"baselines/run.py: error: {e}", file=sys.stderr)
         return 2
-    print(RESULTS_MD)
+    print(results_md)
     return 0
 
 
