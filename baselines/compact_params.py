@@ -1,0 +1,197 @@
+"""What the same bit budget buys with fewer bits per Gaussian parameter (a format question).
+
+    python baselines/compact_params.py [--layout compact|colour8] [--materials a,b] [--steps N]
+
+The .igs format stores every parameter in 16 bits (DESIGN.md "Quantization"), 16 (5 + C) bits a
+Gaussian. Most of those bits buy precision no texel can show: a colour step of 1/65535 of the
+channel's range sits ~90 dB below the error of any fit here. This script measures what a leaner
+layout would reach at the rates of baselines/RESULTS.md, without changing the format:
+
+  compact   mean x, y in ceil(log2(max(W, H))) + 3 bits each (1/8 texel), theta in 8 bits over
+            [0, pi), each inverse scale in 8 bits log-spaced over [1/64, 8] per texel (2.5% apart),
+            colours in 8 bits over each channel's range. 6 channels: 96 bits instead of 176.
+  colour8   16-bit geometry as now, 8-bit colours: 80 + 8 C bits.
+
+For each material and rate of the committed results (baselines/results/<material>.json) it fits
+N = rate * W * H * C / bits Gaussians exactly as `igs-tex bake` does (same settings, seed and
+auto tile), rounds the geometry onto the layout's grid, solves the colours for that geometry
+(fit/colour_solve.py, as the bake does), rounds them to 8 bits and decodes with the reference
+decoder (the rounded values are held exactly enough by the 16-bit file). The table puts the
+result next to the 16-bit bake and to BC1, BC7 and ASTC 12x12 interpolated at the same rate
+from the same JSON. Writes baselines/COMPACT.md (or COMPACT-LABEL.md with --label).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from igs_tex import IgsError  # noqa: E402
+from igs_tex.report.comparison import Comparison, default_steps, interpolate_log_rate, parse_list  # noqa: E402
+
+JUDGED = ("bc1", "bc7", "astc12x12")
+# Inverse scales (1/texel) the 8-bit log code spans: 64 texels down to 1/8 texel of deviation.
+INV_SCALE_RANGE = (1.0 / 64.0, 8.0)
+
+
+def position_bits(width: int, height: int) -> int:
+    return int(math.ceil(math.log2(max(width, height)))) + 3
+
+
+def layout_bits(layout: str, width: int, height: int, channels: int) -> int:
+    if layout == "compact":
+        return 2 * position_bits(width, height) + 8 + 2 * 8 + 8 * channels
+    if layout == "colour8":
+        return 16 * 5 + 8 * channels
+    raise IgsError(f"--layout must be compact or colour8, got {layout!r}")
+
+
+def round_to_grid(x: np.ndarray, lo: float, hi: float, bits: int) -> np.ndarray:
+    """x clamped to [lo, hi] and rounded to the nearest of 2^bits evenly spaced levels."""
+    levels = 2 ** bits - 1
+    t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+    return lo + np.rint(t * levels) / levels * (hi - lo)
+
+
+def compact_geometry(means, theta, inv_scale, width: int, height: int):
+    pb = position_bits(width, height)
+    means = np.stack([round_to_grid(means[:, 0], 0.0, width, pb),
+                      round_to_grid(means[:, 1], 0.0, height, pb)], axis=1)
+    # theta has period pi: code 256 is code 0.
+    theta = np.remainder(np.rint(np.remainder(theta, math.pi) / math.pi * 256.0), 256.0) / 256.0 * math.pi
+    lo, hi = (math.log(v) for v in INV_SCALE_RANGE)
+    inv_scale = np.exp(round_to_grid(np.log(np.clip(inv_scale, *INV_SCALE_RANGE)), lo, hi, 8))
+    return means, theta, inv_scale
+
+
+def colours_8bit(colour: np.ndarray) -> np.ndarray:
+    lo = colour.min(axis=0)
+    hi = np.maximum(colour.max(axis=0), lo + 1e-6)
+    return np.stack([round_to_grid(colour[:, c], lo[c], hi[c], 8) for c in range(colour.shape[1])], axis=1)
+
+
+def measure(material: Path, rate: float, layout: str, steps: int, seed: int) -> dict:
+    """Fit, round onto the layout, solve colours, round them, decode; PSNR per group."""
+    from igs_tex.fit.colour_solve import solve_colours
+    from igs_tex.fit.settings import FitSettings, auto_tile
+    from igs_tex.fit.trainer import fit_stack
+    from igs_tex.igsfile import build_igs
+    from igs_tex.material import load_material
+    from igs_tex.pipeline import auto_grow_every
+    from igs_tex.render.decode import decode_stack
+    from igs_tex.report.metrics import group_metrics
+
+    st = load_material(material)
+    w, h, c = st.width, st.height, st.channel_count
+    bits = layout_bits(layout, w, h, c)
+    n = int(rate * w * h * c // bits)
+    tile = auto_tile(w, h, n)
+    # The bake's settings (pipeline.bake_material), so only the bits differ.
+    s = FitSettings(gaussians=n, steps=steps, seed=seed, tile=tile, grow_every=auto_grow_every(steps),
+                    max_scale_px=16.0)
+    t0 = time.perf_counter()
+    p = fit_stack(st.data, s, progress=False).params
+    means, theta, inv_scale = (x.numpy().astype(np.float64) for x in (p.means, p.theta, p.inv_scale))
+    if layout == "compact":
+        means, theta, inv_scale = compact_geometry(means, theta, inv_scale, w, h)
+    geometry = tuple(x.astype(np.float32) for x in (means, theta, inv_scale))
+
+    def pack(colour):
+        return build_igs(*geometry, colour.astype(np.float32), w, h, st.channels, st.value_range, {},
+                         tile=tile, k=s.k, eps=s.eps)
+
+    igs = pack(p.colour.numpy())
+    q = igs.params()
+    colour = solve_colours(q["means"], q["theta"], q["inv_scale"], p.colour.numpy(), st.data, tile, s.k,
+                           s.eps, igs.tile_offsets, igs.tile_indices)
+    metrics = group_metrics(decode_stack(pack(colours_8bit(colour.astype(np.float64)))), st.data,
+                            st.group_slices())
+    return {"gaussians": n, "bits_per_gaussian": bits, "bppc": n * bits / (w * h * c),
+            "psnr": {g: v["psnr"] for g, v in metrics.items()}, "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def _db(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
+
+
+def _delta(a: float, b: float | None) -> str:
+    return "n/a" if b is None else f"{a - b:+.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--layout", default="compact", help="compact (default) or colour8")
+    ap.add_argument("--label", default=None, help="read baselines/results-LABEL/, write COMPACT-LABEL.md")
+    ap.add_argument("--materials", default=None, help="comma-separated material names (default: all)")
+    ap.add_argument("--steps", type=int, default=default_steps())
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    command = "python baselines/compact_params.py" + "".join(
+        f" {shlex.quote(x)}" for x in (argv if argv is not None else sys.argv[1:]))
+    try:
+        suffix = f"-{a.label}" if a.label else ""
+        res_dir = REPO / "baselines" / f"results{suffix}"
+        files = sorted(res_dir.glob("*.json"))
+        if not files:
+            raise IgsError(f"{res_dir}: no results; run baselines/run.py first")
+        comps = [Comparison.from_json(json.loads(f.read_text())) for f in files]
+        if a.materials:
+            wanted = parse_list("--materials", a.materials, str)
+            missing = sorted(set(wanted) - {c.name for c in comps})
+            if missing:
+                raise IgsError(f"--materials: no results for {', '.join(missing)} in {res_dir}")
+            comps = [c for c in comps if c.name in wanted]
+        layout_bits(a.layout, 1, 1, 1)  # validates --layout before any work
+        rows = []
+        for c in comps:
+            for ig in sorted(c.igs_rows(), key=lambda r: r["bppc"]):
+                rate = ig["target_bppc"]
+                print(f"{c.name} at {rate:g} bppc ({a.layout}) ...", file=sys.stderr, flush=True)
+                m = measure((REPO / c.source).resolve(), rate, a.layout, a.steps, a.seed)
+                base = {codec: interpolate_log_rate([(p["bppc"], p["metrics"]["all"]["psnr"])
+                                                     for p in c.codec_rows(codec)], m["bppc"])
+                        for codec in JUDGED}
+                rows.append((c.name, rate, ig, m, base))
+                print(f"    {m['gaussians']} Gaussians x {m['bits_per_gaussian']} bits: "
+                      f"{m['psnr']['all']:.2f} dB (16-bit bake {ig['metrics']['all']['psnr']:.2f}), "
+                      f"{m['seconds']} s", file=sys.stderr, flush=True)
+    except IgsError as e:
+        print(f"baselines/compact_params.py: error: {e}", file=sys.stderr)
+        return 2
+
+    head = ("| material | rate | 16-bit: Gaussians, PSNR all | " + a.layout + ": Gaussians x bits, PSNR all | gain dB | "
+            + " | ".join(f"Δ vs {codec} (interp.)" for codec in JUDGED) + " | above BC1 & BC7, ≥ ASTC 12x12 |")
+    lines = [head, "|" + "|".join([":---"] + ["---:"] * (4 + len(JUDGED)) + [":---"]) + "|"]
+    for name, rate, ig, m, base in rows:
+        mine = m["psnr"]["all"]
+        ok = all(base[x] is not None and mine - base[x] > 0.1 for x in ("bc1", "bc7")) and \
+            base["astc12x12"] is not None and mine - base["astc12x12"] >= -0.1
+        lines.append(f"| {name} | {rate:g} | {ig['gaussians']}, {_db(ig['metrics']['all']['psnr'])} | "
+                     f"{m['gaussians']} x {m['bits_per_gaussian']}, {mine:.2f} | "
+                     f"{mine - ig['metrics']['all']['psnr']:+.2f} | "
+                     + " | ".join(_delta(mine, base[x]) for x in JUDGED) + f" | {'yes' if ok else 'no'} |")
+    out = REPO / "baselines" / f"COMPACT{suffix}.md"
+    text = "\n".join([
+        f"# Fewer bits per parameter at the same rate ({a.layout})", "",
+        f"Written by `{command}` on {time.strftime('%Y-%m-%d')}; {a.steps} steps, seed {a.seed}. "
+        "Not a format: the .igs still stores 16 bits a parameter. The layout is simulated by "
+        "rounding onto its grid (see the script's docstring); baselines are interpolated in log(rate) "
+        f"at the layout's exact rate from `baselines/results{suffix}/` (n/a outside their range). "
+        "'at' = within 0.1 dB, as in RESULTS.md.", "",
+        *lines, ""])
+    out.write_text(text)
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
