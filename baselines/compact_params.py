@@ -36,7 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from igs_tex import IgsError  # noqa: E402
-from igs_tex.report.comparison import Comparison, default_steps, interpolate_log_rate, parse_list  # noqa: E402
+from igs_tex.report.comparison import Comparison, default_steps, interpolate_log_rate  # noqa: E402
+from run import result_paths, select_named  # noqa: E402  (baselines/run.py, beside this script)
 
 JUDGED = ("bc1", "bc7", "astc12x12")
 # Inverse scales (1/texel) the 8-bit log code spans: 64 texels down to 1/8 texel of deviation.
@@ -138,18 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     command = "python baselines/compact_params.py" + "".join(
         f" {shlex.quote(x)}" for x in (argv if argv is not None else sys.argv[1:]))
     try:
-        suffix = f"-{a.label}" if a.label else ""
-        res_dir = REPO / "baselines" / f"results{suffix}"
+        _, res_dir = result_paths(a.label)
         files = sorted(res_dir.glob("*.json"))
         if not files:
             raise IgsError(f"{res_dir}: no results; run baselines/run.py first")
-        comps = [Comparison.from_json(json.loads(f.read_text())) for f in files]
-        if a.materials:
-            wanted = parse_list("--materials", a.materials, str)
-            missing = sorted(set(wanted) - {c.name for c in comps})
-            if missing:
-                raise IgsError(f"--materials: no results for {', '.join(missing)} in {res_dir}")
-            comps = [c for c in comps if c.name in wanted]
+        comps = select_named([Comparison.from_json(json.loads(f.read_text())) for f in files], a.materials, res_dir)
         layout_bits(a.layout, 1, 1, 1)  # validates --layout before any work
         rows = []
         for c in comps:
@@ -179,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"{m['gaussians']} x {m['bits_per_gaussian']}, {mine:.2f} | "
                      f"{mine - ig['metrics']['all']['psnr']:+.2f} | "
                      + " | ".join(_delta(mine, base[x]) for x in JUDGED) + f" | {'yes' if ok else 'no'} |")
+    suffix = f"-{a.label}" if a.label else ""
     out = REPO / "baselines" / f"COMPACT{suffix}.md"
     text = "\n".join([
         f"# Fewer bits per parameter at the same rate ({a.layout})", "",

@@ -74,6 +74,17 @@ def _cell(e: dict) -> str:
             f"interp. {fmt_delta(e['delta_interp'])}")
 
 
+def select_named(items: list, text: str | None, where) -> list:
+    """The items whose .name is in the comma-separated --materials text (all when it is empty)."""
+    if not text:
+        return items
+    wanted = parse_list("--materials", text, str)
+    missing = sorted(set(wanted) - {i.name for i in items})
+    if missing:
+        raise IgsError(f"--materials: no material {', '.join(missing)} in {where}")
+    return [i for i in items if i.name in wanted]
+
+
 def summary_table(comparisons: list[Comparison]) -> str:
     head = ["material", "target", "igs-tex bppc (params / file)", "igs-tex PSNR all"]
     head += [f"vs {codec}: Δ dB at next-up point (verdict); interpolated" for codec, _ in JUDGED]
@@ -166,13 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             rates = parse_list("--rates", a.rates, float)
             if not a.source.is_dir():
                 raise IgsError(f"--source {a.source}: not a folder")
-            mats = find_materials(a.source)
-            if a.materials:
-                wanted = parse_list("--materials", a.materials, str)
-                missing = sorted(set(wanted) - {m.name for m in mats})
-                if missing:
-                    raise IgsError(f"--materials: no material {', '.join(missing)} in {a.source}")
-                mats = [m for m in mats if m.name in wanted]
+            mats = select_named(find_materials(a.source), a.materials, a.source)
             comparisons = []
             results_json.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(prefix="igs-baselines-") as tmp:
