@@ -18,7 +18,7 @@ auto tile), rounds the geometry onto the layout's grid, solves the colours for t
 (fit/colour_solve.py, as the bake does), rounds them to 8 bits and decodes with the reference
 decoder (the rounded values are held exactly enough by the 16-bit file). The table puts the
 result next to the 16-bit bake and to BC1, BC7 and ASTC 12x12 interpolated at the same rate
-from the same JSON. Writes baselines/COMPACT.md (or COMPACT-LABEL.md with --label).
+from the same JSON. Writes baselines/LEAN-LAYOUT.md and .json (LEAN-LAYOUT-LABEL.* with --label).
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from igs_tex import IgsError  # noqa: E402
-from igs_tex.report.comparison import Comparison, default_steps, interpolate_log_rate  # noqa: E402
+from igs_tex.report.comparison import Comparison, default_steps, interpolate_log_rate, verdict  # noqa: E402
 from run import result_paths, select_named  # noqa: E402  (baselines/run.py, beside this script)
 
 JUDGED = ("bc1", "bc7", "astc12x12")
@@ -120,71 +120,91 @@ def measure(material: Path, rate: float, layout: str, steps: int, seed: int) -> 
             "psnr": {g: v["psnr"] for g, v in metrics.items()}, "seconds": round(time.perf_counter() - t0, 1)}
 
 
-def _db(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.2f}"
+def baseline_at(c: Comparison, codec: str, rate: float) -> tuple[float | None, str]:
+    """The codec's PSNR (all) at this rate: interpolated in log(rate), or below its lowest point
+    its next-up point (at least as many bits), as RESULTS.md does."""
+    pts = c.codec_rows(codec)
+    v = interpolate_log_rate([(p["bppc"], p["metrics"]["all"]["psnr"]) for p in pts], rate)
+    if v is not None:
+        return v, ""
+    up = next((p for p in pts if p["bppc"] >= rate), None)
+    return (None, "") if up is None else (up["metrics"]["all"]["psnr"], f" (next-up, mip {up['mip']})")
 
 
-def _delta(a: float, b: float | None) -> str:
-    return "n/a" if b is None else f"{a - b:+.2f}"
+def table(comps: list[Comparison], measured: list[dict], layout: str) -> list[str]:
+    by_name = {c.name: c for c in comps}
+    head = (f"| material | rate | 16-bit: Gaussians, PSNR all | {layout}: Gaussians x bits, PSNR all | gain dB | "
+            + " | ".join(f"Δ vs {codec}" for codec in JUDGED) + " | above BC1 & BC7, ≥ ASTC 12x12 |")
+    lines = [head, "|" + "|".join([":---"] + ["---:"] * (4 + len(JUDGED)) + [":---"]) + "|"]
+    for row in measured:
+        c, m = by_name[row["material"]], row["measured"]
+        ig = next(r for r in c.igs_rows() if r["target_bppc"] == row["rate"])
+        mine, before = m["psnr"]["all"], ig["metrics"]["all"]["psnr"]
+        cells, verdicts = [], {}
+        for codec in JUDGED:
+            value, how = baseline_at(c, codec, m["bppc"])
+            verdicts[codec] = verdict(None if value is None else mine - value)
+            cells.append("n/a" if value is None else f"{mine - value:+.2f}{how}")
+        ok = verdicts["bc1"] == verdicts["bc7"] == "above" and verdicts["astc12x12"] in ("above", "at")
+        lines.append(f"| {c.name} | {row['rate']:g} | {ig['gaussians']}, {before:.2f} | "
+                     f"{m['gaussians']} x {m['bits_per_gaussian']}, {mine:.2f} | {mine - before:+.2f} | "
+                     + " | ".join(cells) + f" | {'yes' if ok else 'no'} |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--layout", default="compact", help="compact (default) or colour8")
-    ap.add_argument("--label", default=None, help="read baselines/results-LABEL/, write COMPACT-LABEL.md")
+    ap.add_argument("--label", default=None, help="use baselines/results-LABEL/ and write LEAN-LAYOUT-LABEL.*")
     ap.add_argument("--materials", default=None, help="comma-separated material names (default: all)")
     ap.add_argument("--steps", type=int, default=default_steps())
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--render-only", action="store_true",
+                    help="rewrite the Markdown from the saved measurements without fitting")
     a = ap.parse_args(argv)
     command = "python baselines/compact_params.py" + "".join(
         f" {shlex.quote(x)}" for x in (argv if argv is not None else sys.argv[1:]))
     try:
         _, res_dir = result_paths(a.label)
+        layout_bits(a.layout, 1, 1, 1)  # validates --layout before any work
+        stem = REPO / "baselines" / (f"LEAN-{a.layout}" + (f"-{a.label}" if a.label else ""))
         files = sorted(res_dir.glob("*.json"))
         if not files:
             raise IgsError(f"{res_dir}: no results; run baselines/run.py first")
         comps = select_named([Comparison.from_json(json.loads(f.read_text())) for f in files], a.materials, res_dir)
-        layout_bits(a.layout, 1, 1, 1)  # validates --layout before any work
-        rows = []
-        for c in comps:
-            for ig in sorted(c.igs_rows(), key=lambda r: r["bppc"]):
-                rate = ig["target_bppc"]
-                print(f"{c.name} at {rate:g} bppc ({a.layout}) ...", file=sys.stderr, flush=True)
-                m = measure((REPO / c.source).resolve(), rate, a.layout, a.steps, a.seed)
-                base = {codec: interpolate_log_rate([(p["bppc"], p["metrics"]["all"]["psnr"])
-                                                     for p in c.codec_rows(codec)], m["bppc"])
-                        for codec in JUDGED}
-                rows.append((c.name, rate, ig, m, base))
-                print(f"    {m['gaussians']} Gaussians x {m['bits_per_gaussian']} bits: "
-                      f"{m['psnr']['all']:.2f} dB (16-bit bake {ig['metrics']['all']['psnr']:.2f}), "
-                      f"{m['seconds']} s", file=sys.stderr, flush=True)
+        if a.render_only:
+            if not stem.with_suffix(".json").exists():
+                raise IgsError(f"{stem.with_suffix('.json')}: no measurements; run without --render-only first")
+            saved = json.loads(stem.with_suffix(".json").read_text())
+            command, measured = saved["command"], saved["rows"]
+        else:
+            measured = []
+            for c in comps:
+                for ig in sorted(c.igs_rows(), key=lambda r: r["bppc"]):
+                    rate = ig["target_bppc"]
+                    print(f"{c.name} at {rate:g} bppc ({a.layout}) ...", file=sys.stderr, flush=True)
+                    m = measure((REPO / c.source).resolve(), rate, a.layout, a.steps, a.seed)
+                    measured.append({"material": c.name, "rate": rate, "measured": m})
+                    print(f"    {m['gaussians']} Gaussians x {m['bits_per_gaussian']} bits: "
+                          f"{m['psnr']['all']:.2f} dB (16-bit bake {ig['metrics']['all']['psnr']:.2f}), "
+                          f"{m['seconds']} s", file=sys.stderr, flush=True)
+            stem.with_suffix(".json").write_text(json.dumps(
+                {"command": command, "date": time.strftime("%Y-%m-%d"), "layout": a.layout, "steps": a.steps,
+                 "seed": a.seed, "rows": measured}, indent=1) + "\n")
     except IgsError as e:
         print(f"baselines/compact_params.py: error: {e}", file=sys.stderr)
         return 2
-
-    head = ("| material | rate | 16-bit: Gaussians, PSNR all | " + a.layout + ": Gaussians x bits, PSNR all | gain dB | "
-            + " | ".join(f"Δ vs {codec} (interp.)" for codec in JUDGED) + " | above BC1 & BC7, ≥ ASTC 12x12 |")
-    lines = [head, "|" + "|".join([":---"] + ["---:"] * (4 + len(JUDGED)) + [":---"]) + "|"]
-    for name, rate, ig, m, base in rows:
-        mine = m["psnr"]["all"]
-        ok = all(base[x] is not None and mine - base[x] > 0.1 for x in ("bc1", "bc7")) and \
-            base["astc12x12"] is not None and mine - base["astc12x12"] >= -0.1
-        lines.append(f"| {name} | {rate:g} | {ig['gaussians']}, {_db(ig['metrics']['all']['psnr'])} | "
-                     f"{m['gaussians']} x {m['bits_per_gaussian']}, {mine:.2f} | "
-                     f"{mine - ig['metrics']['all']['psnr']:+.2f} | "
-                     + " | ".join(_delta(mine, base[x]) for x in JUDGED) + f" | {'yes' if ok else 'no'} |")
-    suffix = f"-{a.label}" if a.label else ""
-    out = REPO / "baselines" / f"COMPACT{suffix}.md"
     text = "\n".join([
         f"# Fewer bits per parameter at the same rate ({a.layout})", "",
-        f"Written by `{command}` on {time.strftime('%Y-%m-%d')}; {a.steps} steps, seed {a.seed}. "
+        f"Written by `{command}`; {a.steps} steps, seed {a.seed}; raw numbers in `{stem.name}.json`. "
         "Not a format: the .igs still stores 16 bits a parameter. The layout is simulated by "
-        "rounding onto its grid (see the script's docstring); baselines are interpolated in log(rate) "
-        f"at the layout's exact rate from `baselines/results{suffix}/` (n/a outside their range). "
-        "'at' = within 0.1 dB, as in RESULTS.md.", "",
-        *lines, ""])
-    out.write_text(text)
-    print(out)
+        "rounding onto its grid (see the script's docstring). Baselines are interpolated in log(rate) "
+        f"at the layout's exact rate from `{res_dir.relative_to(REPO)}/`, or where that rate is below "
+        "their lowest point, taken at their next-up point (more bits than igs-tex); 'at' = within "
+        "0.1 dB, as in RESULTS.md.", "",
+        *table(comps, measured, a.layout), ""])
+    stem.with_suffix(".md").write_text(text)
+    print(stem.with_suffix(".md"))
     return 0
 
 

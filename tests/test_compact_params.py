@@ -68,3 +68,19 @@ def test_compact_rounding_is_within_its_grid_and_costs_little_on_a_real_bake(rea
     # carry no precision a texel shows.
     assert abs(full_db - lean_db) < 0.1, (full_db, lean_db)
     assert full_db > 15.0
+
+
+def test_baselines_below_their_lowest_rate_are_taken_at_the_next_up_point():
+    import json
+
+    from igs_tex.report.comparison import Comparison
+    c = Comparison.from_json(json.loads((REPO / "baselines" / "results" / "pipes_trak.json").read_text()))
+    bc1 = c.codec_rows("bc1")
+    lowest = bc1[0]
+    value, how = cp.baseline_at(c, "bc1", lowest["bppc"] * 0.9)
+    assert value == lowest["metrics"]["all"]["psnr"] and f"mip {lowest['mip']}" in how
+    mid = (bc1[0]["bppc"] * bc1[1]["bppc"]) ** 0.5  # halfway in log(rate)
+    value, how = cp.baseline_at(c, "bc1", mid)
+    assert how == "" and value == pytest.approx(
+        0.5 * (bc1[0]["metrics"]["all"]["psnr"] + bc1[1]["metrics"]["all"]["psnr"]))
+    assert cp.baseline_at(c, "bc1", bc1[-1]["bppc"] * 2) == (None, "")
