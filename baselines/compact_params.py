@@ -10,6 +10,8 @@ layout would reach at the rates of baselines/RESULTS.md, without changing the fo
   compact   mean x, y in ceil(log2(max(W, H))) + 3 bits each (1/8 texel), theta in 8 bits over
             [0, pi), each inverse scale in 8 bits log-spaced over [1/64, 8] per texel (2.5% apart),
             colours in 8 bits over each channel's range. 6 channels: 96 bits instead of 176.
+            Records are bit-packed (a GPU reads the two or three words a record spans).
+  compact32 the same, each record padded to whole 32-bit words (8 channels: 128 bits, not 112).
   colour8   16-bit geometry as now, 8-bit colours: 80 + 8 C bits.
 
 For each material and rate of the committed results (baselines/results/<material>.json) it fits
@@ -49,11 +51,12 @@ def position_bits(width: int, height: int) -> int:
 
 
 def layout_bits(layout: str, width: int, height: int, channels: int) -> int:
-    if layout == "compact":
-        return 2 * position_bits(width, height) + 8 + 2 * 8 + 8 * channels
+    if layout in ("compact", "compact32"):
+        bits = 2 * position_bits(width, height) + 8 + 2 * 8 + 8 * channels
+        return bits if layout == "compact" else -(-bits // 32) * 32
     if layout == "colour8":
         return 16 * 5 + 8 * channels
-    raise IgsError(f"--layout must be compact or colour8, got {layout!r}")
+    raise IgsError(f"--layout must be compact, compact32 or colour8, got {layout!r}")
 
 
 def round_to_grid(x: np.ndarray, lo: float, hi: float, bits: int) -> np.ndarray:
@@ -102,7 +105,7 @@ def measure(material: Path, rate: float, layout: str, steps: int, seed: int) -> 
     t0 = time.perf_counter()
     p = fit_stack(st.data, s, progress=False).params
     means, theta, inv_scale = (x.numpy().astype(np.float64) for x in (p.means, p.theta, p.inv_scale))
-    if layout == "compact":
+    if layout != "colour8":
         means, theta, inv_scale = compact_geometry(means, theta, inv_scale, w, h)
     geometry = tuple(x.astype(np.float32) for x in (means, theta, inv_scale))
 
@@ -154,7 +157,7 @@ def table(comps: list[Comparison], measured: list[dict], layout: str) -> list[st
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--layout", default="compact", help="compact (default) or colour8")
+    ap.add_argument("--layout", default="compact", help="compact (default), compact32 or colour8")
     ap.add_argument("--label", default=None, help="use baselines/results-LABEL/ and write LEAN-LAYOUT-LABEL.*")
     ap.add_argument("--materials", default=None, help="comma-separated material names (default: all)")
     ap.add_argument("--steps", type=int, default=default_steps())

@@ -26,6 +26,8 @@ def test_layout_bits():
     assert cp.layout_bits("compact", 512, 512, 6) == 2 * 12 + 8 + 16 + 48 == 96
     assert cp.layout_bits("compact", 1024, 1000, 8) == 2 * 13 + 8 + 16 + 64
     assert cp.layout_bits("colour8", 512, 512, 9) == 80 + 72
+    assert cp.layout_bits("compact32", 512, 512, 6) == 96
+    assert cp.layout_bits("compact32", 512, 512, 8) == 128
     with pytest.raises(Exception, match="--layout"):
         cp.layout_bits("fp8", 512, 512, 6)
 
