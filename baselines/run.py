@@ -85,23 +85,43 @@ def select_named(items: list, text: str | None, where) -> list:
     return [i for i in items if i.name in wanted]
 
 
-def summary_table(comparisons: list[Comparison]) -> str:
-    head = ["material", "target", "igs-tex bppc (params / file)", "igs-tex PSNR all"]
-    head += [f"vs {codec}: Δ dB at next-up point (verdict); interpolated" for codec, _ in JUDGED]
-    head += ["above BC1 & BC7, ≥ ASTC 12x12"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join([":---"] * 2 + ["---:"] * 2 + [":---"] * (len(JUDGED) + 1)) + "|"]
+def equal_rate_verdict(e: dict) -> str:
+    """The verdict at igs-tex's own rate: interpolated, or the next-up point's where the rate is
+    below the baseline's lowest point (never extrapolated)."""
+    return e["verdict_interp"] if e["delta_interp"] is not None else e["verdict_next_up"]
+
+
+def judged_points(comparisons: list[Comparison]) -> list[tuple[Comparison, float, dict, bool, bool]]:
+    """(material, target rate, entries by codec, target met at next-up points, met at equal rate)."""
+    out = []
     for c in comparisons:
         by_rate: dict[float, dict[str, dict]] = {}
         for e in compare(c, [codec for codec, _ in JUDGED]):
             by_rate.setdefault(e["target_bppc"], {})[e["codec"]] = e
         for rate, per in sorted(by_rate.items()):
-            any_e = next(iter(per.values()))
             ok = all(codec in per and per[codec]["verdict_next_up"] in want for codec, want in JUDGED)
-            cells = [c.name, f"{rate:g}", f"{fmt_rate(any_e['igs_bppc'])} / {fmt_rate(any_e['igs_bppc_total'])}",
-                     fmt_db(any_e["igs"])]
-            cells += [_cell(per[codec]) if codec in per else "not run" for codec, _ in JUDGED]
-            cells.append("yes" if ok else "no")
-            lines.append("| " + " | ".join(cells) + " |")
+            ok_equal = all(codec in per and equal_rate_verdict(per[codec]) in want for codec, want in JUDGED)
+            out.append((c, rate, per, ok, ok_equal))
+    return out
+
+
+def summary_table(comparisons: list[Comparison]) -> str:
+    head = ["material", "target", "igs-tex bppc (params / file)", "igs-tex PSNR all"]
+    head += [f"vs {codec}: Δ dB at next-up point (verdict); interpolated" for codec, _ in JUDGED]
+    head += ["above BC1 & BC7, ≥ ASTC 12x12: at next-up points", "at equal rate"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join([":---"] * 2 + ["---:"] * 2 + [":---"] * (len(JUDGED) + 2)) + "|"]
+    points = judged_points(comparisons)
+    for c, rate, per, ok, ok_equal in points:
+        any_e = next(iter(per.values()))
+        cells = [c.name, f"{rate:g}", f"{fmt_rate(any_e['igs_bppc'])} / {fmt_rate(any_e['igs_bppc_total'])}",
+                 fmt_db(any_e["igs"])]
+        cells += [_cell(per[codec]) if codec in per else "not run" for codec, _ in JUDGED]
+        cells += ["yes" if ok else "no", "yes" if ok_equal else "no"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"Target met at {sum(p[3] for p in points)} of {len(points)} points against the baselines' "
+              f"next-up points (they get at least as many bits), at {sum(p[4] for p in points)} of {len(points)} "
+              "at equal rate (interpolated in log(rate); the next-up point where igs-tex's rate is below a "
+              "baseline's lowest, as `baselines/compact_params.py` judges its layouts)."]
     return "\n".join(lines)
 
 
