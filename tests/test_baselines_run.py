@@ -52,3 +52,22 @@ def test_markdown_names_the_json_folder_it_came_from():
     text = baselines_run.results_markdown(comps, "python baselines/run.py --label shared1024", js)
     assert "`baselines/results-shared1024/<material>.json`" in text
     assert comps[0].name in text
+
+
+def test_equal_rate_verdicts_agree_with_the_layout_script_on_the_committed_results():
+    import compact_params
+
+    from igs_tex.report.comparison import Comparison, verdict
+    comps = [Comparison.from_json(json.loads(f.read_text()))
+             for f in sorted((REPO / "baselines" / "results").glob("*.json"))]
+    points = baselines_run.judged_points(comps)
+    assert len(points) == sum(len(c.igs_rows()) for c in comps) >= 16
+    fell_back = 0
+    for c, rate, per, _, ok_equal in points:
+        for codec, e in per.items():
+            value, how = compact_params.baseline_at(c, codec, e["igs_bppc"])
+            assert baselines_run.equal_rate_verdict(e) == verdict(e["igs"] - value)
+            fell_back += bool(how)
+        wants = dict(baselines_run.JUDGED)
+        assert ok_equal == all(baselines_run.equal_rate_verdict(per[k]) in wants[k] for k in wants)
+    assert fell_back > 0  # some rate is below a baseline's lowest point, so both rules are exercised
