@@ -1,10 +1,11 @@
 """What the same bit budget buys with fewer bits per Gaussian parameter (a format question).
 
-    python baselines/compact_params.py [--layout compact|colour8] [--materials a,b] [--steps N]
+    python baselines/compact_params.py [--layout compact|compact32|colour8] [--label NAME]
+                                       [--materials a,b] [--steps N] [--render-only]
 
 The .igs format stores every parameter in 16 bits (DESIGN.md "Quantization"), 16 (5 + C) bits a
 Gaussian. Most of those bits buy precision no texel can show: a colour step of 1/65535 of the
-channel's range sits ~90 dB below the error of any fit here. This script measures what a leaner
+channel's range sits 70-90 dB below the error of any fit here. This script measures what a leaner
 layout would reach at the rates of baselines/RESULTS.md, without changing the format:
 
   compact   mean x, y in ceil(log2(max(W, H))) + 3 bits each (1/8 texel), theta in 8 bits over
