@@ -2,13 +2,13 @@
 
     python baselines/run.py [--steps N] [--reports DIR] [--source DIR --label NAME]
 
-For each material folder in assets/ (or --source) this bakes igs-tex at each target rate and runs the
-baselines at mip levels 0..3 (igs_tex.report.comparison: the same code as `igs-tex report`),
-then writes baselines/RESULTS.md (tables, settings, versions, machine) and the raw numbers to
-baselines/results/<material>.json. With --label NAME they go to baselines/RESULTS-NAME.md and
-baselines/results-NAME/ instead, e.g. for the full-size shared set:
-`--source ../shared/materials --label shared1024`. `--render-only` rewrites RESULTS.md from those JSON files
-without measuring anything, for when only the presentation changed.
+For each material folder in assets/ (or --source) this bakes igs-tex at each target rate and
+runs the baselines at mip levels 0..3 (igs_tex.report.comparison: the same code as `igs-tex
+report`), then writes baselines/RESULTS.md (tables, settings, versions, machine) and the raw
+numbers to baselines/results/<material>.json. With --label NAME they go to
+baselines/RESULTS-NAME.md and baselines/results-NAME/ instead, e.g. for the full-size shared set:
+`--source ../shared/materials --label shared1024`. `--render-only` rewrites the Markdown from
+those JSON files without measuring anything, for when only the presentation changed.
 
 Quality numbers do not depend on the machine (bakes are deterministic for a given build);
 wall times do.
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reports", type=Path, default=None,
                     help="also write the full HTML report of each material to DIR/<material>/")
     ap.add_argument("--render-only", action="store_true",
-                    help="rewrite RESULTS.md from baselines/results/*.json without measuring")
+                    help="rewrite the Markdown from the saved JSON (of --label's run) without measuring")
     a = ap.parse_args(argv)
     command = "python baselines/run.py" + "".join(f" {shlex.quote(x)}" for x in (argv if argv is not None else sys.argv[1:]))
 
