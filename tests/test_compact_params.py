@@ -86,3 +86,12 @@ def test_baselines_below_their_lowest_rate_are_taken_at_the_next_up_point():
     assert how == "" and value == pytest.approx(
         0.5 * (bc1[0]["metrics"]["all"]["psnr"] + bc1[1]["metrics"]["all"]["psnr"]))
     assert cp.baseline_at(c, "bc1", bc1[-1]["bppc"] * 2) == (None, "")
+
+
+def test_file_size_with_records_replaced_matches_the_real_file_for_its_own_records(real_bake):
+    from igs_tex.igsfile import words_per_gaussian
+    igs, _ = real_bake
+    own = 32 * words_per_gaussian(igs.channel_count)
+    assert cp.file_bits_with_records(igs, own) == 8 * len(igs.to_bytes())
+    lean = cp.file_bits_with_records(igs, cp.layout_bits("compact", igs.width, igs.height, igs.channel_count))
+    assert 8 * len(igs.to_bytes()) - lean >= igs.gaussian_count * (own - 96) - 32
