@@ -96,11 +96,10 @@ def file_bits_with_records(igs, record_bits: int) -> int:
 def measure(material: Path, rate: float, layout: str, steps: int, seed: int) -> dict:
     """Fit, round onto the layout, solve colours, round them, decode; PSNR per group."""
     from igs_tex.fit.colour_solve import solve_colours
-    from igs_tex.fit.settings import FitSettings, auto_tile
     from igs_tex.fit.trainer import fit_stack
     from igs_tex.igsfile import build_igs
     from igs_tex.material import load_material
-    from igs_tex.pipeline import auto_grow_every
+    from igs_tex.pipeline import bake_fit_settings
     from igs_tex.render.decode import decode_stack
     from igs_tex.report.metrics import group_metrics
 
@@ -108,10 +107,9 @@ def measure(material: Path, rate: float, layout: str, steps: int, seed: int) -> 
     w, h, c = st.width, st.height, st.channel_count
     bits = layout_bits(layout, w, h, c)
     n = int(rate * w * h * c // bits)
-    tile = auto_tile(w, h, n)
-    # The bake's settings (pipeline.bake_material), so only the bits differ.
-    s = FitSettings(gaussians=n, steps=steps, seed=seed, tile=tile, grow_every=auto_grow_every(steps),
-                    max_scale_px=16.0)
+    # The bake's settings, so only the bits differ.
+    s = bake_fit_settings(w, h, n, steps=steps, seed=seed)
+    tile = s.tile
     t0 = time.perf_counter()
     p = fit_stack(st.data, s, progress=False).params
     means, theta, inv_scale = (x.numpy().astype(np.float64) for x in (p.means, p.theta, p.inv_scale))

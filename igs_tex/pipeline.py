@@ -29,6 +29,17 @@ def auto_grow_every(steps: int) -> int:
     return max(1, min(500, steps // 10))
 
 
+def bake_fit_settings(width: int, height: int, gaussians: int, *, steps: int = DEFAULT_STEPS,
+                      seed: int = 0, backend: str = "auto", k: int = 10, tile: int | None = None,
+                      max_scale_px: float | None = 16.0) -> FitSettings:
+    """The fitter settings of a bake of this many Gaussians (tile None: from the budget), so that
+    scripts that fit outside bake_material (baselines/compact_params.py) fit exactly as it does."""
+    if tile is None:
+        tile = auto_tile(width, height, gaussians)
+    return FitSettings(gaussians=gaussians, steps=steps, seed=seed, backend=backend, k=k, tile=tile,
+                       grow_every=auto_grow_every(steps), max_scale_px=max_scale_px)
+
+
 def bake_material(src: Path, out_dir: Path, *, bppc: float | None = None, kib: float | None = None,
                   gaussians: int | None = None, steps: int = DEFAULT_STEPS, seed: int = 0,
                   backend: str = "auto", k: int = 10, tile: int | None = None, progress: bool = True,
@@ -50,10 +61,9 @@ def bake_material(src: Path, out_dir: Path, *, bppc: float | None = None, kib: f
         bppc = 0.059
     n = gaussians_for_budget(stack.width, stack.height, stack.channel_count,
                              bppc=bppc, kib=kib, gaussians=gaussians)
-    if tile is None:
-        tile = auto_tile(stack.width, stack.height, n)
-    settings = FitSettings(gaussians=n, steps=steps, seed=seed, backend=backend, k=k, tile=tile,
-                           grow_every=auto_grow_every(steps), max_scale_px=max_scale_px)
+    settings = bake_fit_settings(stack.width, stack.height, n, steps=steps, seed=seed, backend=backend,
+                                 k=k, tile=tile, max_scale_px=max_scale_px)
+    tile = settings.tile
     fit = fit_stack(stack.data, settings, progress=progress)
 
     p = fit.params

@@ -23,7 +23,6 @@ from .config import BakeSettings, MaterialJob
 from .material import map_kind
 
 
-
 def resolve_backend(settings: BakeSettings) -> str:
     """The renderer a bake will use, as get_renderer names it: native, torch or cuda.
 
