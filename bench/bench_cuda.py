@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from igs_tex.render.cuda import CudaRenderer, cuda_available, cuda_unavailable_reason
+from igs_tex.render.cuda import CudaRenderer, cuda_available, cuda_unavailable_reason, emulated
 from igs_tex.render.params import GaussianParams
 
 try:
@@ -35,7 +35,7 @@ except ImportError:
     NativeRenderer, native_available = None, lambda: False
 
 FIELDS = ("means", "theta", "inv_scale", "colour")
-GPU = "cuda"  # one name, so the script can be dry-run with the CPU kernels standing in
+GPU = "cpu" if emulated() else "cuda"  # IGS_CUDA_EMULATE=1: a dry run on the CPU emulator
 
 
 def scene(n: int, size: int, channels: int, device: str, seed: int = 0) -> GaussianParams:
@@ -119,7 +119,7 @@ def main() -> int:
     if not cuda_available():
         print(f"CUDA renderer unavailable: {cuda_unavailable_reason()}", file=sys.stderr)
         return 2
-    gpu = torch.cuda.get_device_name()
+    gpu = "CPU emulator (timings meaningless)" if emulated() else torch.cuda.get_device_name()
     cpu = f"{platform.processor() or platform.machine()} x{os.cpu_count()}"
     print(f"torch {torch.__version__} (CUDA {torch.version.cuda}), GPU {gpu}, CPU {cpu}; "
           "scales 2-8 px, tile 16, K 10; step = render + backward")
@@ -138,7 +138,8 @@ def main() -> int:
         total_s, done = run_steps(cuda, leaves, args.size, grad, GPU, args.steps, args.budget_s)
         print(row("cuda", gpu, args.size, C, n, fwd, bwd, total_s, done, args.steps), flush=True)
         del leaves, grad
-        torch.cuda.empty_cache()
+        if GPU == "cuda":
+            torch.cuda.empty_cache()
 
     small = args.cpu_size
     scale = (small / args.size) ** 2

@@ -21,7 +21,7 @@ from igs_tex.render.native import NativeRenderer, native_available, native_unava
 from igs_tex.render.params import GaussianParams
 from igs_tex.render.tiles import build_tile_lists, tile_grid
 
-from conftest import params_on_texels
+from scenes import params_on_texels
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 GOLDEN = sorted((SHARED / "golden").glob("case_*.npz"))

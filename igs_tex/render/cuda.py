@@ -12,15 +12,23 @@ no Python headers, pybind11 or ninja. The library is cached under
 Importing this module never fails. cuda_available() says whether the renderer can run here
 and cuda_unavailable_reason() says why not.
 
+With IGS_CUDA_EMULATE=1 the same kernel sources are built by the host C++ compiler against
+native/cuda/emu, a CPU model of the CUDA execution model (one fiber per GPU thread, barriers,
+warp shuffles, CUB's scan and sort), and "device" tensors are CPU tensors. That is how the
+kernels' logic runs in CI on machines without a GPU (tests/test_cuda_emulated.py); it says
+nothing about their speed.
+
 Environment:
   IGS_CUDA_LIBRARY    a prebuilt libigs_cuda.so to load instead of building
   IGS_CUDA_BUILD_DIR  cache directory for builds (default ~/.cache/igs_tex/cuda)
   IGS_CUDA_ARCH       nvcc -arch value, e.g. sm_90 (default: the device's compute capability)
   IGS_NVCC            nvcc to use (default: $CUDA_HOME/bin, PATH, /usr/local/cuda/bin)
   IGS_NVCC_FLAGS      extra nvcc flags, e.g. "-ccbin g++-12" or "-allow-unsupported-compiler"
+  IGS_CUDA_EMULATE    1: run the kernels on the CPU emulator instead (CXX picks the compiler)
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -38,6 +46,7 @@ from .params import GaussianParams
 
 ROOT = Path(__file__).resolve().parents[2]
 CUDA_DIR = ROOT / "native" / "cuda"
+EMULATOR_DIR = CUDA_DIR / "emu"
 INCLUDE_DIR = ROOT / "native" / "include"
 
 ABI_VERSION = 1  # IGS_CUDA_ABI_VERSION in native/cuda/igs_cuda.cuh
@@ -48,6 +57,18 @@ MAX_TILE = 32    # one thread per texel, 1024 threads per block
 # the CPU build (-ffp-contract=off) and the tile/top-K tie rules depend on; with it, G values
 # and tile lists match the CPU kernels bit for bit.
 COMPILE_FLAGS = ["-std=c++17", "-O3", "--fmad=false", "-Xcompiler", "-fPIC,-fvisibility=hidden"]
+
+
+# The emulator build: the kernels as C++ (-x c++), the shims of native/cuda/emu first on the
+# include path. -ffp-contract=off for the reason --fmad=false is above; _FORTIFY_SOURCE off
+# because its longjmp check rejects the switch between fiber stacks.
+EMULATOR_FLAGS = ["-std=c++17", "-O2", "-fPIC", "-shared", "-ffp-contract=off", "-U_FORTIFY_SOURCE",
+                  "-Wall", "-Wno-unknown-pragmas", "-DIGS_CUDA_EMULATOR"]
+
+
+def emulated() -> bool:
+    """True when IGS_CUDA_EMULATE=1: the kernels run on the CPU emulator (native/cuda/emu)."""
+    return os.environ.get("IGS_CUDA_EMULATE") == "1"
 
 
 def find_nvcc() -> str | None:
@@ -104,13 +125,20 @@ def _device_arch() -> str:
     return f"sm_{major}{minor}"
 
 
-def _build_key(nvcc: str, arch: str) -> str:
+def _build_key(compiler: str, *settings: str, emulator: bool = False) -> str:
     h = hashlib.sha256()
-    for path in [*sources(), *sorted(CUDA_DIR.glob("*.cuh")), *sorted((INCLUDE_DIR / "igs").glob("*.h"))]:
-        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    version = subprocess.run([nvcc, "--version"], capture_output=True, text=True, check=False).stdout
-    h.update("\0".join([arch, version, *COMPILE_FLAGS, os.environ.get("IGS_NVCC_FLAGS", "")]).encode())
+    extra = sorted(EMULATOR_DIR.rglob("*")) if emulator else []
+    for path in [*sources(), *sorted(CUDA_DIR.glob("*.cuh")), *sorted((INCLUDE_DIR / "igs").glob("*.h")),
+                 *(p for p in extra if p.is_file())]:
+        h.update(str(path.relative_to(CUDA_DIR.parent)).encode() + b"\0" + path.read_bytes() + b"\0")
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=False).stdout
+    h.update("\0".join([version, *settings]).encode())
     return h.hexdigest()[:16]
+
+
+def _cache_dir(build_dir: Path | str | None) -> Path:
+    return Path(build_dir or os.environ.get("IGS_CUDA_BUILD_DIR")
+                or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "igs_tex" / "cuda")
 
 
 def build_library(arch: str | None = None, build_dir: Path | str | None = None) -> Path:
@@ -127,9 +155,8 @@ def build_library(arch: str | None = None, build_dir: Path | str | None = None) 
         raise BuildError(f"no CUDA sources under {CUDA_DIR} (the CUDA renderer runs from a "
                          "source checkout or an editable install)")
     arch = arch or _device_arch()
-    base = Path(build_dir or os.environ.get("IGS_CUDA_BUILD_DIR")
-                or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "igs_tex" / "cuda")
-    out_dir = base / _build_key(nvcc, arch)
+    out_dir = _cache_dir(build_dir) / _build_key(nvcc, arch, *COMPILE_FLAGS,
+                                                 os.environ.get("IGS_NVCC_FLAGS", ""))
     lib = out_dir / "libigs_cuda.so"
     if lib.exists():
         return lib
@@ -143,6 +170,30 @@ def build_library(arch: str | None = None, build_dir: Path | str | None = None) 
                 fut.result()
         staged = Path(tmp) / lib.name
         _run(link_command(nvcc, objs, staged, arch))
+        os.replace(staged, lib)
+    return lib
+
+
+def emulator_command(cxx: str, out: Path) -> list[str]:
+    return [cxx, *EMULATOR_FLAGS, "-I", str(EMULATOR_DIR), "-I", str(INCLUDE_DIR), "-I", str(CUDA_DIR),
+            "-x", "c++", *map(str, sources()), "-x", "none", str(EMULATOR_DIR / "emu_runtime.cpp"),
+            "-o", str(out)]
+
+
+def build_emulator(build_dir: Path | str | None = None) -> Path:
+    """Compile native/cuda/*.cu with the host compiler (CXX, default g++) against the CPU
+    emulator into libigs_cuda_emu.so (cached like build_library) and return its path."""
+    cxx = os.environ.get("CXX") or "g++"
+    if shutil.which(cxx) is None:
+        raise BuildError(f"C++ compiler {cxx!r} not found (set CXX)")
+    out_dir = _cache_dir(build_dir) / ("emu-" + _build_key(cxx, *EMULATOR_FLAGS, emulator=True))
+    lib = out_dir / "libigs_cuda_emu.so"
+    if lib.exists():
+        return lib
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+        staged = Path(tmp) / lib.name
+        _run(emulator_command(cxx, staged))
         os.replace(staged, lib)
     return lib
 
@@ -184,6 +235,12 @@ _STATE: tuple[ctypes.CDLL | None, str] | None = None
 
 
 def _probe() -> tuple[ctypes.CDLL | None, str]:
+    if emulated():
+        try:
+            path = Path(os.environ.get("IGS_CUDA_LIBRARY") or build_emulator())
+            return load_library(path), ""
+        except (BuildError, OSError, AttributeError) as exc:
+            return None, f"building or loading the CUDA emulator failed: {exc}"
     if torch.version.cuda is None:
         return None, f"torch {torch.__version__} is a CPU-only build (torch.version.cuda is None)"
     if not torch.cuda.is_available():
@@ -246,19 +303,38 @@ def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None or t.numel() == 0 else t.data_ptr()
 
 
-def _stream(device: torch.device) -> int:
-    return torch.cuda.current_stream(device).cuda_stream
+def _stream(device: torch.device) -> int | None:
+    return None if emulated() else torch.cuda.current_stream(device).cuda_stream
+
+
+@contextlib.contextmanager
+def _on(lib, device: torch.device):
+    """Makes `device` current for torch and for the library (whose runtime is its own)."""
+    if emulated():
+        yield
+        return
+    with torch.cuda.device(device):
+        _check(lib, "igs_cuda_set_device", lib.igs_cuda_set_device(device.index))
+        yield
+
+
+def _empty(*shape, dtype, device: torch.device) -> torch.Tensor:
+    """torch.empty, except on the emulator, where outputs start as NaN / -7 so that an element
+    no kernel writes shows in the results (on a GPU it would hold whatever was there)."""
+    if not emulated():
+        return torch.empty(*shape, dtype=dtype, device=device)
+    return torch.full(shape, float("nan") if dtype.is_floating_point else -7, dtype=dtype, device=device)
 
 
 def _workspace(lib, query, device: torch.device, *args) -> torch.Tensor:
     size = ctypes.c_size_t(0)
     _check(lib, query.__name__, query(*args, ctypes.byref(size)))
-    return torch.empty(max(int(size.value), 1), dtype=torch.uint8, device=device)
+    return _empty(max(int(size.value), 1), dtype=torch.uint8, device=device)
 
 
 def _prepare(lib, means, theta, inv_scale) -> torch.Tensor:
     """The per-step Gaussian table [N, 6]: mx, my, cos, sin, ax, ay."""
-    table = torch.empty(means.shape[0], 6, dtype=torch.float32, device=means.device)
+    table = _empty(means.shape[0], 6, dtype=torch.float32, device=means.device)
     _check(lib, "igs_cuda_prepare", lib.igs_cuda_prepare(
         _ptr(means), _ptr(theta), _ptr(inv_scale), means.shape[0], _ptr(table), _stream(means.device)))
     return table
@@ -268,7 +344,7 @@ def _bin(lib, means, inv_scale, height, width, tile) -> tuple[torch.Tensor, torc
     dev, n = means.device, means.shape[0]
     stream = _stream(dev)
     tiles = ((width + tile - 1) // tile) * ((height + tile - 1) // tile)
-    g_off = torch.empty(n + 1, dtype=torch.int64, device=dev)
+    g_off = _empty(n + 1, dtype=torch.int64, device=dev)
     ws = _workspace(lib, lib.igs_cuda_bin_count_workspace, dev, n)
     _check(lib, "igs_cuda_bin_count", lib.igs_cuda_bin_count(
         _ptr(means), _ptr(inv_scale), n, height, width, tile, _ptr(g_off), _ptr(ws), ws.numel(), stream))
@@ -276,8 +352,8 @@ def _bin(lib, means, inv_scale, height, width, tile) -> tuple[torch.Tensor, torc
     if pairs > 2**31 - 1:
         raise RuntimeError(f"{pairs} (tile, Gaussian) pairs: more than the CUDA binning handles "
                            "(2^31 - 1); use fewer or smaller Gaussians")
-    offsets = torch.empty(tiles + 1, dtype=torch.int64, device=dev)
-    indices = torch.empty(pairs, dtype=torch.int32, device=dev)
+    offsets = _empty(tiles + 1, dtype=torch.int64, device=dev)
+    indices = _empty(pairs, dtype=torch.int32, device=dev)
     ws = _workspace(lib, lib.igs_cuda_bin_fill_workspace, dev, pairs, height, width, tile)
     _check(lib, "igs_cuda_bin_fill", lib.igs_cuda_bin_fill(
         _ptr(means), _ptr(inv_scale), n, height, width, tile, _ptr(g_off), pairs, _ptr(offsets),
@@ -289,8 +365,10 @@ def _f32(t: torch.Tensor, device: torch.device) -> torch.Tensor:
     return t.detach().to(device=device, dtype=torch.float32).contiguous()
 
 
-def _compute_device(colour: torch.Tensor) -> torch.device:
-    if colour.is_cuda:
+def _compute_device(colour: torch.Tensor | None = None) -> torch.device:
+    if emulated():
+        return torch.device("cpu")
+    if colour is not None and colour.is_cuda:
         return colour.device
     return torch.device("cuda", torch.cuda.current_device())
 
@@ -328,8 +406,7 @@ def bin_tiles(means: torch.Tensor, inv_scale: torch.Tensor, height: int, width: 
         raise ValueError("expected means [N, 2] and inv_scale [N, 2]")
     if not 1 <= tile <= MAX_TILE or height < 0 or width < 0:
         raise ValueError("bad image or tile size")
-    with torch.cuda.device(dev):
-        _check(lib, "igs_cuda_set_device", lib.igs_cuda_set_device(dev.index))
+    with _on(lib, dev):
         return _bin(lib, _f32(means, dev), _f32(inv_scale, dev), int(height), int(width), int(tile))
 
 
@@ -338,8 +415,8 @@ def _forward(lib, m, th, s, c, height, width, tile, k, eps):
     dev, (n, ch) = m.device, c.shape
     table = _prepare(lib, m, th, s)
     offsets, indices = _bin(lib, m, s, height, width, tile)
-    image = torch.empty(height, width, ch, dtype=torch.float32, device=dev)
-    topk = torch.empty(height * width, k, dtype=torch.int32, device=dev)
+    image = _empty(height, width, ch, dtype=torch.float32, device=dev)
+    topk = _empty(height * width, k, dtype=torch.int32, device=dev)
     _check(lib, "igs_cuda_forward", lib.igs_cuda_forward(
         _ptr(table), _ptr(c), n, ch, height, width, tile, k, eps, _ptr(offsets), _ptr(indices),
         _ptr(image), _ptr(topk), _stream(dev)))
@@ -357,8 +434,7 @@ def render_with_selection(params: GaussianParams, height: int, width: int, tile:
     _check_shapes(params.means, params.theta, params.inv_scale, params.colour, height, width,
                   tile, k, eps)
     dev = _compute_device(params.colour)
-    with torch.cuda.device(dev):
-        _check(lib, "igs_cuda_set_device", lib.igs_cuda_set_device(dev.index))
+    with _on(lib, dev):
         m, th, s, c = (_f32(t, dev) for t in (params.means, params.theta, params.inv_scale, params.colour))
         return _forward(lib, m, th, s, c, int(height), int(width), int(tile), int(k), float(eps))
 
@@ -368,8 +444,7 @@ class _CudaRender(torch.autograd.Function):
     def forward(ctx, means, theta, inv_scale, colour, height, width, tile, k, eps):
         lib = _library()
         dev = _compute_device(colour)
-        with torch.cuda.device(dev):
-            _check(lib, "igs_cuda_set_device", lib.igs_cuda_set_device(dev.index))
+        with _on(lib, dev):
             m, th, s, c = (_f32(t, dev) for t in (means, theta, inv_scale, colour))
             image, topk, offsets, indices = _forward(lib, m, th, s, c, height, width, tile, k, eps)
         # Parameters go through save_for_backward so that an in-place edit before backward()
@@ -384,8 +459,7 @@ class _CudaRender(torch.autograd.Function):
         dev, topk, offsets, indices, height, width, tile, k, eps = ctx.cuda
         lib = _library()
         n, ch = colour.shape
-        with torch.cuda.device(dev):
-            _check(lib, "igs_cuda_set_device", lib.igs_cuda_set_device(dev.index))
+        with _on(lib, dev):
             m, th, s, c = (_f32(t, dev) for t in (means, theta, inv_scale, colour))
             g = _f32(grad_image, dev)
             table = _prepare(lib, m, th, s)  # bit-identical to the forward's: same inputs
@@ -409,6 +483,12 @@ class CudaRenderer:
 
     name = "cuda"
 
+    @property
+    def device(self) -> torch.device:
+        """Where the kernels compute (the current CUDA device; the CPU on the emulator): the
+        trainer keeps its tensors there."""
+        return _compute_device()
+
     def render(self, params: GaussianParams, height: int, width: int, tile: int = 16, k: int = 10,
                eps: float = 1e-7) -> torch.Tensor:
         _check_shapes(params.means, params.theta, params.inv_scale, params.colour, height, width,
@@ -418,5 +498,5 @@ class CudaRenderer:
                                  int(height), int(width), int(tile), int(k), float(eps))
 
 
-__all__ = ["CudaRenderer", "bin_tiles", "build_library", "compile_command", "cuda_available",
-           "cuda_unavailable_reason", "find_nvcc", "render_with_selection"]
+__all__ = ["CudaRenderer", "bin_tiles", "build_emulator", "build_library", "compile_command",
+           "cuda_available", "cuda_unavailable_reason", "emulated", "find_nvcc", "render_with_selection"]

@@ -127,8 +127,8 @@ extern "C" IGS_CUDA_API int igs_cuda_backward(const float* table, const float* c
         return IGS_CUDA_ERR_ARGUMENT;
     const int threads = threads_for(tile);
     const size_t shared = static_cast<size_t>(threads) * (sizeof(igs::Gaussian) + sizeof(int32_t));
-    backward_kernel<<<static_cast<unsigned>(tiles), threads, shared,
-                      static_cast<cudaStream_t>(stream)>>>(
+    IGS_LAUNCH(backward_kernel, static_cast<unsigned>(tiles), threads, shared,
+               static_cast<cudaStream_t>(stream))(
         reinterpret_cast<const igs::Gaussian*>(table), colour, channels, grid, tile_offsets,
         indices, k, eps, grad_out, image, topk, grad_means, grad_theta, grad_inv_scale,
         grad_colour);

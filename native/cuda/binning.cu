@@ -131,7 +131,7 @@ IGS_CUDA_API int igs_cuda_prepare(const float* means, const float* theta, const 
     if (n > kInt32Max) return IGS_CUDA_ERR_TOO_MANY;
     if (n == 0) return IGS_CUDA_OK;
     if (!means || !theta || !inv_scale || !table) return IGS_CUDA_ERR_ARGUMENT;
-    prepare_kernel<<<blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+    IGS_LAUNCH(prepare_kernel, blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(stream))(
         means, theta, inv_scale, n, reinterpret_cast<igs::Gaussian*>(table));
     return launch_status();
 }
@@ -165,7 +165,7 @@ IGS_CUDA_API int igs_cuda_bin_count(const float* means, const float* inv_scale, 
     if (e != cudaSuccess) return status_of(e);
     if (!workspace || workspace_bytes < c.used) return IGS_CUDA_ERR_WORKSPACE;
     const igs::TileGrid grid = igs::make_tile_grid(height, width, tile);
-    count_kernel<<<blocks_for(n + 1), kThreads, 0, st>>>(means, inv_scale, n, grid, counts);
+    IGS_LAUNCH(count_kernel, blocks_for(n + 1), kThreads, 0, st)(means, inv_scale, n, grid, counts);
     s = launch_status();
     if (s != IGS_CUDA_OK) return s;
     e = cub::DeviceScan::ExclusiveSum(temp, temp_bytes, counts, gaussian_offsets,
@@ -215,16 +215,16 @@ IGS_CUDA_API int igs_cuda_bin_fill(const float* means, const float* inv_scale, i
     if (e != cudaSuccess) return status_of(e);
     if (pairs > 0 && (!workspace || workspace_bytes < c.used)) return IGS_CUDA_ERR_WORKSPACE;
     if (pairs > 0) {
-        emit_kernel<<<blocks_for(n), kThreads, 0, st>>>(means, inv_scale, n, grid,
-                                                        gaussian_offsets, keys, values);
+        IGS_LAUNCH(emit_kernel, blocks_for(n), kThreads, 0, st)(means, inv_scale, n, grid,
+                                                                gaussian_offsets, keys, values);
         s = launch_status();
         if (s != IGS_CUDA_OK) return s;
         e = cub::DeviceRadixSort::SortPairs(temp, temp_bytes, keys, keys_sorted, values, indices,
                                             static_cast<int>(pairs), 0, key_bits(tiles), st);
         if (e != cudaSuccess) return status_of(e);
     }
-    ranges_kernel<<<blocks_for(pairs + 1), kThreads, 0, st>>>(keys_sorted, pairs, tiles,
-                                                              tile_offsets);
+    IGS_LAUNCH(ranges_kernel, blocks_for(pairs + 1), kThreads, 0, st)(keys_sorted, pairs,
+                                                                      tiles, tile_offsets);
     return launch_status();
 }
 

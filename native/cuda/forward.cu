@@ -77,8 +77,8 @@ extern "C" IGS_CUDA_API int igs_cuda_forward(const float* table, const float* co
     if (n > 0 && (!table || !colour || !indices)) return IGS_CUDA_ERR_ARGUMENT;
     const int threads = threads_for(tile);
     const size_t shared = static_cast<size_t>(threads) * sizeof(igs::Gaussian);
-    forward_kernel<<<static_cast<unsigned>(tiles), threads, shared,
-                     static_cast<cudaStream_t>(stream)>>>(
+    IGS_LAUNCH(forward_kernel, static_cast<unsigned>(tiles), threads, shared,
+               static_cast<cudaStream_t>(stream))(
         reinterpret_cast<const igs::Gaussian*>(table), colour, channels, grid, tile_offsets,
         indices, k, eps, image, topk);
     return launch_status();

@@ -3,7 +3,7 @@
 // and fast paths").
 #pragma once
 
-#include <cuda_runtime.h>
+#include <cuda_runtime.h>  // native/cuda/emu/cuda_runtime.h in the CPU emulator build
 
 #include <cstddef>
 #include <cstdint>
@@ -12,6 +12,18 @@
 #include "igs/gaussian.h"
 #include "igs/tiles.h"
 #include "igs_cuda.cuh"
+
+// kernel<<<blocks, threads, shared, stream>>>, spelled so that a host compiler can read it too:
+// the CPU emulator (native/cuda/emu, IGS_CUDA_EMULATOR) runs the same kernel sources.
+#if defined(__CUDACC__)
+#define IGS_LAUNCH(kernel, blocks, threads, shared, stream) \
+    kernel<<<blocks, threads, shared, stream>>>
+#elif defined(IGS_CUDA_EMULATOR)
+#define IGS_LAUNCH(kernel, blocks, threads, shared, stream) \
+    ::igs_emu::launch(kernel, blocks, threads, shared)
+#else
+#error "native/cuda builds with nvcc, or with a host compiler and -DIGS_CUDA_EMULATOR"
+#endif
 
 namespace igs {
 namespace cuda {

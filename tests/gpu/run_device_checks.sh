@@ -17,7 +17,11 @@
 #   * optional: pillow (real-material test), pybind11 + setuptools (CPU extension for the
 #     CPU comparisons; those tests skip without it).
 # Environment: PYTHON (default python3), IGS_WHEELS, IGS_CUDA_LIBRARY (a prebuilt
-# libigs_cuda.so, used when there is no nvcc), and $OUT: when set, logs are copied there.
+# libigs_cuda.so, used when there is no nvcc), IGS_BENCH_ARGS (bench/bench_cuda.py's
+# arguments), and $OUT: when set, logs are copied there.
+# IGS_CUDA_EMULATE=1 is a dry run without a GPU: the kernels run on the CPU emulator
+# (native/cuda/emu), no nvcc or CUDA torch needed; tests/test_cuda_emulated.py runs it in CI so
+# that the script itself cannot rot between the rare sessions that have a GPU.
 #
 # Run from anywhere, e.g. from the repo root:  bash tests/gpu/run_device_checks.sh
 set -euo pipefail
@@ -46,8 +50,11 @@ if command -v nvidia-smi >/dev/null; then
 else
     echo "nvidia-smi: not found"
 fi
+EMULATE="${IGS_CUDA_EMULATE:-0}"
 NVCC="$("$PY" -c 'from igs_tex.render.cuda import find_nvcc; print(find_nvcc() or "")' 2>/dev/null || true)"
-if [[ -n "$NVCC" ]]; then
+if [[ "$EMULATE" == 1 ]]; then
+    echo "IGS_CUDA_EMULATE=1: dry run on the CPU emulator, no GPU involved"
+elif [[ -n "$NVCC" ]]; then
     "$NVCC" --version | tail -n 2
 else
     echo "nvcc: not found"
@@ -71,7 +78,9 @@ if torch.version.cuda is None or not torch.cuda.is_available():
 print(f"device: {torch.cuda.get_device_name()} (sm_{''.join(map(str, torch.cuda.get_device_capability()))})")
 EOF
 }
-if ! torch_ok; then
+if [[ "$EMULATE" == 1 ]]; then
+    "$PY" -c 'import torch; print(f"torch {torch.__version__}")'
+elif ! torch_ok; then
     if [[ -n "${IGS_WHEELS:-}" && -d "$IGS_WHEELS" ]]; then
         stage "installing wheels from $IGS_WHEELS"
         "$PY" -m pip install --no-index --find-links "$IGS_WHEELS" torch numpy pytest pillow
@@ -84,7 +93,9 @@ fi
 "$PY" -c 'import numpy, pytest; print(f"numpy {numpy.__version__}, pytest {pytest.__version__}")'
 
 stage "building the CPU extension in the background (optional)"
-if "$PY" -c 'import pybind11, setuptools' 2>/dev/null; then
+if "$PY" -c 'import sys; from igs_tex.render.native import native_available as a; sys.exit(not a())' 2>/dev/null; then
+    echo "already built and loading"
+elif "$PY" -c 'import pybind11, setuptools' 2>/dev/null; then
     timeout 150 "$PY" setup.py -q build_ext --inplace >"$LOGS/native_build.log" 2>&1 &
     native_pid=$!
 else
@@ -98,6 +109,8 @@ from igs_tex.render import cuda
 t0 = time.perf_counter()
 if os.environ.get("IGS_CUDA_LIBRARY"):
     print("using prebuilt", os.environ["IGS_CUDA_LIBRARY"])
+elif cuda.emulated():
+    print("emulator:", cuda.build_emulator(), f"({time.perf_counter() - t0:.1f} s)")
 else:
     print("library:", cuda.build_library(), f"({time.perf_counter() - t0:.1f} s)")
 ok = cuda.cuda_available()
@@ -122,14 +135,16 @@ fi
 stage "tests/gpu/test_cuda.py"
 # --noconftest: tests/conftest.py imports Pillow, which this machine may lack; the GPU tests
 # need none of its fixtures.
-if ! IGS_REQUIRE_CUDA=1 timeout 180 "$PY" -m pytest -q -rs --noconftest -p no:cacheprovider \
+# The emulator runs the same tests about ten times slower than a GPU on a 2-core VM.
+if ! IGS_REQUIRE_CUDA=1 timeout "$([[ "$EMULATE" == 1 ]] && echo 600 || echo 180)" "$PY" -m pytest -q -rs --noconftest -p no:cacheprovider \
         --junitxml="$LOGS/test_cuda.xml" tests/gpu/test_cuda.py 2>&1 | tee "$LOGS/test_cuda.log"; then
     echo "ERROR: GPU tests failed" >&2
     status=1
 fi
 
 stage "benchmark"
-if ! timeout 130 "$PY" bench/bench_cuda.py --budget-s 25 2>&1 | tee "$LOGS/bench_cuda.md"; then
+# shellcheck disable=SC2086  # IGS_BENCH_ARGS is a list of words
+if ! timeout 130 "$PY" bench/bench_cuda.py ${IGS_BENCH_ARGS:---budget-s 25} 2>&1 | tee "$LOGS/bench_cuda.md"; then
     echo "WARNING: benchmark did not finish" >&2
 fi
 

@@ -10,6 +10,7 @@ tests/gpu/run_device_checks.sh) turns that skip into a failure.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,8 @@ from igs_tex.render.params import GaussianParams
 from igs_tex.render.tiles import build_tile_lists
 from igs_tex.render.torch_ref import TorchRenderer
 
-from conftest import params_on_texels
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: run with --noconftest
+from scenes import params_on_texels  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_CANDIDATES = [REPO.parent / "shared", REPO / "shared"]
@@ -29,7 +31,7 @@ SHARED = next((p for p in SHARED_CANDIDATES if (p / "golden").is_dir()), SHARED_
 GOLDEN = sorted((SHARED / "golden").glob("case_*.npz"))
 MATERIAL_DIRS = [SHARED / "materials", REPO / "assets"]
 FIELDS = ("means", "theta", "inv_scale", "colour")
-DEVICE = "cuda"  # one name, so the helpers can be dry-run against the CPU kernels
+DEVICE = "cpu" if igs_cuda.emulated() else "cuda"  # the emulator (IGS_CUDA_EMULATE=1) computes on the CPU
 
 AVAILABLE = igs_cuda.cuda_available()
 REASON = f"CUDA renderer unavailable: {igs_cuda.cuda_unavailable_reason()}"
