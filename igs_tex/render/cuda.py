@@ -174,10 +174,14 @@ def build_library(arch: str | None = None, build_dir: Path | str | None = None) 
     return lib
 
 
-def emulator_command(cxx: str, out: Path) -> list[str]:
-    return [cxx, *EMULATOR_FLAGS, "-I", str(EMULATOR_DIR), "-I", str(INCLUDE_DIR), "-I", str(CUDA_DIR),
-            "-x", "c++", *map(str, sources()), "-x", "none", str(EMULATOR_DIR / "emu_runtime.cpp"),
-            "-o", str(out)]
+def emulator_command(cxx: str, out: Path, native_dir: Path | None = None) -> list[str]:
+    """The one host-compiler line of the emulator build, over native_dir (default: this
+    checkout's native/; tests point it at altered copies to see the emulator catch bugs)."""
+    native = Path(native_dir) if native_dir else CUDA_DIR.parent
+    cuda_dir, emu_dir = native / "cuda", native / "cuda" / "emu"
+    return [cxx, *EMULATOR_FLAGS, "-I", str(emu_dir), "-I", str(native / "include"), "-I", str(cuda_dir),
+            "-x", "c++", *map(str, sorted(cuda_dir.glob("*.cu"))), "-x", "none",
+            str(emu_dir / "emu_runtime.cpp"), "-o", str(out)]
 
 
 def build_emulator(build_dir: Path | str | None = None) -> Path:
