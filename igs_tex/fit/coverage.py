@@ -38,7 +38,8 @@ def coverage(renderer, params: GaussianParams, height: int, width: int, tile: in
     the image's sum with respect to that colour is each Gaussian's total weight over the image,
     in texels.
     """
-    ones = torch.ones(params.means.shape[0], 1, dtype=params.means.dtype, requires_grad=True)
+    ones = torch.ones(params.means.shape[0], 1, dtype=params.means.dtype, device=params.means.device,
+                      requires_grad=True)
     p = GaussianParams(params.means.detach(), params.theta.detach(), params.inv_scale.detach(), ones)
     with torch.enable_grad():
         out = renderer.render(p, height, width, tile, k, eps)
@@ -60,7 +61,7 @@ def holes(texel_cover: torch.Tensor, error: torch.Tensor, tile: int) -> torch.Te
     # each tile's first entry.
     order = torch.argsort(-e, stable=True)
     order = order[torch.argsort(tid[order], stable=True)]
-    first = torch.ones(order.numel(), dtype=torch.bool)
+    first = torch.ones(order.numel(), dtype=torch.bool, device=order.device)
     first[1:] = tid[order][1:] != tid[order][:-1]
     return flat[order[first]]
 

@@ -1,4 +1,8 @@
-"""Where Gaussians are placed: gradient-magnitude initialisation and error-guided growth."""
+"""Where Gaussians are placed: gradient-magnitude initialisation and error-guided growth.
+
+Sampling always runs on the host with the fit's CPU generator, whatever device the fit runs on,
+so a seed picks the same texels from the same weights everywhere.
+"""
 from __future__ import annotations
 
 import torch
@@ -14,8 +18,10 @@ def gradient_magnitude(target: torch.Tensor) -> torch.Tensor:
 
 
 def sample_texels(weight: torch.Tensor, count: int, gen: torch.Generator) -> torch.Tensor:
-    """Draw `count` distinct texel indices (flat) with probability proportional to weight [H, W]."""
-    w = weight.flatten().to(torch.float64).clamp(min=0)
+    """Draw `count` distinct texel indices (flat, CPU) with probability proportional to weight
+    [H, W] (any device)."""
+    # To the host first, then widen: half the bytes cross the bus.
+    w = weight.detach().flatten().to("cpu").to(torch.float64).clamp(min=0)
     if float(w.sum()) <= 0:
         w = torch.ones_like(w)
     count = min(count, int((w > 0).sum()))
@@ -29,8 +35,8 @@ def new_gaussians(target: torch.Tensor, flat_idx: torch.Tensor, scale_px: float)
     x = flat_idx % w
     means = torch.stack([x.to(target.dtype) + 0.5, y.to(target.dtype) + 0.5], dim=1)
     n = flat_idx.shape[0]
-    theta = torch.zeros(n, dtype=target.dtype)
-    inv_scale = torch.full((n, 2), 1.0 / scale_px, dtype=target.dtype)
+    theta = torch.zeros(n, dtype=target.dtype, device=target.device)
+    inv_scale = torch.full((n, 2), 1.0 / scale_px, dtype=target.dtype, device=target.device)
     colour = target.reshape(-1, c)[flat_idx].clone()
     return means, theta, inv_scale, colour
 

@@ -5,7 +5,7 @@ make_loss() prepares the loss once per fit. With the native backend the whole lo
 their weighted gradient) is one C++ pass (native/cpu/ssim.h) against target statistics computed
 once: in PyTorch the loss and its autograd took about ten times longer than rendering on a
 2-core CPU. The torch path stays plain PyTorch end to end and is the definition tests hold the
-native one to.
+native one to, and runs on whatever device the target is on.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..report.metrics import ssim_map
+from ..report.metrics import _blur, _window
 
 
 def _channel_weights(channels: int, channel_weights) -> np.ndarray:
@@ -79,21 +79,54 @@ class NativeLoss:
         return _FusedLoss.apply(render, self)
 
 
+class _SsimTarget:
+    """The target's side of SSIM, prepared once: the window on the target's device and the
+    target's local means and variances, which do not change during a fit.
+
+    The same operations as report.metrics.ssim_map (tests hold them equal, bit for bit), which
+    makes its window on the CPU at every call and so cannot take a GPU image.
+    """
+
+    C1, C2 = 0.01 ** 2, 0.03 ** 2
+
+    def __init__(self, target: torch.Tensor):
+        self.w = _window(target.dtype).to(target.device)
+        # contiguous: convolutions on the permuted view run about 10x slower.
+        self.y = target.detach().permute(2, 0, 1)[None].contiguous()           # [1, C, H, W]
+        self.my = _blur(self.y, self.w)
+        self.syy = _blur(self.y * self.y, self.w) - self.my * self.my
+
+    def channel_ssim(self, render: torch.Tensor) -> torch.Tensor:
+        x = render.permute(2, 0, 1)[None].contiguous()
+        w, y, my = self.w, self.y, self.my
+        mx = _blur(x, w)
+        sxx = _blur(x * x, w) - mx * mx
+        sxy = _blur(x * y, w) - mx * my
+        s = (((2 * mx * my + self.C1) * (2 * sxy + self.C2))
+             / ((mx * mx + my * my + self.C1) * (sxx + self.syy + self.C2)))
+        return s[0].mean(dim=(1, 2))                                            # [C]
+
+
 def channel_ssim(render: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean SSIM per channel [C], differentiable with respect to render (PyTorch)."""
-    return ssim_map(render, target).mean(dim=(1, 2))
+    """Mean SSIM per channel [C], differentiable with respect to render (PyTorch, any device)."""
+    return _SsimTarget(target).channel_ssim(render)
+
+
+def _torch_loss(render: torch.Tensor, target: torch.Tensor, ssim: _SsimTarget, ssim_weight: float,
+                channel_weights: torch.Tensor | None, pixel_loss: str) -> torch.Tensor:
+    d = render - target
+    pixel = (d.abs() if pixel_loss == "l1" else d * d).mean(dim=(0, 1))   # [C]
+    dssim = 1.0 - ssim.channel_ssim(render)                                # [C]
+    per_channel = pixel + ssim_weight * dssim
+    if channel_weights is None:
+        return per_channel.mean()
+    return (per_channel * channel_weights).sum() / channel_weights.sum()
 
 
 def fit_loss(render: torch.Tensor, target: torch.Tensor, ssim_weight: float,
              channel_weights: torch.Tensor | None, pixel_loss: str = "l1") -> torch.Tensor:
     """The loss in plain PyTorch (the torch backend, and the reference for NativeLoss)."""
-    d = render - target
-    pixel = (d.abs() if pixel_loss == "l1" else d * d).mean(dim=(0, 1))   # [C]
-    dssim = 1.0 - channel_ssim(render, target)                             # [C]
-    per_channel = pixel + ssim_weight * dssim
-    if channel_weights is None:
-        return per_channel.mean()
-    return (per_channel * channel_weights).sum() / channel_weights.sum()
+    return _torch_loss(render, target, _SsimTarget(target), ssim_weight, channel_weights, pixel_loss)
 
 
 def make_loss(target: torch.Tensor, ssim_weight: float, channel_weights=None,
@@ -106,5 +139,8 @@ def make_loss(target: torch.Tensor, ssim_weight: float, channel_weights=None,
         raise ValueError(f"pixel_loss must be 'l1' or 'l2', got {pixel_loss!r}")
     if use_native and min(target.shape[:2]) >= 11:
         return NativeLoss(target, ssim_weight, channel_weights, pixel_loss)
-    cw = None if channel_weights is None else torch.tensor(channel_weights, dtype=target.dtype)
-    return lambda render: fit_loss(render, target, ssim_weight, cw, pixel_loss)
+    # The torch path runs on the target's device (a GPU fit keeps its loss there).
+    cw = (None if channel_weights is None
+          else torch.tensor(channel_weights, dtype=target.dtype, device=target.device))
+    ssim = _SsimTarget(target)
+    return lambda render: _torch_loss(render, target, ssim, ssim_weight, cw, pixel_loss)

@@ -3,6 +3,9 @@
 Gaussians added by growth start with empty moments; with a shared step counter their first
 bias-corrected updates would be about 3x the learning rate. Counting steps per row gives every
 Gaussian the textbook Adam warm-up, whenever it was born.
+
+All state lives on the device of the parameters; rows and values given from elsewhere (the
+host, where growth samples) are moved there.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ class RowAdam:
         self.eps = eps
         self.m = [torch.zeros_like(t) for t in tensors]
         self.v = [torch.zeros_like(t) for t in tensors]
-        self.t = torch.zeros(tensors[0].shape[0], dtype=torch.float64)
+        self.t = torch.zeros(tensors[0].shape[0], dtype=torch.float64, device=tensors[0].device)
 
     @torch.no_grad()
     def step(self) -> None:
@@ -40,8 +43,9 @@ class RowAdam:
     @torch.no_grad()
     def replace_rows(self, rows: torch.Tensor, values: list[torch.Tensor]) -> None:
         """Re-initialise the given rows in place (fresh moments, step 0)."""
+        rows = rows.to(self.t.device)
         for i, (p, v) in enumerate(zip(self.tensors, values)):
-            p[rows] = v.to(p.dtype)
+            p[rows] = v.to(device=p.device, dtype=p.dtype)
             self.m[i][rows] = 0
             self.v[i][rows] = 0
         self.t[rows] = 0
@@ -51,10 +55,11 @@ class RowAdam:
         """Grow every tensor by new rows (fresh moments, step 0); returns the new leaf tensors."""
         grown = []
         for i, (p, rows) in enumerate(zip(self.tensors, new_rows)):
-            q = torch.cat([p.detach(), rows.to(p.dtype)]).requires_grad_(True)
-            self.m[i] = torch.cat([self.m[i], torch.zeros_like(rows, dtype=p.dtype)])
-            self.v[i] = torch.cat([self.v[i], torch.zeros_like(rows, dtype=p.dtype)])
+            rows = rows.to(device=p.device, dtype=p.dtype)
+            q = torch.cat([p.detach(), rows]).requires_grad_(True)
+            self.m[i] = torch.cat([self.m[i], torch.zeros_like(rows)])
+            self.v[i] = torch.cat([self.v[i], torch.zeros_like(rows)])
             grown.append(q)
-        self.t = torch.cat([self.t, torch.zeros(new_rows[0].shape[0], dtype=torch.float64)])
+        self.t = torch.cat([self.t, self.t.new_zeros(new_rows[0].shape[0])])
         self.tensors = grown
         return grown

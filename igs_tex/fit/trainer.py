@@ -1,5 +1,11 @@
 """The training loop: init at N/2, Adam, grow by N/8 every 500 steps where the error is, then
-move the weakest Gaussians into any tile left without one (coverage.py)."""
+move the weakest Gaussians into any tile left without one (coverage.py).
+
+The fit runs on the renderer's device (`renderer.device`, the CPU when it has none): targets,
+parameters, optimiser state, loss and error maps stay there, so a GPU step reads back only the
+loss value (and the PSNR on logged steps). The random draws run on the host with the fit's CPU
+generator (init.py), so a seed means the same on every device; the result comes back on the CPU.
+"""
 from __future__ import annotations
 
 import math
@@ -65,12 +71,15 @@ class _Level:
     ratio at the switch.
     """
 
-    def __init__(self, target: torch.Tensor, factor: float, settings: FitSettings, use_native: bool):
-        self.target = target
+    def __init__(self, target: torch.Tensor, factor: float, settings: FitSettings, use_native: bool,
+                 device: torch.device):
+        self.target_cpu = target  # new Gaussians are sampled and coloured on the host
+        self.target = target.to(device)
+        self.device = device
         self.h, self.w = target.shape[:2]
         self.factor = factor  # base pixels per level pixel
-        self.wh = torch.tensor([float(self.w), float(self.h)])
-        self.loss = make_loss(target, settings.ssim_weight, settings.channel_weights, use_native,
+        self.wh = torch.tensor([float(self.w), float(self.h)], device=device)
+        self.loss = make_loss(self.target, settings.ssim_weight, settings.channel_weights, use_native,
                               settings.pixel_loss)
         # Largest radius (3 s) the whole image, smallest s a quarter texel: keeps tile lists
         # bounded. The cap on s is in base pixels.
@@ -92,8 +101,10 @@ def _coarse_target(target: torch.Tensor, min_side: int) -> tuple[torch.Tensor, f
 
 def _gaussians_at(level: _Level, texels: torch.Tensor, init_scale: float) -> list[torch.Tensor]:
     """New Gaussians on these texels (flat indices at the level) in the optimiser's units:
-    normalised means, inverse scales in 1/level-pixel. Init, growth and the hole repair share it."""
-    means, theta, inv_scale, colour = new_gaussians(level.target, texels, init_scale / level.factor)
+    normalised means, inverse scales in 1/level-pixel, on the level's device. Init, growth and
+    the hole repair share it."""
+    made = new_gaussians(level.target_cpu, texels.cpu(), init_scale / level.factor)
+    means, theta, inv_scale, colour = (t.to(level.device) for t in made)
     return [means / level.wh, theta, inv_scale, colour]
 
 
@@ -114,22 +125,26 @@ def _repair_holes(renderer, opt: RowAdam, level: _Level, settings: FitSettings,
 def _fit(target_np: np.ndarray, settings: FitSettings, renderer, progress: bool) -> FitResult:
     h, w, c = target_np.shape
     settings.validate(c)
-    # The loss follows the renderer: the torch backend stays pure PyTorch end to end.
-    use_native = getattr(renderer, "name", "") == "native"
+    device = torch.device(getattr(renderer, "device", None) or "cpu")
+    # The loss follows the renderer: the torch backend stays pure PyTorch end to end. The fused
+    # C++ loss reads host memory, so a fit on another device takes the torch loss there.
+    use_native = getattr(renderer, "name", "") == "native" and device.type == "cpu"
     gen = torch.Generator().manual_seed(settings.seed)
     torch.manual_seed(settings.seed)
     target = torch.from_numpy(np.ascontiguousarray(target_np, dtype=np.float32))
-    base = _Level(target, 1.0, settings, use_native)
+    base = _Level(target, 1.0, settings, use_native, device)
     coarse_steps = min(int(settings.steps * settings.coarse_fraction), settings.coarse_max_steps)
+    # Downsampled on the host: CPU and GPU fits start from the same coarse target.
     coarse = _coarse_target(target, settings.coarse_min_side) if coarse_steps > 0 else None
-    level = base if coarse is None else _Level(coarse[0], coarse[1], settings, use_native)
+    level = base if coarse is None else _Level(coarse[0], coarse[1], settings, use_native, device)
     if coarse is None:
         coarse_steps = 0
 
     n_total = settings.gaussians
     init_scale = settings.initial_scale(h, w)
     n0 = max(1, int(math.ceil(n_total * settings.init_fraction)))
-    first = _gaussians_at(level, initial_positions(level.target, n0, settings.grad_mix, gen), init_scale)
+    first = _gaussians_at(level, initial_positions(level.target_cpu, n0, settings.grad_mix, gen),
+                          init_scale)
     leaves = [t.clone().requires_grad_(True) for t in first]
     opt = RowAdam(leaves, [settings.lr_mean, settings.lr_theta, settings.lr_inv_scale, settings.lr_colour])
     grow_n = max(1, int(math.ceil(n_total * settings.grow_fraction)))
@@ -179,7 +194,7 @@ def _fit(target_np: np.ndarray, settings: FitSettings, renderer, progress: bool)
                 if level is not base:
                     with torch.no_grad():
                         full = renderer.render(base_params(), h, w, settings.tile, settings.k, settings.eps)
-                    history[step] = psnr(full, target)
+                    history[step] = psnr(full, base.target)
                 else:
                     history[step] = p
             log.append((step, loss_v, p))
@@ -202,5 +217,7 @@ def _fit(target_np: np.ndarray, settings: FitSettings, renderer, progress: bool)
         opt.tensors = best
         level = base
     final = base_params()
-    final = GaussianParams(*(t.contiguous() for t in (final.means, final.theta, final.inv_scale, final.colour)))
+    # Callers quantise and write files on the host.
+    final = GaussianParams(*(t.to("cpu").contiguous()
+                             for t in (final.means, final.theta, final.inv_scale, final.colour)))
     return FitResult(final, history, loss_v, time.perf_counter() - t0, getattr(renderer, "name", "?"), log)
