@@ -12,6 +12,10 @@ work). Rows:
     an extrapolation, marked '~', when --budget-s ran out first;
   * cuda and native CPU at --cpu-size with the counts scaled to the same Gaussians per texel,
     so per-texel cost is comparable (native: median of --cpu-steps steps, 1000 extrapolated).
+With --bake-only, instead: one `igs-tex bake --device cuda` (pipeline.bake_material) of a real
+material (--bake-material, default walnut_wood) resized to --bake-size (2048: the shared
+materials are 1024^2, so this is a 2x Lanczos upscale, with 8 channels as shipped) for
+--bake-steps steps at --bake-bppc, timed end to end (load, fit, quantise, colour solve, write).
 """
 from __future__ import annotations
 
@@ -20,7 +24,9 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -104,6 +110,32 @@ def row(backend, device_name, size, channels, n, fwd, bwd, total_s, done, steps)
             f"| {step:.2f} | {total} | {ns_texel:.2f} |")
 
 
+def default_material() -> Path:
+    root = Path(__file__).resolve().parent.parent
+    shared = root.parent / "shared" / "materials" / "walnut_wood"
+    return shared if shared.is_dir() else root / "assets" / "walnut_wood"
+
+
+def bake_row(material: Path, size: int, steps: int, bppc: float) -> None:
+    from PIL import Image
+
+    from igs_tex.pipeline import bake_material
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / material.name
+        src.mkdir()
+        for f in sorted(material.glob("*.png")):
+            with Image.open(f) as im:
+                im.resize((size, size), Image.LANCZOS).save(src / f.name)
+        t0 = time.perf_counter()
+        summary = bake_material(src, Path(tmp) / "out", bppc=bppc, steps=steps, backend="cuda",
+                                progress=False)
+        wall = time.perf_counter() - t0
+    psnr = summary["metrics"]["all"]["psnr"]
+    channels = len(summary["channels"])
+    print(f"| bake (cuda) | {material.name} {size}x{size} | {channels} | {summary['gaussians']} "
+          f"| {steps} | {summary['fit_seconds']:.1f} | {wall:.1f} | {psnr:.2f} |")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=2048)
@@ -114,6 +146,11 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--cpu-size", type=int, default=512)
     ap.add_argument("--cpu-steps", type=int, default=10)
+    ap.add_argument("--bake-only", action="store_true", help="only the real-material bake row")
+    ap.add_argument("--bake-material", type=Path, default=default_material())
+    ap.add_argument("--bake-size", type=int, default=2048)
+    ap.add_argument("--bake-steps", type=int, default=5000)
+    ap.add_argument("--bake-bppc", type=float, default=0.059)
     args = ap.parse_args()
 
     if not cuda_available():
@@ -121,6 +158,13 @@ def main() -> int:
         return 2
     gpu = "CPU emulator (timings meaningless)" if emulated() else torch.cuda.get_device_name()
     cpu = f"{platform.processor() or platform.machine()} x{os.cpu_count()}"
+    if args.bake_only:
+        print(f"torch {torch.__version__} (CUDA {torch.version.cuda}), GPU {gpu}, CPU {cpu}")
+        print()
+        print("| run | material | C | N | steps | fit s | total s | PSNR all (dB, decoded .igs) |")
+        print("|---|---|---|---|---|---|---|---|")
+        bake_row(args.bake_material, args.bake_size, args.bake_steps, args.bake_bppc)
+        return 0
     print(f"torch {torch.__version__} (CUDA {torch.version.cuda}), GPU {gpu}, CPU {cpu}; "
           "scales 2-8 px, tile 16, K 10; step = render + backward")
     print()

@@ -20,6 +20,7 @@ from .fit.colour_solve import solve_colours
 from .igsfile import build_igs, write_igs
 from .material import load_material
 from .render.decode import decode_stack
+from .render.native import native_available
 from .report.metrics import group_metrics
 
 
@@ -51,7 +52,8 @@ def bake_material(src: Path, out_dir: Path, *, bppc: float | None = None, kib: f
     project bake can tell the output is up to date.
     tile: texels per tile side; None picks it from the budget (fit/settings.py auto_tile).
     colour_solve: after training, replace the colours with the least-squares ones for the
-    quantised geometry (fit/colour_solve.py; native backend only, it reads the native top-K).
+    quantised geometry (fit/colour_solve.py, on the CPU: it reads the native top-K). Native
+    and cuda bakes (when the C++ extension is built); the torch backend stays pure PyTorch.
     """
     t_start = time.perf_counter()
     stack = load_material(src)
@@ -80,7 +82,7 @@ def bake_material(src: Path, out_dir: Path, *, bppc: float | None = None, kib: f
                     stack.value_range, metadata, tile=tile, k=k, eps=settings.eps)
     # Quality is measured on what ships: dequantised parameters and the stored tile index.
     decoded = decode_stack(igs)
-    if colour_solve and fit.backend == "native":
+    if colour_solve and (fit.backend == "native" or (fit.backend == "cuda" and native_available())):
         # Colours re-solved on the geometry as it ships (dequantised, with the stored lists);
         # quantising the same float geometry again gives the same words and tile lists. Kept
         # only if the decoded file is closer to the target: quantisation has the last word.

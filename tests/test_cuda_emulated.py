@@ -36,7 +36,8 @@ def emulator_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 def test_device_checks_dry_run(tmp_path):
     out = tmp_path / "out"
     env = emulator_env(tmp_path, OUT=str(out), IGS_BENCH_ARGS=(
-        "--size 96 --counts 60 --steps 3 --reps 1 --cpu-size 48 --cpu-steps 1 --budget-s 5"))
+        "--size 96 --counts 60 --steps 3 --reps 1 --cpu-size 48 --cpu-steps 1 --budget-s 5"),
+        IGS_BAKE_ARGS="--bake-size 48 --bake-steps 20 --bake-bppc 0.5")
     proc = subprocess.run(["bash", str(REPO / "tests" / "gpu" / "run_device_checks.sh")], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=1500)
     log = proc.stdout + proc.stderr
@@ -50,6 +51,8 @@ def test_device_checks_dry_run(tmp_path):
     assert {"test_large_against_native", "test_real_material_against_torch_reference"} <= names
     bench = (out / "bench_cuda.md").read_text()
     assert bench.count("| cuda | CPU emulator") == 2 and "| native |" in bench, bench
+    bake = (out / "bake_cuda.md").read_text().splitlines()[-1].split("|")
+    assert bake[1].strip() == "bake (cuda)" and bake[5].strip() == "20" and float(bake[8]) > 15, bake
 
 
 # (file under native/, text, replacement, what the failure output must contain or None)

@@ -4,7 +4,8 @@
 #   2. build the CUDA library (nvcc, cached in build/cuda) and, in parallel, the CPU extension;
 #   3. run tests/gpu/test_cuda.py (forward to 1e-5, gradients to 1e-4 against the golden
 #      renders, the float64 torch reference and the CPU kernels, on random and real inputs);
-#   4. print the benchmark table of bench/bench_cuda.py.
+#   4. print the benchmark table of bench/bench_cuda.py;
+#   5. time a 5000-step `--device cuda` bake of a real material at 2048^2 (bench_cuda --bake-only).
 # Every stage has a time limit; the whole run stays under 8 minutes. Exit status: 0 when the
 # build and every test passed (the benchmark is informational), non-zero otherwise.
 #
@@ -18,7 +19,7 @@
 #     CPU comparisons; those tests skip without it).
 # Environment: PYTHON (default python3), IGS_WHEELS, IGS_CUDA_LIBRARY (a prebuilt
 # libigs_cuda.so, used when there is no nvcc), IGS_BENCH_ARGS (bench/bench_cuda.py's
-# arguments), and $OUT: when set, logs are copied there.
+# arguments), IGS_BAKE_ARGS (its --bake-only arguments), and $OUT: when set, logs are copied there.
 # IGS_CUDA_EMULATE=1 is a dry run without a GPU: the kernels run on the CPU emulator
 # (native/cuda/emu), no nvcc or CUDA torch needed; tests/test_cuda_emulated.py runs it in CI so
 # that the script itself cannot rot between the rare sessions that have a GPU.
@@ -146,6 +147,12 @@ stage "benchmark"
 # shellcheck disable=SC2086  # IGS_BENCH_ARGS is a list of words
 if ! timeout 130 "$PY" bench/bench_cuda.py ${IGS_BENCH_ARGS:---budget-s 25} 2>&1 | tee "$LOGS/bench_cuda.md"; then
     echo "WARNING: benchmark did not finish" >&2
+fi
+
+stage "bake on the device"
+# shellcheck disable=SC2086
+if ! timeout 200 "$PY" bench/bench_cuda.py --bake-only ${IGS_BAKE_ARGS:-} 2>&1 | tee "$LOGS/bake_cuda.md"; then
+    echo "WARNING: the bake did not finish" >&2
 fi
 
 stage "done: exit status $status, ${SECONDS}s in total"

@@ -302,7 +302,8 @@ def test_bake_on_device_decodes_on_cpu(tmp_path):
     """`--device cuda` end to end on a real crop: the .igs written from a CUDA fit decodes with
     the CPU reference to what the CUDA renderer draws from the file's own parameters, its tile
     index is what the CUDA binning builds, and it is about as close to the target as the same
-    bake on the torch reference."""
+    bake on the torch reference (colour-solved when the CPU extension is built, which the
+    torch bake never is)."""
     Image = pytest.importorskip("PIL.Image")
     from baking import bake_crop
 
@@ -331,7 +332,7 @@ def test_bake_on_device_decodes_on_cpu(tmp_path):
 
     got, want = psnr(igs), psnr(ref)
     print(f"PSNR cuda {got:.2f} dB, torch {want:.2f} dB")
-    assert got > 20.0 and abs(got - want) < 1.0, (got, want)
+    assert got > 20.0 and want - 0.5 < got < want + 1.5, (got, want)
 
 
 # ---------------------------------------------------------------------------------------------
