@@ -5,6 +5,9 @@
 // whole chunk at its texel centre and pushes it into its own top-K. This is, call for call,
 // igs::select_texel + igs::blend (native/include/igs/texel.h), which is what the CPU
 // "simple" path runs; only the staging differs.
+//
+// The top-K is igs::TopKFixed<K> (registers) for the K of kFixedK, else igs::TopKSorted
+// (local memory); both make the same comparisons, so the choice changes no result.
 #include "igs/texel.h"
 #include "launch.cuh"
 
@@ -12,6 +15,20 @@ namespace igs {
 namespace cuda {
 namespace {
 
+// One kernel instance per K up to here; above it the run-time K version. 16 keeps the top-K's
+// 32 registers inside the 64 a thread may use at 1024 threads a block.
+constexpr int kFixedK = 16;
+
+template <int K>
+struct Selection {
+    using type = TopKFixed<K>;
+};
+template <>
+struct Selection<0> {
+    using type = TopKSorted;
+};
+
+template <int K>
 __global__ void __launch_bounds__(1024)
 forward_kernel(const Gaussian* __restrict__ table, const float* __restrict__ colour,
                int channels, TileGrid grid, const int64_t* __restrict__ tile_offsets,
@@ -25,7 +42,7 @@ forward_kernel(const Gaussian* __restrict__ table, const float* __restrict__ col
     const int32_t* list = tile_indices + start;
     const int L = static_cast<int>(tile_offsets[t + 1] - start);
 
-    TopKSorted top;
+    typename Selection<K>::type top;
     top.reset(k);
     for (int base = 0; base < L; base += blockDim.x) {
         const int m = min(static_cast<int>(blockDim.x), L - base);
@@ -39,10 +56,18 @@ forward_kernel(const Gaussian* __restrict__ table, const float* __restrict__ col
     }
     if (!ts.inside) return;  // no barrier follows
 
-    int32_t idx[kMaxK];
-    for (int q = 0; q < top.n; ++q) idx[q] = list[top.idx[q]];
+    // Copied out under constant indices, so a register top-K stays in registers.
+    int32_t idx[decltype(top)::kCapacity];
+    float g[decltype(top)::kCapacity];
+#pragma unroll
+    for (int q = 0; q < decltype(top)::kCapacity; ++q) {
+        if (q < top.n) {
+            g[q] = top.g[q];
+            idx[q] = list[top.idx[q]];
+        }
+    }
     const int64_t texel = static_cast<int64_t>(ts.y) * grid.width + ts.x;
-    blend(top.n, idx, top.g, colour, channels, eps, image + texel * channels);
+    blend(top.n, idx, g, colour, channels, eps, image + texel * channels);
 
     // Saved ascending (the CPU selection_topk layout) so the backward can walk the tile list
     // and its selection together in one pass.
@@ -54,6 +79,37 @@ forward_kernel(const Gaussian* __restrict__ table, const float* __restrict__ col
     }
     int32_t* row = topk + texel * k;
     for (int q = 0; q < k; ++q) row[q] = q < top.n ? idx[q] : -1;
+}
+
+struct ForwardArgs {
+    const Gaussian* table;
+    const float* colour;
+    int channels;
+    TileGrid grid;
+    const int64_t* tile_offsets;
+    const int32_t* indices;
+    int k;
+    float eps;
+    float* image;
+    int32_t* topk;
+};
+
+template <int K>
+int launch_forward(const ForwardArgs& a, unsigned tiles, int threads, size_t shared,
+                   cudaStream_t stream) {
+    IGS_LAUNCH(forward_kernel<K>, tiles, threads, shared, stream)(
+        a.table, a.colour, a.channels, a.grid, a.tile_offsets, a.indices, a.k, a.eps, a.image,
+        a.topk);
+    return launch_status();
+}
+
+// launch_forward<k> for k <= kFixedK, the run-time version (K = 0) above.
+template <int K>
+int dispatch_forward(const ForwardArgs& a, unsigned tiles, int threads, size_t shared,
+                     cudaStream_t stream) {
+    if (a.k == K) return launch_forward<K>(a, tiles, threads, shared, stream);
+    if constexpr (K < kFixedK) return dispatch_forward<K + 1>(a, tiles, threads, shared, stream);
+    return launch_forward<0>(a, tiles, threads, shared, stream);
 }
 
 }  // namespace
@@ -77,9 +133,8 @@ extern "C" IGS_CUDA_API int igs_cuda_forward(const float* table, const float* co
     if (n > 0 && (!table || !colour || !indices)) return IGS_CUDA_ERR_ARGUMENT;
     const int threads = threads_for(tile);
     const size_t shared = static_cast<size_t>(threads) * sizeof(igs::Gaussian);
-    IGS_LAUNCH(forward_kernel, static_cast<unsigned>(tiles), threads, shared,
-               static_cast<cudaStream_t>(stream))(
-        reinterpret_cast<const igs::Gaussian*>(table), colour, channels, grid, tile_offsets,
-        indices, k, eps, image, topk);
-    return launch_status();
+    const ForwardArgs args{reinterpret_cast<const igs::Gaussian*>(table), colour, channels, grid,
+                           tile_offsets, indices, k, eps, image, topk};
+    return dispatch_forward<1>(args, static_cast<unsigned>(tiles), threads, shared,
+                               static_cast<cudaStream_t>(stream));
 }
