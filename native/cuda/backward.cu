@@ -57,6 +57,9 @@ backward_kernel(const Gaussian* __restrict__ table, const float* __restrict__ co
     }
 
     int cursor = 0;  // next entry of idx[] not yet matched against the list
+    // idx[cursor] in a register: the arrays live in local memory, and this is compared at every
+    // list entry while the cursor moves only n <= K times. List indices are >= 0.
+    int32_t want = n > 0 ? idx[0] : -1;
     for (int base = 0; base < L; base += blockDim.x) {
         const int m = min(static_cast<int>(blockDim.x), L - base);
         __syncthreads();
@@ -68,7 +71,7 @@ backward_kernel(const Gaussian* __restrict__ table, const float* __restrict__ co
         __syncthreads();
         for (int q = 0; q < m; ++q) {
             const int32_t gi = chunk_id[q];
-            const bool mine = cursor < n && idx[cursor] == gi;
+            const bool mine = want == gi;
             if (!__any_sync(kFullMask, mine)) continue;  // warp-uniform
             const Gaussian gs = chunk[q];
             GeomMoments mo = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
@@ -77,6 +80,7 @@ backward_kernel(const Gaussian* __restrict__ table, const float* __restrict__ co
                 texel_geom_backward(gs, px, py, G[cursor], dLdG[cursor], mo);
                 wk = w[cursor];
                 ++cursor;
+                want = cursor < n ? idx[cursor] : -1;
             }
             mo.su = warp_sum(mo.su);
             mo.sv = warp_sum(mo.sv);
