@@ -6,6 +6,9 @@
 2. The emulator is shown to fail on kernel bugs: altered copies of native/ (a missing barrier,
    a short warp reduction, lanes leaving before a warp shuffle, blocks that are not whole
    warps, unwritten tile offsets) must make that suite fail, and the unaltered copy must pass.
+3. The emulator built with AddressSanitizer, what compute-sanitizer's memcheck is on a GPU:
+   the kernels read and write no byte outside their buffers (device buffers are torch's host
+   allocations here), and a one-past-the-row write is reported.
 """
 from __future__ import annotations
 
@@ -71,30 +74,67 @@ MUTANTS = {
                       "not a multiple of 32"),
     "tile_ranges_off_by_one": ("cuda/binning.cu", "for (int64_t t = before + 1; t <= here; ++t)",
                                "for (int64_t t = before + 1; t < here; ++t)", None),
+    # the barrier before a block restages the chunk others may still be reading
+    "missing_reuse_barrier": ("cuda/forward.cu",
+                              "__syncthreads();  // the previous chunk is no longer being read", "", None),
 }
+
+ASAN_MUTANT = ("cuda/forward.cu", "for (int q = 0; q < k; ++q) row[q]", "for (int q = 0; q <= k; ++q) row[q]")
+
+
+@pytest.mark.parametrize("name", ["clean", "topk_row_overflow"])
+def test_kernels_under_address_sanitizer(tmp_path, name):
+    runtime = subprocess.run([CXX, "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
+    assert os.path.isabs(runtime) and os.path.exists(runtime), f"{CXX} has no libasan ({runtime!r})"
+    lib = build_variant(tmp_path, ASAN_MUTANT if name != "clean" else None,
+                        extra=("-fsanitize=address", "-fno-omit-frame-pointer", "-g", "-O1"))
+    logs = tmp_path / "asan"
+    # Python itself is not instrumented: the runtime is preloaded, leak checks are off (the
+    # interpreter's own allocations are not ours), reports go to files pytest cannot swallow.
+    proc = run_subset(tmp_path, lib, LD_PRELOAD=runtime,
+                      ASAN_OPTIONS=f"detect_leaks=0:log_path={logs}")
+    reports = "".join(p.read_text() for p in tmp_path.glob("asan*"))
+    if name == "clean":
+        assert proc.returncode == 0 and "ERROR: AddressSanitizer" not in reports, (
+            reports[-3000:] + proc.stdout[-2000:])
+    else:
+        assert proc.returncode != 0
+        assert "heap-buffer-overflow" in reports and "forward_kernel" in reports, reports[-3000:]
+
+
+CXX = os.environ.get("CXX") or "g++"
+SUBSET = "tile_lists_equal_python or forward_random or gradients_random or tile_sizes or several_chunks"
+
+
+def build_variant(tmp_path: Path, mutant, extra=()) -> Path:
+    """The emulator library from a copy of native/ with `mutant` (file, old, new, ...) applied."""
+    native = tmp_path / "native"
+    for part in ("include", "cuda"):
+        shutil.copytree(REPO / "native" / part, native / part)
+    if mutant:
+        rel, old, new = mutant[:3]
+        path = native / rel
+        text = path.read_text()
+        assert text.count(old) == 1, f"{rel} changed: update the mutant {old!r}"
+        path.write_text(text.replace(old, new))
+    lib = tmp_path / "libigs_cuda_emu.so"
+    build = subprocess.run(igs_cuda.emulator_command(CXX, lib, native, tuple(extra)),
+                           capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[-3000:]
+    return lib
+
+
+def run_subset(tmp_path: Path, lib: Path, **extra_env: str) -> subprocess.CompletedProcess:
+    env = emulator_env(tmp_path, IGS_CUDA_LIBRARY=str(lib), IGS_REQUIRE_CUDA="1", **extra_env)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "--noconftest", "-p", "no:cacheprovider", str(GPU_TESTS),
+         "-k", SUBSET], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
 
 
 @pytest.mark.parametrize("name", list(MUTANTS))
 def test_emulator_catches_kernel_bugs(tmp_path, name):
-    native = tmp_path / "native"
-    for part in ("include", "cuda"):
-        shutil.copytree(REPO / "native" / part, native / part)
     mutant = MUTANTS[name]
-    if mutant:
-        rel, old, new, _ = mutant
-        path = native / rel
-        text = path.read_text()
-        assert text.count(old) == 1, f"{rel} changed: update the mutant {name!r}"
-        path.write_text(text.replace(old, new))
-    lib = tmp_path / "libigs_cuda_emu.so"
-    cxx = os.environ.get("CXX") or "g++"
-    build = subprocess.run(igs_cuda.emulator_command(cxx, lib, native), capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr[-3000:]
-    env = emulator_env(tmp_path, IGS_CUDA_LIBRARY=str(lib), IGS_REQUIRE_CUDA="1")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "--noconftest", "-p", "no:cacheprovider", str(GPU_TESTS),
-         "-k", "tile_lists_equal_python or forward_random or gradients_random or tile_sizes"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    proc = run_subset(tmp_path, build_variant(tmp_path, mutant))
     log = proc.stdout + proc.stderr
     if mutant is None:
         assert proc.returncode == 0, log[-4000:]

@@ -174,12 +174,14 @@ def build_library(arch: str | None = None, build_dir: Path | str | None = None) 
     return lib
 
 
-def emulator_command(cxx: str, out: Path, native_dir: Path | None = None) -> list[str]:
+def emulator_command(cxx: str, out: Path, native_dir: Path | None = None,
+                     extra: tuple[str, ...] = ()) -> list[str]:
     """The one host-compiler line of the emulator build, over native_dir (default: this
-    checkout's native/; tests point it at altered copies to see the emulator catch bugs)."""
+    checkout's native/; tests point it at altered copies to see the emulator catch bugs), with
+    extra flags after the defaults (tests add AddressSanitizer)."""
     native = Path(native_dir) if native_dir else CUDA_DIR.parent
     cuda_dir, emu_dir = native / "cuda", native / "cuda" / "emu"
-    return [cxx, *EMULATOR_FLAGS, "-I", str(emu_dir), "-I", str(native / "include"), "-I", str(cuda_dir),
+    return [cxx, *EMULATOR_FLAGS, *extra, "-I", str(emu_dir), "-I", str(native / "include"), "-I", str(cuda_dir),
             "-x", "c++", *map(str, sorted(cuda_dir.glob("*.cu"))), "-x", "none",
             str(emu_dir / "emu_runtime.cpp"), "-o", str(out)]
 
