@@ -237,6 +237,20 @@ void warp_wait_or_release(WarpState& w) {
     for (unsigned l = 0; l < 32; ++l) g_block.fibers[first + l].wait = Wait::Running;
 }
 
+float* inputs(WarpState& w, float) { return w.f_in; }
+int* inputs(WarpState& w, int) { return w.i_in; }
+const float* outputs(const WarpState& w, float) { return w.f_out; }
+const int* outputs(const WarpState& w, int) { return w.i_out; }
+
+template <class T>
+T warp_exchange(unsigned mask, WarpOp op, unsigned delta, T value) {
+    WarpState& w = warp_arrive(mask, op, delta);
+    const unsigned lane = me().index % 32;
+    inputs(w, value)[lane] = value;
+    warp_wait_or_release(w);
+    return outputs(w, value)[lane];
+}
+
 }  // namespace
 
 dim3 thread_idx() {
@@ -260,27 +274,15 @@ void sync_threads() {
 }
 
 int any_sync(unsigned mask, int predicate) {
-    WarpState& w = warp_arrive(mask, WarpOp::Any, 0);
-    const unsigned lane = me().index % 32;
-    w.i_in[lane] = predicate;
-    warp_wait_or_release(w);
-    return w.i_out[lane];
+    return warp_exchange(mask, WarpOp::Any, 0, predicate);
 }
 
 float shfl_down_sync(unsigned mask, float value, unsigned delta) {
-    WarpState& w = warp_arrive(mask, WarpOp::ShflFloat, delta);
-    const unsigned lane = me().index % 32;
-    w.f_in[lane] = value;
-    warp_wait_or_release(w);
-    return w.f_out[lane];
+    return warp_exchange(mask, WarpOp::ShflFloat, delta, value);
 }
 
 int shfl_down_sync(unsigned mask, int value, unsigned delta) {
-    WarpState& w = warp_arrive(mask, WarpOp::ShflInt, delta);
-    const unsigned lane = me().index % 32;
-    w.i_in[lane] = value;
-    warp_wait_or_release(w);
-    return w.i_out[lane];
+    return warp_exchange(mask, WarpOp::ShflInt, delta, value);
 }
 
 void set_last_error(int error) {
