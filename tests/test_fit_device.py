@@ -188,15 +188,15 @@ def test_native_renderer_off_the_host_takes_the_torch_loss(monkeypatch, crop):
 
 
 def test_the_fake_device_catches_mixing():
-    # The harness has teeth: report.metrics.ssim_map builds its window on the host, which is
-    # why the training loss prepares its own on the target's device.
+    # The harness has teeth: a host tensor meeting a device one raises, as on CUDA (the
+    # SSIM window was made on the host once, before the loss built it on the target's device).
     a = torch.rand(16, 16, 2)
     with FakeFactories(), FakeDevice():
         x, y = a.to(FAKE), (a * 0.5).to(FAKE)
         with pytest.raises(DeviceMix):
-            ssim_map(x, y)
-        with pytest.raises(DeviceMix):
             x + a
+        with pytest.raises(DeviceMix):
+            torch.nn.functional.conv2d(x.permute(2, 0, 1)[None], torch.ones(2, 1, 1, 3), groups=2)
         got = channel_ssim(x, y)
         assert isinstance(got, OnFake)
         got = got.to("cpu")

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..report.metrics import _blur, _window
+from ..report.metrics import SsimAgainst
 
 
 def _channel_weights(channels: int, channel_weights) -> np.ndarray:
@@ -79,44 +79,16 @@ class NativeLoss:
         return _FusedLoss.apply(render, self)
 
 
-class _SsimTarget:
-    """The target's side of SSIM, prepared once: the window on the target's device and the
-    target's local means and variances, which do not change during a fit.
-
-    The same operations as report.metrics.ssim_map (tests hold them equal, bit for bit), which
-    makes its window on the CPU at every call and so cannot take a GPU image.
-    """
-
-    C1, C2 = 0.01 ** 2, 0.03 ** 2
-
-    def __init__(self, target: torch.Tensor):
-        self.w = _window(target.dtype).to(target.device)
-        # contiguous: convolutions on the permuted view run about 10x slower.
-        self.y = target.detach().permute(2, 0, 1)[None].contiguous()           # [1, C, H, W]
-        self.my = _blur(self.y, self.w)
-        self.syy = _blur(self.y * self.y, self.w) - self.my * self.my
-
-    def channel_ssim(self, render: torch.Tensor) -> torch.Tensor:
-        x = render.permute(2, 0, 1)[None].contiguous()
-        w, y, my = self.w, self.y, self.my
-        mx = _blur(x, w)
-        sxx = _blur(x * x, w) - mx * mx
-        sxy = _blur(x * y, w) - mx * my
-        s = (((2 * mx * my + self.C1) * (2 * sxy + self.C2))
-             / ((mx * mx + my * my + self.C1) * (sxx + self.syy + self.C2)))
-        return s[0].mean(dim=(1, 2))                                            # [C]
-
-
 def channel_ssim(render: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean SSIM per channel [C], differentiable with respect to render (PyTorch, any device)."""
-    return _SsimTarget(target).channel_ssim(render)
+    return SsimAgainst(target).map(render).mean(dim=(1, 2))
 
 
-def _torch_loss(render: torch.Tensor, target: torch.Tensor, ssim: _SsimTarget, ssim_weight: float,
+def _torch_loss(render: torch.Tensor, target: torch.Tensor, ssim: SsimAgainst, ssim_weight: float,
                 channel_weights: torch.Tensor | None, pixel_loss: str) -> torch.Tensor:
     d = render - target
     pixel = (d.abs() if pixel_loss == "l1" else d * d).mean(dim=(0, 1))   # [C]
-    dssim = 1.0 - ssim.channel_ssim(render)                                # [C]
+    dssim = 1.0 - ssim.map(render).mean(dim=(1, 2))                        # [C]
     per_channel = pixel + ssim_weight * dssim
     if channel_weights is None:
         return per_channel.mean()
@@ -126,7 +98,7 @@ def _torch_loss(render: torch.Tensor, target: torch.Tensor, ssim: _SsimTarget, s
 def fit_loss(render: torch.Tensor, target: torch.Tensor, ssim_weight: float,
              channel_weights: torch.Tensor | None, pixel_loss: str = "l1") -> torch.Tensor:
     """The loss in plain PyTorch (the torch backend, and the reference for NativeLoss)."""
-    return _torch_loss(render, target, _SsimTarget(target), ssim_weight, channel_weights, pixel_loss)
+    return _torch_loss(render, target, SsimAgainst(target), ssim_weight, channel_weights, pixel_loss)
 
 
 def make_loss(target: torch.Tensor, ssim_weight: float, channel_weights=None,
@@ -142,5 +114,5 @@ def make_loss(target: torch.Tensor, ssim_weight: float, channel_weights=None,
     # The torch path runs on the target's device (a GPU fit keeps its loss there).
     cw = (None if channel_weights is None
           else torch.tensor(channel_weights, dtype=target.dtype, device=target.device))
-    ssim = _SsimTarget(target)
+    ssim = SsimAgainst(target)
     return lambda render: _torch_loss(render, target, ssim, ssim_weight, cw, pixel_loss)

@@ -28,19 +28,35 @@ def _blur(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return F.conv2d(x, w.view(1, 1, -1, 1).expand(c, 1, _WINDOW, 1), groups=c)
 
 
+class SsimAgainst:
+    """SSIM of images against one fixed [H, W, C] image b: the window (on b's device) and b's
+    local means and variances are prepared once. The fitter's loss keeps one per fit, on the
+    device it trains on."""
+
+    C1, C2 = 0.01 ** 2, 0.03 ** 2
+
+    def __init__(self, b: torch.Tensor):
+        self.w = _window(b.dtype).to(b.device)
+        # contiguous: convolutions on the permuted view run about 10x slower.
+        self.y = b.permute(2, 0, 1)[None].contiguous()
+        self.my = _blur(self.y, self.w)
+        self.syy = _blur(self.y * self.y, self.w) - self.my * self.my
+
+    def map(self, a: torch.Tensor) -> torch.Tensor:
+        """Per-channel SSIM maps [C, H-10, W-10] of a against b (differentiable in a)."""
+        x = a.permute(2, 0, 1)[None].contiguous()
+        w, y, my = self.w, self.y, self.my
+        mx = _blur(x, w)
+        sxx = _blur(x * x, w) - mx * mx
+        sxy = _blur(x * y, w) - mx * my
+        s = (((2 * mx * my + self.C1) * (2 * sxy + self.C2))
+             / ((mx * mx + my * my + self.C1) * (sxx + self.syy + self.C2)))
+        return s[0]
+
+
 def ssim_map(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-channel SSIM maps [C, H-10, W-10] of two [H, W, C] images (differentiable)."""
-    # contiguous: convolutions on the permuted view run about 10x slower.
-    x = a.permute(2, 0, 1)[None].contiguous()
-    y = b.permute(2, 0, 1)[None].contiguous()
-    w = _window(a.dtype)
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    mx, my = _blur(x, w), _blur(y, w)
-    sxx = _blur(x * x, w) - mx * mx
-    syy = _blur(y * y, w) - my * my
-    sxy = _blur(x * y, w) - mx * my
-    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-    return s[0]
+    return SsimAgainst(b).map(a)
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
