@@ -57,26 +57,23 @@ forward_kernel(const Gaussian* __restrict__ table, const float* __restrict__ col
     if (!ts.inside) return;  // no barrier follows
 
     // Copied out under constant indices, so a register top-K stays in registers.
-    int32_t idx[decltype(top)::kCapacity];
-    float g[decltype(top)::kCapacity];
+    constexpr int kCap = decltype(top)::kCapacity;
+    float g[kCap];
+    int32_t pos[kCap], idx[kCap];
 #pragma unroll
-    for (int q = 0; q < decltype(top)::kCapacity; ++q) {
+    for (int q = 0; q < kCap; ++q) {
         if (q < top.n) {
             g[q] = top.g[q];
-            idx[q] = list[top.idx[q]];
+            pos[q] = top.idx[q];
         }
     }
+    // Blended in list (= ascending index) order, as the CPU forward and the decoder blend: the
+    // same sums in the same order. Saved in that order too (the CPU selection_topk layout), so
+    // the backward can walk the tile list and its selection together in one pass.
+    sort_by_index(top.n, g, pos);
+    for (int q = 0; q < top.n; ++q) idx[q] = list[pos[q]];
     const int64_t texel = static_cast<int64_t>(ts.y) * grid.width + ts.x;
     blend(top.n, idx, g, colour, channels, eps, image + texel * channels);
-
-    // Saved ascending (the CPU selection_topk layout) so the backward can walk the tile list
-    // and its selection together in one pass.
-    for (int a = 1; a < top.n; ++a) {
-        const int32_t v = idx[a];
-        int b = a;
-        for (; b > 0 && idx[b - 1] > v; --b) idx[b] = idx[b - 1];
-        idx[b] = v;
-    }
     int32_t* row = topk + texel * k;
     for (int q = 0; q < k; ++q) row[q] = q < top.n ? idx[q] : -1;
 }
