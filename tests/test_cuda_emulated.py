@@ -79,7 +79,7 @@ MUTANTS = {
                               "__syncthreads();  // the previous chunk is no longer being read", "", None),
 }
 
-ASAN_MUTANT = ("cuda/forward.cu", "for (int q = 0; q < k; ++q) row[q]", "for (int q = 0; q <= k; ++q) row[q]")
+ASAN_MUTANT = ("cuda/forward.cu", "for (int q = n; q < k; ++q) row[q]", "for (int q = n; q <= k; ++q) row[q]")
 
 
 @pytest.mark.parametrize("name", ["clean", "topk_row_overflow"])
@@ -94,6 +94,9 @@ def test_kernels_under_address_sanitizer(tmp_path, name):
     proc = run_subset(tmp_path, lib, LD_PRELOAD=runtime,
                       ASAN_OPTIONS=f"detect_leaks=0:log_path={logs}")
     reports = "".join(p.read_text() for p in tmp_path.glob("asan*"))
+    # The emulator announces its fiber switches to ASan; without that it would warn that it
+    # ignores the jumps between stacks and that false reports may follow.
+    assert "False positive error reports may follow" not in reports, reports[-3000:]
     if name == "clean":
         assert proc.returncode == 0 and "ERROR: AddressSanitizer" not in reports, (
             reports[-3000:] + proc.stdout[-2000:])

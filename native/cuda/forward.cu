@@ -62,20 +62,22 @@ forward_kernel(const Gaussian* __restrict__ table, const float* __restrict__ col
     int32_t pos[kCap], idx[kCap];
 #pragma unroll
     for (int q = 0; q < kCap; ++q) {
-        if (q < top.n) {
-            g[q] = top.g[q];
-            pos[q] = top.idx[q];
-        }
+        g[q] = q < top.n ? top.g[q] : 0.0f;
+        pos[q] = q < top.n ? top.idx[q] : 0;
+        idx[q] = -1;
     }
     // Blended in list (= ascending index) order, as the CPU forward and the decoder blend: the
     // same sums in the same order. Saved in that order too (the CPU selection_topk layout), so
     // the backward can walk the tile list and its selection together in one pass.
-    sort_by_index(top.n, g, pos);
-    for (int q = 0; q < top.n; ++q) idx[q] = list[pos[q]];
+    // n <= kCap always; spelled out so the host compiler can see the arrays are never overrun.
+    const int n = top.n < kCap ? top.n : kCap;
+    sort_by_index(n, g, pos);
+    for (int q = 0; q < n; ++q) idx[q] = list[pos[q]];
     const int64_t texel = static_cast<int64_t>(ts.y) * grid.width + ts.x;
-    blend(top.n, idx, g, colour, channels, eps, image + texel * channels);
+    blend(n, idx, g, colour, channels, eps, image + texel * channels);
     int32_t* row = topk + texel * k;
-    for (int q = 0; q < k; ++q) row[q] = q < top.n ? idx[q] : -1;
+    for (int q = 0; q < n; ++q) row[q] = idx[q];
+    for (int q = n; q < k; ++q) row[q] = -1;
 }
 
 struct ForwardArgs {

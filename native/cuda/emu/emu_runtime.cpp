@@ -16,6 +16,10 @@
 
 #include "cuda_runtime.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 namespace igs {
 namespace cuda {
 // The kernels' dynamic shared memory (launch.cuh declares it extern). One block runs at a
@@ -41,6 +45,8 @@ enum class Wait { Running, Barrier, Warp, Done };
 enum class WarpOp { None, Any, ShflFloat, ShflInt };
 
 struct Fiber {
+    char* stack = nullptr;
+    void* asan_fake_stack = nullptr;
     ucontext_t start;
     jmp_buf resume;
     bool started = false;
@@ -77,25 +83,64 @@ std::vector<char*> g_stacks;
 
 Fiber& me() { return g_block.fibers[g_block.current]; }
 
-// Records what went wrong and leaves the fiber for good: the scheduler abandons the block.
-[[noreturn]] void fail(const char* format, ...) {
+// AddressSanitizer (tests/test_cuda_emulated.py builds the emulator with it) must be told of
+// every switch between the scheduler's stack and a fiber's, or it takes the jumps for stack
+// corruption: false reports, and a shadow clear over the whole distance at every _longjmp.
+#if defined(__SANITIZE_ADDRESS__)
+const void* g_scheduler_stack = nullptr;  // learnt at the first switch into a fiber
+size_t g_scheduler_stack_bytes = 0;
+void* g_scheduler_fake_stack = nullptr;
+
+void asan_to_fiber(Fiber& f) {
+    __sanitizer_start_switch_fiber(&g_scheduler_fake_stack, f.stack, kStackBytes);
+}
+void asan_in_fiber(Fiber& f) {
+    __sanitizer_finish_switch_fiber(f.asan_fake_stack, &g_scheduler_stack,
+                                    &g_scheduler_stack_bytes);
+}
+void asan_to_scheduler(Fiber& f, bool for_good) {
+    __sanitizer_start_switch_fiber(for_good ? nullptr : &f.asan_fake_stack, g_scheduler_stack,
+                                   g_scheduler_stack_bytes);
+}
+void asan_in_scheduler() {
+    __sanitizer_finish_switch_fiber(g_scheduler_fake_stack, nullptr, nullptr);
+}
+#else
+void asan_to_fiber(Fiber&) {}
+void asan_in_fiber(Fiber&) {}
+void asan_to_scheduler(Fiber&, bool) {}
+void asan_in_scheduler() {}
+#endif
+
+void record_failure(const char* format, va_list args) {
     char what[384];
-    va_list args;
-    va_start(args, format);
     vsnprintf(what, sizeof what, format, args);
-    va_end(args);
     snprintf(g_failure, sizeof g_failure,
              "unspecified launch failure (CPU emulator: block %u, thread %u: %s)", block_idx.x,
              g_block.current, what);
     g_block.failed = true;
+}
+
+// Records what went wrong and leaves the fiber for good: the scheduler abandons the block.
+[[noreturn]] void fail(const char* format, ...) {
+    va_list args;
+    va_start(args, format);
+    record_failure(format, args);
+    va_end(args);
+    asan_to_scheduler(me(), true);
     _longjmp(g_block.scheduler, 1);
 }
 
 void yield() {
-    if (_setjmp(me().resume) == 0) _longjmp(g_block.scheduler, 1);
+    if (_setjmp(me().resume) == 0) {
+        asan_to_scheduler(me(), false);
+        _longjmp(g_block.scheduler, 1);
+    }
+    asan_in_fiber(me());
 }
 
 void fiber_main() {
+    asan_in_fiber(me());
     g_block.body(g_block.context);
     Fiber& f = me();
     f.wait = Wait::Done;
@@ -106,7 +151,16 @@ void fiber_main() {
         fail("returned while %u lanes of its warp wait at a full-mask warp operation", w.arrived);
     if (g_block.at_barrier > 0)
         fail("returned while %u threads wait at __syncthreads", g_block.at_barrier);
+    asan_to_scheduler(f, true);
     _longjmp(g_block.scheduler, 1);  // never return: uc_link would resume a stale context
+}
+
+// fail() for the scheduler itself, which has no fiber to leave.
+void deadlock(const char* format, ...) {
+    va_list args;
+    va_start(args, format);
+    record_failure(format, args);
+    va_end(args);
 }
 
 char* stack_for(unsigned i) {
@@ -153,21 +207,24 @@ bool run_block(unsigned threads) {
             if (_setjmp(b.scheduler) == 0) {
                 if (!f.started) {
                     f.started = true;
-                    char* stack = stack_for(i);
-                    if (!stack) {
+                    f.stack = stack_for(i);
+                    if (!f.stack) {
                         snprintf(g_failure, sizeof g_failure, "CPU emulator: no memory for stacks");
                         return false;
                     }
                     getcontext(&f.start);
-                    f.start.uc_stack.ss_sp = stack;
+                    f.start.uc_stack.ss_sp = f.stack;
                     f.start.uc_stack.ss_size = kStackBytes;
                     f.start.uc_link = nullptr;
                     makecontext(&f.start, fiber_main, 0);
+                    asan_to_fiber(f);
                     swapcontext(&b.scheduler_ctx, &f.start);
                 } else {
+                    asan_to_fiber(f);
                     _longjmp(f.resume, 1);
                 }
             }
+            asan_in_scheduler();  // every way back from a fiber lands here
             if (b.failed) return false;
         }
         if (b.live == 0) return true;
@@ -176,8 +233,7 @@ bool run_block(unsigned threads) {
             unsigned first = 0;
             while (b.fibers[first].wait == Wait::Done) ++first;
             b.current = first;
-            if (_setjmp(b.scheduler) == 0)
-                fail("deadlock: %u threads still wait (this one at %s, %u at __syncthreads, %u "
+            deadlock("deadlock: %u threads still wait (this one at %s, %u at __syncthreads, %u "
                      "returned)", b.live, wait_name(b.fibers[first].wait), b.at_barrier,
                      threads - b.live);
             return false;
