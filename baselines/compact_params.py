@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from igs_tex import IgsError  # noqa: E402
-from igs_tex.report.comparison import Comparison, default_steps, interpolate_log_rate, verdict  # noqa: E402
+from igs_tex.report.comparison import Comparison, default_steps, interpolate_log_rate, next_up, verdict  # noqa: E402
 from igs_tex.report.markdown import fmt_rate  # noqa: E402
 from run import result_paths, select_named  # noqa: E402  (baselines/run.py, beside this script)
 
@@ -140,7 +140,7 @@ def baseline_at(c: Comparison, codec: str, rate: float) -> tuple[float | None, s
     v = interpolate_log_rate([(p["bppc"], p["metrics"]["all"]["psnr"]) for p in pts], rate)
     if v is not None:
         return v, ""
-    up = next((p for p in pts if p["bppc"] >= rate), None)
+    up = next_up(pts, rate)
     return (None, "") if up is None else (up["metrics"]["all"]["psnr"], f" (next-up, mip {up['mip']})")
 
 

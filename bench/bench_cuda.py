@@ -32,6 +32,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from bench_bake import default_material  # beside this script
 from igs_tex.render.cuda import CudaRenderer, cuda_available, cuda_unavailable_reason, emulated
 from igs_tex.render.params import GaussianParams
 
@@ -108,12 +109,6 @@ def row(backend, device_name, size, channels, n, fwd, bwd, total_s, done, steps)
     ns_texel = step * 1e6 / (size * size)
     return (f"| {backend} | {device_name} | {size}x{size} | {channels} | {n} | {fwd:.2f} | {bwd:.2f} "
             f"| {step:.2f} | {total} | {ns_texel:.2f} |")
-
-
-def default_material() -> Path:
-    root = Path(__file__).resolve().parent.parent
-    shared = root.parent / "shared" / "materials" / "walnut_wood"
-    return shared if shared.is_dir() else root / "assets" / "walnut_wood"
 
 
 def bake_row(material: Path, size: int, steps: int, bppc: float) -> None:

@@ -82,7 +82,7 @@ def bake_material(src: Path, out_dir: Path, *, bppc: float | None = None, kib: f
                     stack.value_range, metadata, tile=tile, k=k, eps=settings.eps)
     # Quality is measured on what ships: dequantised parameters and the stored tile index.
     decoded = decode_stack(igs)
-    if colour_solve and (fit.backend == "native" or (fit.backend == "cuda" and native_available())):
+    if colour_solve and fit.backend in ("native", "cuda") and native_available():
         # Colours re-solved on the geometry as it ships (dequantised, with the stored lists);
         # quantising the same float geometry again gives the same words and tile lists. Kept
         # only if the decoded file is closer to the target: quantisation has the last word.

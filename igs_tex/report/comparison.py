@@ -359,6 +359,12 @@ def interpolate_log_rate(points: list[tuple[float, float]], rate: float) -> floa
     return p0 + t * (p1 - p0)
 
 
+def next_up(points: list[dict], rate: float) -> dict | None:
+    """The baseline point with the smallest rate >= rate (points lowest rate first, as
+    Comparison.codec_rows gives them), or None above the highest."""
+    return next((p for p in points if p["bppc"] >= rate), None)
+
+
 def verdict(delta: float | None) -> str:
     if delta is None or math.isnan(delta):
         return "n/a"
@@ -387,7 +393,7 @@ def compare(c: Comparison, codecs: Iterable[str] | None = None, group: str = "al
             pts = c.codec_rows(codec)
             if not pts:
                 continue
-            up = next((p for p in pts if p["bppc"] >= ig["bppc"]), None)
+            up = next_up(pts, ig["bppc"])
             curve = [(p["bppc"], p["metrics"][group][metric]) for p in pts]
             interp = interpolate_log_rate(curve, ig["bppc"])
             interp_total = interpolate_log_rate(curve, ig["bppc_total"])

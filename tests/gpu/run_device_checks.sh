@@ -92,14 +92,21 @@ if torch.version.cuda is None or not torch.cuda.is_available():
 print(f"device: {torch.cuda.get_device_name()} (sm_{''.join(map(str, torch.cuda.get_device_capability()))})")
 EOF
 }
+# Every wheel of IGS_WHEELS, once, into a private folder that goes first on the path (not under
+# $LOGS, which is copied back to $OUT). Returns non-zero when there is no such folder.
+WHEELS_IN=""
+install_wheels() {
+    [[ -n "${IGS_WHEELS:-}" && -d "$IGS_WHEELS" ]] || return 1
+    [[ -z "$WHEELS_IN" ]] || return 0
+    WHEELS_IN="$(mktemp -d)"
+    stage "installing the wheels of $IGS_WHEELS ($1)"
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$WHEELS_IN" "$IGS_WHEELS"/*.whl
+    export PYTHONPATH="$WHEELS_IN:$PYTHONPATH"
+}
 if [[ "$EMULATE" == 1 ]]; then
     "$PY" -c 'import torch; print(f"torch {torch.__version__}")'
 elif ! torch_ok; then
-    if [[ -n "${IGS_WHEELS:-}" && -d "$IGS_WHEELS" ]]; then
-        stage "installing wheels from $IGS_WHEELS"
-        "$PY" -m pip install --no-index --find-links "$IGS_WHEELS" torch numpy pytest pillow
-        torch_ok
-    else
+    if ! install_wheels "torch with CUDA" || ! torch_ok; then
         echo "ERROR: torch with CUDA is required (set IGS_WHEELS to a folder of wheels to install it offline)" >&2
         exit 3
     fi
@@ -109,10 +116,7 @@ missing_modules() {
         numpy pytest PIL png tqdm scipy
 }
 MISSING="$(missing_modules)"
-if [[ -n "$MISSING" && -n "${IGS_WHEELS:-}" && -d "$IGS_WHEELS" ]]; then
-    stage "installing wheels from $IGS_WHEELS for: $MISSING"
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$LOGS/site" "$IGS_WHEELS"/*.whl
-    export PYTHONPATH="$PYTHONPATH:$LOGS/site"
+if [[ -n "$MISSING" ]] && install_wheels "missing: $MISSING"; then
     MISSING="$(missing_modules)"
 fi
 if [[ -n "$MISSING" ]]; then

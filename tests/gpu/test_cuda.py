@@ -291,20 +291,25 @@ def test_large_against_native():
 # a real material
 
 
+def _walnut_dir() -> Path:
+    d = next((root / "walnut_wood" for root in MATERIAL_DIRS
+              if (root / "walnut_wood" / "basecolor.png").exists()), None)
+    if d is None:
+        pytest.skip(f"walnut_wood not found under {MATERIAL_DIRS}")
+    return d
+
+
 def _material_stack(size=128, x0=64, y0=64):
     Image = pytest.importorskip("PIL.Image")
-    for root in MATERIAL_DIRS:
-        d = root / "walnut_wood"
-        if (d / "basecolor.png").exists():
-            planes = []
-            for name in ("basecolor", "normal", "roughness", "metalness"):
-                f = d / f"{name}.png"
-                if f.exists():
-                    with Image.open(f) as im:
-                        a = np.asarray(im.crop((x0, y0, x0 + size, y0 + size)), dtype=np.float32) / 255.0
-                    planes.append(a.reshape(size, size, -1))
-            return np.concatenate(planes, axis=2)  # [size, size, C]
-    pytest.skip(f"walnut_wood not found under {MATERIAL_DIRS}")
+    d = _walnut_dir()
+    planes = []
+    for name in ("basecolor", "normal", "roughness", "metalness"):
+        f = d / f"{name}.png"
+        if f.exists():
+            with Image.open(f) as im:
+                a = np.asarray(im.crop((x0, y0, x0 + size, y0 + size)), dtype=np.float32) / 255.0
+            planes.append(a.reshape(size, size, -1))
+    return np.concatenate(planes, axis=2)  # [size, size, C]
 
 
 def test_real_material_against_torch_reference():
@@ -320,13 +325,12 @@ def test_bake_on_device_decodes_on_cpu(tmp_path):
     index is what the CUDA binning builds, and it is about as close to the target as the same
     bake on the torch reference (colour-solved when the CPU extension is built, which the
     torch bake never is)."""
-    Image = pytest.importorskip("PIL.Image")
+    pytest.importorskip("PIL.Image")
     from baking import bake_crop
 
+    from igs_tex.material import load_material
     from igs_tex.render.decode import decode_igs
-    src = next((d / "walnut_wood" for d in MATERIAL_DIRS if (d / "walnut_wood").is_dir()), None)
-    if src is None:
-        pytest.skip(f"walnut_wood not found under {MATERIAL_DIRS}")
+    src = _walnut_dir()
     box = (300, 200, 348, 248)
     igs, data = bake_crop(src, tmp_path / "cuda", box, gaussians=80, steps=60, backend="cuda")
     assert igs.metadata["bake"]["backend"] == "cuda"
@@ -341,9 +345,9 @@ def test_bake_on_device_decodes_on_cpu(tmp_path):
 
     ref, _ = bake_crop(src, tmp_path / "torch", box, gaussians=80, steps=60, backend="torch")
 
+    target = load_material(tmp_path / "cuda" / src.name).data  # the crop both bakes fitted
+
     def psnr(file) -> float:
-        from igs_tex.material import load_material
-        target = load_material(tmp_path / "cuda" / src.name).data
         return float(-10 * np.log10(np.mean((decode_igs(file) - target) ** 2)))
 
     got, want = psnr(igs), psnr(ref)

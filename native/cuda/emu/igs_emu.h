@@ -101,4 +101,3 @@ inline float atomicAdd(float* address, float value) {
     return old;
 }
 inline int min(int a, int b) { return a < b ? a : b; }
-inline int max(int a, int b) { return a > b ? a : b; }
