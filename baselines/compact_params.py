@@ -39,7 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from igs_tex import IgsError  # noqa: E402
-from igs_tex.report.comparison import Comparison, default_steps, interpolate_log_rate, next_up, verdict  # noqa: E402
+from igs_tex.fit.settings import DEFAULT_STEPS  # noqa: E402
+from igs_tex.report.comparison import Comparison, interpolate_log_rate, next_up, verdict  # noqa: E402
 from igs_tex.report.markdown import fmt_rate  # noqa: E402
 from run import result_paths, select_named  # noqa: E402  (baselines/run.py, beside this script)
 
@@ -99,9 +100,9 @@ def measure(material: Path, rate: float, layout: str, steps: int, seed: int) -> 
     from igs_tex.fit.trainer import fit_stack
     from igs_tex.igsfile import build_igs
     from igs_tex.material import load_material
-    from igs_tex.pipeline import bake_fit_settings
+    from igs_tex.bakes.material import bake_fit_settings
     from igs_tex.render.decode import decode_stack
-    from igs_tex.report.metrics import group_metrics
+    from igs_tex.metrics import group_metrics
 
     st = load_material(material)
     w, h, c = st.width, st.height, st.channel_count
@@ -176,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--layout", default="compact", help="compact (default), compact32 or colour8")
     ap.add_argument("--label", default=None, help="use baselines/results-LABEL/ and write LEAN-LAYOUT-LABEL.*")
     ap.add_argument("--materials", default=None, help="comma-separated material names (default: all)")
-    ap.add_argument("--steps", type=int, default=default_steps())
+    ap.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--render-only", action="store_true",
                     help="rewrite the Markdown from the saved measurements without fitting")

@@ -28,8 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from igs_tex import IgsError  # noqa: E402
-from igs_tex.report.comparison import (DEFAULT_RATES, Comparison, compare, default_steps, parse_list,  # noqa: E402
-                                      run_comparison)
+from igs_tex.bakes.comparison import parse_list, run_comparison  # noqa: E402
+from igs_tex.fit.settings import DEFAULT_STEPS  # noqa: E402
+from igs_tex.report.comparison import DEFAULT_RATES, Comparison, compare  # noqa: E402
 from igs_tex.report.markdown import (COMPARE_NOTE, fmt_db, fmt_delta, fmt_rate, group_delta_table,  # noqa: E402
                                      rd_table, settings_lines, verdict_table)
 
@@ -37,7 +38,7 @@ CODECS = ("bc1", "bc7", "astc6x6", "astc8x8", "astc12x12")
 MIPS = (0, 1, 2, 3)
 # The claim being checked: above BC1 and BC7, at or above ASTC 12x12.
 JUDGED = (("bc1", ("above",)), ("bc7", ("above",)), ("astc12x12", ("above", "at")))
-FULL_STEPS = default_steps()
+FULL_STEPS = DEFAULT_STEPS
 
 
 def result_paths(label: str | None) -> tuple[Path, Path]:
@@ -59,7 +60,7 @@ def normal_rebuild_ceiling(c: Comparison) -> float | None:
     import numpy as np
 
     from igs_tex.material import load_material
-    from igs_tex.report.metrics import psnr
+    from igs_tex.metrics import psnr
     if "normal" not in c.groups or len(c.groups["normal"]) != 3:
         return None
     n = load_material((REPO / c.source).resolve()).data[..., c.groups["normal"]]

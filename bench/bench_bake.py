@@ -2,7 +2,7 @@
 
     python bench/bench_bake.py [--material DIR] [--bppc 0.059] [--steps N] [--ref-steps 5000]
 
-Two bakes through the same function `igs-tex bake` runs (pipeline.bake_material), one after
+Two bakes through the same function `igs-tex bake` runs (bakes.material.bake_material), one after
 the other in one process:
   1. the default bake (default steps unless --steps), timed end to end: load, fit, quantise,
      .igs, decode, metrics, write;
@@ -29,13 +29,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from igs_tex.fit import DEFAULT_STEPS  # noqa: E402
-from igs_tex.pipeline import bake_material  # noqa: E402
+from igs_tex.bakes.material import bake_material  # noqa: E402
 from igs_tex.render.native import native_available  # noqa: E402
 
 
 def default_material() -> Path:
-    shared = ROOT.parent / "shared" / "materials" / "walnut_wood"
-    return shared if shared.is_dir() else ROOT / "assets" / "walnut_wood"
+    return ROOT / "tests" / "data" / "materials" / "walnut_wood"  # 1024 px, 8 channels
 
 
 def bake(src: Path, steps: int, bppc: float) -> tuple[dict, float, float]:

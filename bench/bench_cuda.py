@@ -12,7 +12,7 @@ work). Rows:
     an extrapolation, marked '~', when --budget-s ran out first;
   * cuda and native CPU at --cpu-size with the counts scaled to the same Gaussians per texel,
     so per-texel cost is comparable (native: median of --cpu-steps steps, 1000 extrapolated).
-With --bake-only, instead: one `igs-tex bake --device cuda` (pipeline.bake_material) of a real
+With --bake-only, instead: one `igs-tex bake --device cuda` (bakes.material.bake_material) of a real
 material (--bake-material, default walnut_wood) resized to --bake-size (2048: the shared
 materials are 1024^2, so this is a 2x Lanczos upscale, with 8 channels as shipped) for
 --bake-steps steps at --bake-bppc, timed end to end (load, fit, quantise, colour solve, write).
@@ -114,7 +114,7 @@ def row(backend, device_name, size, channels, n, fwd, bwd, total_s, done, steps)
 def bake_row(material: Path, size: int, steps: int, bppc: float) -> None:
     from PIL import Image
 
-    from igs_tex.pipeline import bake_material
+    from igs_tex.bakes.material import bake_material
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / material.name
         src.mkdir()

@@ -2,7 +2,7 @@
 
     python bench/bench_decode.py [FILE.igs] [--reps 5] [--samples 200000] [--steps 200]
 
-Without FILE, bakes /work/shared/materials/walnut_wood (1024 x 1024, the default 0.059 bppc) with
+Without FILE, bakes tests/data/materials/walnut_wood (1024 x 1024, the default 0.059 bppc) with
 --steps optimisation steps into --cache once and reuses it. Every row goes through the C API via
 igs_tex._native.IgsDecoder: full-image decode single-threaded and with all cores, and scattered
 single-texel / uv / footprint calls (one C call per sample, single-threaded). Times are the
@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from igs_tex.render.native import native_available  # noqa: E402
 
-DEFAULT_MATERIAL = REPO.parent / "shared" / "materials" / "walnut_wood"
+DEFAULT_MATERIAL = REPO / "tests" / "data" / "materials" / "walnut_wood"
 
 # Per listed Gaussian, as counted in shaders/README.md ("Cost per texel"): decode 3 mul, p - m 2,
 # rotate 4, scale 2, square-sum 2, x(-1/2) 1. The CPU decoder dequantises once at creation, so
@@ -61,7 +61,7 @@ def bake_default(cache: Path, steps: int) -> Path:
     path = out / "walnut_wood.igs"
     if path.exists():
         return path
-    from igs_tex.pipeline import bake_material
+    from igs_tex.bakes.material import bake_material
     print(f"baking {DEFAULT_MATERIAL} ({steps} steps, default rate) into {out} ...", flush=True)
     bake_material(DEFAULT_MATERIAL, out, steps=steps, progress=False)
     return path

@@ -167,8 +167,8 @@ def _cmd_bake(a) -> int:
             raise IgsError(f"{flag} applies to project bakes (no FOLDER argument); "
                            "a single material is always baked")
     from .config import cli_layer, merge_settings
-    from .pipeline import bake_material
-    from .project import resolve_backend
+    from .bakes.material import bake_material
+    from .bakes.project import resolve_backend
     st = merge_settings(cli_layer(_bake_cli_settings(a)))
     s = bake_material(a.material, a.output or Path("."), **st.budget_kwargs(), steps=st.steps,
                       seed=st.seed, backend=resolve_backend(st), k=st.k, progress=not a.quiet,
@@ -186,7 +186,7 @@ def _cmd_bake(a) -> int:
 
 def _bake_project(a) -> int:
     from .config import load_project
-    from .project import bake_all, exit_status
+    from .bakes.project import bake_all, exit_status
     toml = a.config
     if toml is None:
         toml = Path("pipeline.toml")
@@ -274,7 +274,7 @@ def _cmd_inspect(a) -> int:
 
 
 def _cmd_report(a) -> int:
-    from .report.comparison import parse_list, run_comparison
+    from .bakes.comparison import parse_list, run_comparison
     from .report.html import write_report
     rates = parse_list("--rates", a.rates, float)
     codecs = parse_list("--codecs", a.codecs, str.lower)

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from igs_tex.igsfile import IgsFile, from_bytes
-from igs_tex.pipeline import bake_material
+from igs_tex.bakes.material import bake_material
 
 
 def bake_crop(src: Path, out: Path, box: tuple[int, int, int, int], gaussians: int, steps: int,

@@ -8,9 +8,11 @@ import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-MATERIALS = SHARED / "materials"
-GOLDEN = SHARED / "golden"
+# Real materials (crops of these, or whole maps) and the contract's golden renders, kept in the
+# repository so that a plain clone tests itself (tests/data/README.md: sources and licences).
+DATA = REPO / "tests" / "data"
+MATERIALS = DATA / "materials"
+GOLDEN = DATA / "golden"
 
 
 def crop_material(src: Path, dst: Path, size: int, x0: int = 0, y0: int = 0) -> Path:

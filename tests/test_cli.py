@@ -12,7 +12,7 @@ from PIL import Image
 from igs_tex.igsfile import read_igs
 from igs_tex.material import load_material
 from igs_tex.render.decode import decode_igs
-from igs_tex.report.metrics import psnr
+from igs_tex.metrics import psnr
 
 BAKE_FAST = ["--steps", "30", "--backend", "torch", "-q", "--gaussians", "64"]
 

@@ -27,9 +27,9 @@ from igs_tex.codecs.isobitrate import bilinear_upsample, box_downsample, rd_poin
 from igs_tex.codecs.ktx2 import IDENTIFIER, Ktx2Texture, ktx2_bytes, parse_ktx2, read_ktx2, write_ktx2
 from igs_tex.codecs.packing import SCHEMES, Scheme, get_scheme, pack_material, unpack_material, write_ktx2_files
 from igs_tex.material import load_material
-from igs_tex.report.metrics import normal_angular_error, psnr
+from igs_tex.metrics import normal_angular_error, psnr
 
-MATERIALS = Path(__file__).resolve().parents[2] / "shared" / "materials"
+from conftest import MATERIALS
 CROP = 256
 
 

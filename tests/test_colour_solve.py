@@ -10,7 +10,7 @@ from igs_tex.fit import FitSettings, fit_stack
 from igs_tex.fit.colour_solve import selection_matrix, solve_colours
 from igs_tex.igsfile import read_igs
 from igs_tex.material import load_material
-from igs_tex.pipeline import bake_material
+from igs_tex.bakes.material import bake_material
 from igs_tex.render.decode import decode_igs
 from igs_tex.render.native import native_available
 from igs_tex.render.tiles import build_tile_lists

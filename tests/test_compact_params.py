@@ -14,7 +14,7 @@ from conftest import MATERIALS
 from igs_tex.igsfile import build_igs
 from igs_tex.material import load_material
 from igs_tex.render.decode import decode_stack
-from igs_tex.report.metrics import psnr
+from igs_tex.metrics import psnr
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "baselines"))

@@ -13,9 +13,9 @@ from PIL import Image
 
 from conftest import MATERIALS, REPO, crop_material
 from igs_tex import IgsError
-from igs_tex import project as project_mod
+from igs_tex.bakes import project as project_mod
 from igs_tex.config import PRESETS, cli_layer, load_project, merge_settings
-from igs_tex.project import bake_all, exit_status, resolve_backend, stamp_key
+from igs_tex.bakes.project import bake_all, exit_status, resolve_backend, stamp_key
 from igs_tex.render.cuda import cuda_available, cuda_unavailable_reason
 from igs_tex.render.native import native_available
 
@@ -456,7 +456,7 @@ def test_failing_material_does_not_stop_the_others(proj):
 
 
 def test_internal_error_is_reported_and_exits_1(proj, monkeypatch):
-    import igs_tex.pipeline as pipeline
+    import igs_tex.bakes.material as pipeline
 
     def boom(src, *a, **kw):
         if Path(src).name == "rock":

@@ -69,7 +69,7 @@ def test_fit_is_deterministic(real_crop):
 
 
 def test_coarse_to_fine_fits_at_half_size_then_full():
-    from igs_tex.report.metrics import psnr
+    from igs_tex.metrics import psnr
     from igs_tex.render.native import NativeRenderer, native_available
     if not native_available():
         pytest.skip("igs_tex._native is not built")
@@ -104,7 +104,7 @@ def test_bake_ships_the_tile_size_it_trained_with(tmp_path, gaussians, tile):
     from conftest import crop_material
 
     from igs_tex.igsfile import read_igs
-    from igs_tex.pipeline import bake_material
+    from igs_tex.bakes.material import bake_material
     src = crop_material(MATERIALS / "walnut_wood", tmp_path / "wood", 64, 300, 200)
     s = bake_material(src, tmp_path / "out", gaussians=gaussians, steps=5, progress=False)
     assert s["settings"]["tile"] == tile

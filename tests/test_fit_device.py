@@ -23,7 +23,7 @@ from igs_tex.material import load_material
 from igs_tex.render import GaussianParams
 from igs_tex.render.native import NativeRenderer
 from igs_tex.render.torch_ref import TorchRenderer
-from igs_tex.report.metrics import ssim_map
+from igs_tex.metrics import ssim_map
 
 from conftest import MATERIALS
 

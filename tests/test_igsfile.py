@@ -17,7 +17,7 @@ from igs_tex.igsfile import (
 )
 from igs_tex.render.tiles import tile_lists_numpy
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+from conftest import GOLDEN
 FORMAT_MD = Path(__file__).resolve().parents[1] / "docs" / "FORMAT.md"
 
 # Header field offsets, written out from FORMAT.md rather than imported, so a drift between the
@@ -545,7 +545,7 @@ def test_index_bits_by_count():
 
 
 def test_tile_lists_come_from_dequantised_params():
-    case = np.load(SHARED / "golden" / "case_c9.npz")
+    case = np.load(GOLDEN / "case_c9.npz")
     h, w, t = int(case["height"]), int(case["width"]), int(case["tile"])
     igs = build_igs(case["means"], case["theta"], case["inv_scale"], case["colour"], w, h, PBR9,
                     np.tile([0.0, 1.0], (9, 1)), tile=t, k=int(case["k"]), eps=float(case["eps"]))

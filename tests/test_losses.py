@@ -9,7 +9,7 @@ from igs_tex import _native
 from igs_tex.fit.losses import NativeLoss, fit_loss, make_loss
 from igs_tex.material import load_material
 from igs_tex.render.native import native_available
-from igs_tex.report.metrics import ssim_map
+from igs_tex.metrics import ssim_map
 
 from conftest import MATERIALS
 

@@ -19,8 +19,9 @@ from igs_tex.material import (
     save_maps,
 )
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "materials"
-WALNUT = SHARED / "walnut_wood"
+from conftest import MATERIALS
+
+WALNUT = MATERIALS / "walnut_wood"
 RNG = np.random.default_rng(1234)
 
 
@@ -55,7 +56,6 @@ def rand8(h, w, c=None):
 # ----------------------------------------------------------------- real material
 
 
-@pytest.mark.skipif(not WALNUT.is_dir(), reason="shared materials not present")
 def test_walnut_wood_loads_exactly():
     stack = load_material(WALNUT)
     assert stack.name == "walnut_wood"

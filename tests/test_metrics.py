@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from igs_tex.material import load_material
-from igs_tex.report.metrics import (
+from igs_tex.metrics import (
     flip,
     group_metrics,
     ms_ssim,
@@ -19,7 +19,7 @@ from igs_tex.report.metrics import (
     ssim,
 )
 
-MATERIALS = Path(__file__).resolve().parents[2] / "shared" / "materials"
+from conftest import MATERIALS
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Native C++ renderer (igs_tex._native) against the rendering contract.
 
-Ground truths: the golden renders in shared/golden, a small float64 torch reference written
+Ground truths: the golden renders in tests/data/golden, a small float64 torch reference written
 here (tile lists from igs_tex.render.tiles, stable sort for the top-K ties), and, when it is
 importable, igs_tex.render.torch_ref.TorchRenderer.
 
@@ -23,9 +23,10 @@ from igs_tex.render.tiles import build_tile_lists, tile_grid
 
 from scenes import params_on_texels
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-GOLDEN = sorted((SHARED / "golden").glob("case_*.npz"))
-WALNUT = SHARED / "materials" / "walnut_wood" / "basecolor.png"
+from conftest import GOLDEN as GOLDEN_DIR, MATERIALS
+
+GOLDEN = sorted(GOLDEN_DIR.glob("case_*.npz"))
+WALNUT = MATERIALS / "walnut_wood" / "basecolor.png"
 
 NOT_BUILT = (
     "igs_tex._native IS NOT BUILT -- the native renderer is untested! "
@@ -157,7 +158,7 @@ def load_golden(path):
 
 
 def test_golden_cases_exist():
-    assert GOLDEN, f"no golden cases under {SHARED / 'golden'}"
+    assert GOLDEN, f"no golden cases under {GOLDEN_DIR}"
 
 
 @needs_native
@@ -614,8 +615,6 @@ def test_exp_accuracy():
 
 def _walnut_crop():
     Image = pytest.importorskip("PIL.Image")
-    if not WALNUT.exists():
-        pytest.skip(f"{WALNUT} not found")
     with Image.open(WALNUT) as im:
         rgb = np.asarray(im.convert("RGB").crop((64, 64, 192, 192)), dtype=np.float32) / 255.0
     return rgb  # [128, 128, 3]

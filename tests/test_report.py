@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from igs_tex.report.comparison import IGS, Comparison, compare, interpolate_log_rate, parse_list, verdict
+from igs_tex.bakes.comparison import parse_list
+from igs_tex.report.comparison import IGS, Comparison, compare, interpolate_log_rate, verdict
 from igs_tex.report.svgplot import Series, rd_plot
 
 REPO = Path(__file__).resolve().parents[1]

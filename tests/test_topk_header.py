@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_fixed_k_topk_matches_sorted(tmp_path):
     gxx = shutil.which("g++")
-    assert gxx, "g++ is required (tools/setup.sh installs it)"
+    assert gxx, "g++ is required (tools/setup_tests.sh installs it)"
     exe = tmp_path / "topk_check"
     build = subprocess.run([gxx, "-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-I",
                             str(REPO / "native" / "include"), str(REPO / "tests" / "c" / "topk_check.cpp"),

@@ -63,7 +63,7 @@ def bilinear_upsample(data: np.ndarray, mip: int, height: int, width: int) -> np
 
 
 def _default_metrics(decoded: np.ndarray, target: np.ndarray, groups: dict) -> dict:
-    from igs_tex.report.metrics import report_metrics
+    from igs_tex.metrics import report_metrics
 
     return report_metrics(decoded, target, groups)
 

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..report.metrics import SsimAgainst
+from ..metrics import SsimAgainst
 
 
 def _channel_weights(channels: int, channel_weights) -> np.ndarray:

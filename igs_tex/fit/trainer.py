@@ -17,7 +17,7 @@ import torch
 
 from .. import IgsError
 from ..render import GaussianParams, get_renderer
-from ..report.metrics import psnr
+from ..metrics import psnr
 from .coverage import coverage, holes, weakest
 from .init import initial_positions, new_gaussians, sample_texels
 from .losses import make_loss

@@ -22,7 +22,7 @@ def gaussian_weight(px: torch.Tensor, py: torch.Tensor, means: torch.Tensor, the
     """G_i(p) per the contract. Broadcasts: px, py [...]; means [..., 2]; theta [...]; inv_scale [..., 2].
 
     The subtraction p - m comes first: expanding the quadratic form around another origin loses
-    enough float32 precision to flip top-K choices (shared/golden/README.md).
+    enough float32 precision to flip top-K choices (tests/data/golden/README.md).
     """
     dx = px - means[..., 0]
     dy = py - means[..., 1]

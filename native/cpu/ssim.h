@@ -1,6 +1,6 @@
 // The training loss L1 + lambda (1 - SSIM) and its gradient, fused in one streaming pass.
 //
-// SSIM follows Wang et al. 2004 as igs_tex.report.metrics.ssim_map does: 11-tap Gaussian
+// SSIM follows Wang et al. 2004 as igs_tex.metrics.ssim_map does: 11-tap Gaussian
 // window (sigma 1.5), K1 0.01, K2 0.03, data range 1, 'valid' windows; float32 maps, double
 // sums. In PyTorch the loss (grouped convolutions, abs, means and their autograd) took ten
 // times longer than rendering on a 2-core CPU; here the render's statistics are blurred row by

@@ -1,6 +1,6 @@
 """CUDA renderer against the references, on a machine with a GPU.
 
-Ground truths: the golden renders in shared/golden; igs_tex.render.torch_ref run in float64
+Ground truths: the golden renders in tests/data/golden; igs_tex.render.torch_ref run in float64
 (the differentiable contract); the native CPU kernels (same header, float32) when built.
 Tolerances: images to 1e-5 absolute, gradients to 1e-4 of each tensor's largest magnitude.
 
@@ -26,10 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: run with
 from scenes import params_on_texels  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED_CANDIDATES = [REPO.parent / "shared", REPO / "shared"]
-SHARED = next((p for p in SHARED_CANDIDATES if (p / "golden").is_dir()), SHARED_CANDIDATES[0])
-GOLDEN = sorted((SHARED / "golden").glob("case_*.npz"))
-MATERIAL_DIRS = [SHARED / "materials", REPO / "assets"]
+DATA = REPO / "tests" / "data"  # the CPU suite's own copies (conftest is not loaded here)
+GOLDEN = sorted((DATA / "golden").glob("case_*.npz"))
+MATERIAL_DIRS = [DATA / "materials", REPO / "assets"]
 FIELDS = ("means", "theta", "inv_scale", "colour")
 DEVICE = "cpu" if igs_cuda.emulated() else "cuda"  # the emulator (IGS_CUDA_EMULATE=1) computes on the CPU
 
@@ -164,7 +163,7 @@ def load_golden(path):
 
 
 def test_golden_cases_exist():
-    assert GOLDEN, f"no golden cases under {SHARED / 'golden'} (looked in {SHARED_CANDIDATES})"
+    assert GOLDEN, f"no golden cases under {DATA / 'golden'}"
 
 
 @pytest.mark.parametrize("path", GOLDEN, ids=lambda p: p.stem)

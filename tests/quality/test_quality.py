@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from igs_tex.pipeline import bake_material
+from igs_tex.bakes.material import bake_material
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

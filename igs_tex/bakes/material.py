@@ -13,15 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import IgsError, __version__
-from .atomic import atomic_write_text
-from .fit import DEFAULT_STEPS, FitSettings, auto_tile, fit_stack, gaussians_for_budget
-from .fit.colour_solve import solve_colours
-from .igsfile import build_igs, write_igs
-from .material import load_material
-from .render.decode import decode_stack
-from .render.native import native_available
-from .report.metrics import group_metrics
+from .. import IgsError, __version__
+from ..atomic import atomic_write_text
+from ..fit import DEFAULT_STEPS, FitSettings, auto_tile, fit_stack, gaussians_for_budget
+from ..fit.colour_solve import solve_colours
+from ..igsfile import build_igs, write_igs
+from ..material import load_material
+from ..render.decode import decode_stack
+from ..render.native import native_available
+from ..metrics import group_metrics
 
 
 def auto_grow_every(steps: int) -> int:
@@ -48,7 +48,7 @@ def bake_material(src: Path, out_dir: Path, *, bppc: float | None = None, kib: f
                   stamp: str | None = None, colour_solve: bool = True) -> dict:
     """Bake `src` into out_dir/<name>.igs and out_dir/<name>.json; returns the summary dict.
 
-    stamp: project.stamp_key of this bake, recorded in the JSON with the .igs hash so a later
+    stamp: bakes.project.stamp_key of this bake, recorded in the JSON with the .igs hash so a later
     project bake can tell the output is up to date.
     tile: texels per tile side; None picks it from the budget (fit/settings.py auto_tile).
     colour_solve: after training, replace the colours with the least-squares ones for the

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from . import IgsError, __version__
-from .config import BakeSettings, MaterialJob
-from .material import map_kind
+from .. import IgsError, __version__
+from ..config import BakeSettings, MaterialJob
+from ..material import map_kind
 
 
 def resolve_backend(settings: BakeSettings) -> str:
@@ -46,17 +46,17 @@ def resolve_backend(settings: BakeSettings) -> str:
     if value == "cuda":
         _require_cuda(where)
         return "cuda"
-    from .render.cuda import cuda_available
+    from ..render.cuda import cuda_available
     return "cuda" if cuda_available() else _cpu_backend()
 
 
 def _cpu_backend() -> str:
-    from .render.native import native_available
+    from ..render.native import native_available
     return "native" if native_available() else "torch"
 
 
 def _require_cuda(where: str) -> None:
-    from .render.cuda import cuda_available, cuda_unavailable_reason
+    from ..render.cuda import cuda_available, cuda_unavailable_reason
     if not cuda_available():
         raise IgsError(f"{where}: cuda is unavailable: {cuda_unavailable_reason()}")
 
@@ -101,13 +101,13 @@ def is_up_to_date(job: MaterialJob, key: str) -> bool:
 class Outcome:
     job: MaterialJob
     status: str                     # "baked" | "up to date" | "failed"
-    summary: dict | None = None     # pipeline.bake_material's, when baked
+    summary: dict | None = None     # bakes.material.bake_material's, when baked
     error: str | None = None        # one line, when failed
     traceback: str | None = None    # when the failure was a bug rather than bad input
 
 
 def bake_job(job: MaterialJob, backend: str, key: str, progress: bool) -> Outcome:
-    from .pipeline import bake_material
+    from .material import bake_material
     s = job.settings
     try:
         summary = bake_material(job.source, job.output_dir, **s.budget_kwargs(), steps=s.steps,
