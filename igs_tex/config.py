@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import IgsError
+from .budget import DEFAULT_BPPC, MAX_GAUSSIANS, MAX_K, MAX_TILE, MIN_GAUSSIANS
 from .fit.settings import DEFAULT_STEPS
 
-DEFAULT_BPPC = 0.059
 DEFAULT_OUTPUT = "out"
 DEVICES = ("cpu", "cuda", "auto")
 BACKENDS = ("auto", "torch", "native", "cuda")
@@ -75,7 +75,7 @@ class BakeSettings:
     seed: int
     k: int
     max_scale: float                # 0: no cap
-    tile: int                       # 0: from the budget (fit.settings.auto_tile)
+    tile: int                       # 0: from the budget (budget.auto_tile)
     renderer_key: str               # device | backend
     renderer: str                   # cpu|cuda|auto, or auto|torch|native|cuda
     preset: str
@@ -187,18 +187,18 @@ def _paths(v):
     return list(items)
 
 
-# Gaussian-count limits match fit.settings.gaussians_for_budget, so a count that passes here
+# Gaussian-count limits match budget.gaussians_for_budget, so a count that passes here
 # never fails there.
 CHECKS = {
     "preset": _choice(tuple(PRESETS)),
     "bppc": _number(0, inclusive=False),
     "kib": _number(0, inclusive=False),
-    "gaussians": _int(16, 4_000_000),
+    "gaussians": _int(MIN_GAUSSIANS, MAX_GAUSSIANS),
     "steps": _int(1),
     "seed": _int(0, 2**63 - 1),
-    "k": _int(1, 32),
+    "k": _int(1, MAX_K),
     "max_scale": _number(0, inclusive=True),
-    "tile": _int(0, 256),
+    "tile": _int(0, MAX_TILE),  # 0: from the budget
     "device": _choice(DEVICES),
     "backend": _choice(BACKENDS),
     "output": _text,

@@ -17,8 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from igs_tex import IgsError
+from igs_tex import IgsError, budget
 from igs_tex.atomic import atomic_write_bytes
+from igs_tex.budget import (CHANNEL_ENTRY_SIZE, CRC_SIZE, HEADER_SIZE, MAX_CHANNELS, MAX_GAUSSIANS,  # noqa: F401
+                            MAX_GAUSSIANS_16BIT_INDEX, MAX_INDEX_COUNT, MAX_K, MAX_SIDE, MAX_TILE,
+                            SECTION_ALIGN, align, bits_per_gaussian, ceil_div, check_k, check_tile,
+                            file_size, index_bits_for, index_section_bytes, section_layout, tile_count,
+                            tile_grid, words_per_gaussian)
 from igs_tex.render.tiles import tile_lists_numpy
 
 MAGIC = b"IGSF"
@@ -26,24 +31,10 @@ VERSION = 1
 
 # Fixed header: see FORMAT.md "Header" for the offset of every field.
 _HEADER = struct.Struct("<4sHHIIHHHHfIIIHH10I")
-HEADER_SIZE = _HEADER.size  # 84
 _CHANNEL = struct.Struct("<B3xffff")
-CHANNEL_ENTRY_SIZE = _CHANNEL.size  # 20
-SECTION_ALIGN = 16
-CRC_SIZE = 4
+assert _HEADER.size == HEADER_SIZE and _CHANNEL.size == CHANNEL_ENTRY_SIZE
 
 SECTION_NAMES = ("channel table", "metadata", "gaussian buffer", "tile offsets", "tile indices")
-
-MAX_SIDE = 16384
-MAX_CHANNELS = 16
-MAX_TILE = 256
-MAX_K = 32
-# Chosen so that every section length fits in a u32 and 32-bit decoders cannot overflow when they
-# multiply a count by its entry size.
-MAX_GAUSSIANS = 1 << 26
-MAX_INDEX_COUNT = (1 << 30) - 1
-# 16-bit indices address Gaussians 0..65535.
-MAX_GAUSSIANS_16BIT_INDEX = 65536
 
 SEMANTIC_CODES: dict[str, int] = {
     "other": 0,
@@ -78,31 +69,6 @@ _F32_MIN_NORMAL = float(np.finfo(np.float32).tiny)  # 2^-126
 
 class IgsFormatError(IgsError):
     """A .igs file that is truncated, corrupt or violates docs/FORMAT.md."""
-
-
-def bits_per_gaussian(channels: int) -> int:
-    """Stored parameter bits of one Gaussian, excluding the padding half (DESIGN.md "Bitrate")."""
-    return 16 * (5 + int(channels))
-
-
-def words_per_gaussian(channels: int) -> int:
-    return (5 + int(channels) + 1) // 2
-
-
-def index_bits_for(gaussian_count: int) -> int:
-    return 16 if gaussian_count <= MAX_GAUSSIANS_16BIT_INDEX else 32
-
-
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-def _align(n: int) -> int:
-    return _ceil_div(n, SECTION_ALIGN) * SECTION_ALIGN
-
-
-def _index_section_bytes(count: int, bits: int) -> int:
-    return 4 * _ceil_div(count * bits, 32)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -305,15 +271,15 @@ class IgsFile:
 
     @property
     def tiles_x(self) -> int:
-        return _ceil_div(self.width, self.tile)
+        return tile_grid(self.width, self.height, self.tile)[0]
 
     @property
     def tiles_y(self) -> int:
-        return _ceil_div(self.height, self.tile)
+        return tile_grid(self.width, self.height, self.tile)[1]
 
     @property
     def tile_count(self) -> int:
-        return self.tiles_x * self.tiles_y
+        return tile_count(self.width, self.height, self.tile)
 
     def params(self) -> dict[str, np.ndarray]:
         """Dequantised float32 means [N, 2], theta [N], inv_scale [N, 2], colour [N, C]."""
@@ -339,20 +305,8 @@ class IgsFile:
         return text.encode("utf-8")
 
     def _layout(self, metadata_len: int) -> list[tuple[int, int]]:
-        lengths = (
-            CHANNEL_ENTRY_SIZE * self.channel_count,
-            metadata_len,
-            4 * self.gaussian_count * self.words_per_gaussian,
-            4 * (self.tile_count + 1),
-            _index_section_bytes(int(self.tile_indices.shape[0]), self.index_bits),
-        )
-        sections = []
-        pos = HEADER_SIZE
-        for length in lengths:
-            pos = _align(pos)
-            sections.append((pos, length))
-            pos += length
-        return sections
+        return section_layout(self.channel_count, metadata_len, self.gaussian_count, self.tile_count,
+                              int(self.tile_indices.shape[0]))
 
     def _check_writable(self) -> None:
         problems = []
@@ -364,10 +318,11 @@ class IgsFile:
             problems.append(f"unknown channel semantics {unknown}")
         if not (1 <= self.width <= MAX_SIDE and 1 <= self.height <= MAX_SIDE):
             problems.append(f"size {self.width}x{self.height}")
-        if not 1 <= self.tile <= MAX_TILE:
-            problems.append(f"tile {self.tile}")
-        if not 1 <= self.k <= MAX_K:
-            problems.append(f"k {self.k}")
+        for check, value in ((check_tile, self.tile), (check_k, self.k)):
+            try:
+                check(value)
+            except IgsError as e:
+                problems.append(str(e))
         if not (math.isfinite(self.eps) and 0 < self.eps <= float(np.finfo(np.float32).max)):
             problems.append(f"epsilon {self.eps}")
         if self.tile_indices.ndim != 1 or self.tile_indices.shape[0] > MAX_INDEX_COUNT:
@@ -425,22 +380,12 @@ class IgsFile:
         bppc counts only the stored Gaussian parameters (16 bits each, padding halves excluded);
         bppc_total counts every byte of the file.
         """
-        meta = self._metadata_bytes()
-        sections = self._layout(len(meta))
-        total = sections[-1][0] + sections[-1][1] + CRC_SIZE
-        gauss, offs, idx = (sections[i][1] for i in (2, 3, 4))
-        texels = self.width * self.height * self.channel_count
-        param_bits = self.gaussian_count * bits_per_gaussian(self.channel_count)
-        return {
-            "header_bytes": total - gauss - offs - idx,
-            "gaussian_bytes": gauss,
-            "tile_offsets_bytes": offs,
-            "tile_indices_bytes": idx,
-            "total_bytes": total,
-            "param_bits": param_bits,
-            "bppc": param_bits / texels,
-            "bppc_total": 8 * total / texels,
-        }
+        return self.file_size().report()
+
+    def file_size(self):
+        """budget.FileSize of this file as it would be written."""
+        return file_size(self.width, self.height, self.channel_count, self.tile, self.gaussian_count,
+                         int(self.tile_indices.shape[0]), len(self._metadata_bytes()))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -464,10 +409,8 @@ def build_igs(means, theta, inv_scale, colour, width: int, height: int, channels
     if unknown:
         raise IgsError(f"unknown channel semantics {unknown}; known: {sorted(SEMANTIC_CODES)}")
     _check_size(width, height)
-    if not 1 <= tile <= MAX_TILE:
-        raise IgsError(f"tile size {tile} is outside 1..{MAX_TILE}")
-    if not 1 <= k <= MAX_K:
-        raise IgsError(f"K {k} is outside 1..{MAX_K}")
+    check_tile(tile)
+    check_k(k)
     eps32 = np.float32(eps)
     if not (np.isfinite(eps32) and eps32 > 0):
         raise IgsError(f"epsilon {eps} must be finite and > 0 in float32")
@@ -538,17 +481,18 @@ def _parse(data: bytes) -> IgsFile:
         raise _Invalid(f"image size {width}x{height} is outside 1..{MAX_SIDE}")
     if not 1 <= c <= MAX_CHANNELS:
         raise _Invalid(f"channel count {c} is outside 1..{MAX_CHANNELS}")
-    if not 1 <= tile <= MAX_TILE:
-        raise _Invalid(f"tile size {tile} is outside 1..{MAX_TILE}")
-    if not 1 <= k <= MAX_K:
-        raise _Invalid(f"K {k} is outside 1..{MAX_K}")
+    for check, value in ((check_tile, tile), (check_k, k)):
+        try:
+            check(value)
+        except IgsError as e:
+            raise _Invalid(str(e)) from None
     if not (math.isfinite(eps) and eps > 0):
         raise _Invalid(f"epsilon {eps} must be finite and > 0")
     if n > MAX_GAUSSIANS:
         raise _Invalid(f"gaussian count {n} exceeds the limit {MAX_GAUSSIANS}")
     if index_bits != index_bits_for(n):
         raise _Invalid(f"index bits {index_bits}, but {n} Gaussians require {index_bits_for(n)}")
-    expected_tiles = _ceil_div(width, tile) * _ceil_div(height, tile)
+    expected_tiles = budget.tile_count(width, height, tile)
     if tile_count != expected_tiles:
         raise _Invalid(f"tile count {tile_count}, but a {width}x{height} image in {tile}-texel tiles has {expected_tiles}")
     if index_count > MAX_INDEX_COUNT:
@@ -560,7 +504,7 @@ def _parse(data: bytes) -> IgsFile:
 
     # Section lengths against the counts (Python ints: no overflow whatever the header says).
     need = (CHANNEL_ENTRY_SIZE * c, None, 4 * n * wpg, 4 * (tile_count + 1),
-            _index_section_bytes(index_count, index_bits))
+            index_section_bytes(index_count, index_bits))
     what = (f"{c} channels", None, f"{n} Gaussians of {wpg} words", f"{tile_count} tiles",
             f"{index_count} indices of {index_bits} bits")
     for name, (offset, length), want, why in zip(SECTION_NAMES, sections, need, what):

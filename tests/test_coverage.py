@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from igs_tex.fit import FitSettings, fit_stack, gaussians_for_budget
+from igs_tex.budget import gaussians_for_budget
+from igs_tex.fit import FitSettings, fit_stack
 from igs_tex.fit.coverage import coverage, holes, weakest
 from igs_tex.material import load_material
 from igs_tex.render import GaussianParams, get_renderer

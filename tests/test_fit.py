@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from igs_tex import IgsError
-from igs_tex.fit import FitSettings, auto_tile, fit_stack, gaussians_for_budget
+from igs_tex.budget import auto_tile, gaussians_for_budget
+from igs_tex.fit import FitSettings, fit_stack
 from igs_tex.fit.init import gradient_magnitude, initial_positions
 from igs_tex.material import load_material
 

@@ -1,6 +1,7 @@
 """The .igs container: round trips, quantisation bounds, bit-exact decode, and rejection of bad files."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import struct
@@ -566,8 +567,11 @@ def test_size_report():
     rep = igs.size_report()
     b = igs.to_bytes()
     assert rep["total_bytes"] == len(b)
-    assert rep["header_bytes"] + rep["gaussian_bytes"] + rep["tile_offsets_bytes"] + rep["tile_indices_bytes"] \
-        == rep["total_bytes"]
+    meta = len(json.dumps({"name": "m"}, separators=(",", ":")).encode())
+    assert rep["metadata_bytes"] == meta
+    assert rep["header_bytes"] + rep["metadata_bytes"] + rep["gaussian_bytes"] + rep["tile_offsets_bytes"] \
+        + rep["tile_indices_bytes"] == rep["total_bytes"]
+    assert rep["bppc_file"] == pytest.approx(8 * (len(b) - meta) / (256 * 128 * 9))
     assert rep["gaussian_bytes"] == 123 * 7 * 4
     assert rep["param_bits"] == 123 * 14 * 16 == 123 * bits_per_gaussian(9)
     assert rep["bppc"] == pytest.approx(123 * 14 * 16 / (256 * 128 * 9))

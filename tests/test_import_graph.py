@@ -8,10 +8,10 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "igs_tex"
-STAGES = ("fit", "render", "codecs", "igsfile", "metrics", "material", "atomic")
+STAGES = ("budget", "fit", "render", "codecs", "igsfile", "metrics", "material", "atomic")
 DRIVERS = ("bakes", "report", "cli", "config")
 # What the report may not reach into: everything that bakes, fits, decodes or measures.
-NOT_FOR_REPORT = ("fit", "render", "codecs", "igsfile", "metrics", "material", "bakes", "cli", "config")
+NOT_FOR_REPORT = ("budget", "fit", "render", "codecs", "igsfile", "metrics", "material", "bakes", "cli", "config")
 
 
 def module_of(path: Path, root: Path = PACKAGE) -> str:

@@ -82,7 +82,7 @@ def _git_describe() -> str | None:
 def _check_options(stack, rates: list[float], codecs: list[str], mips: list[int]) -> None:
     """Reject every bad option before the first bake, which can take minutes."""
     from ..codecs.packing import get_scheme
-    from ..fit import gaussians_for_budget
+    from ..budget import gaussians_for_budget
 
     if not rates:
         raise IgsError("--rates: give at least one rate")

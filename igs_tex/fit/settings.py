@@ -1,73 +1,15 @@
-"""Fitting settings (DESIGN.md "Fitting": the paper's defaults) and the budget -> count rule."""
+"""Fitting settings (DESIGN.md "Fitting": the paper's defaults). The budget -> count rule and the
+automatic tile size are igs_tex/budget.py's."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from .. import IgsError
+from ..budget import check_k, check_tile
 
 # Measured on walnut_wood 512 px at 0.059 bppc: 600 steps reach 35.68 dB against 35.75 dB at
 # 2000, so 1000 keeps the fit within a few hundredths of a dB for half the time.
 DEFAULT_STEPS = 1000
-
-# 16 bits for each of mean x, mean y, theta, inverse scale x, y, and one per channel.
-GEOMETRY_VALUES = 5
-
-
-def bits_per_gaussian(channels: int) -> int:
-    return 16 * (GEOMETRY_VALUES + channels)
-
-
-def gaussians_for_budget(width: int, height: int, channels: int, *, bppc: float | None = None,
-                         kib: float | None = None, gaussians: int | None = None) -> int:
-    """Gaussian count for exactly one of: bits per pixel per channel, file KiB, or a count.
-
-    bppc counts only the stored Gaussian parameters (DESIGN.md "Bitrate"); --kib does too, so the
-    tile index and header come on top (inspect reports both).
-    """
-    given = [v is not None for v in (bppc, kib, gaussians)]
-    if sum(given) != 1:
-        raise IgsError("give exactly one budget: --bppc, --kib or --gaussians")
-    if gaussians is not None:
-        n = int(gaussians)
-    elif bppc is not None:
-        if not bppc > 0:
-            raise IgsError(f"--bppc must be > 0, got {bppc}")
-        n = int(bppc * width * height * channels // bits_per_gaussian(channels))
-    else:
-        if not kib > 0:
-            raise IgsError(f"--kib must be > 0, got {kib}")
-        n = int(kib * 1024 * 8 // bits_per_gaussian(channels))
-    if n < 16:
-        raise IgsError(f"budget gives {n} Gaussians for {width}x{height}x{channels}; need at least 16")
-    if n > 4_000_000:
-        raise IgsError(f"budget gives {n} Gaussians; the format and the renderers stop at 4,000,000")
-    return n
-
-
-# Tile size (texels per side) by how sparse the Gaussians are. The tile index lists every
-# Gaussian in every tile its 3-sigma circle meets, so where Gaussians are large next to a
-# 16-texel tile, most of the file is index: walnut_wood 512 px at 0.03 bppc stores 0.030 bppc
-# of parameters in a 0.118 bppc file. Larger tiles list each Gaussian fewer times and also cut
-# fewer of the blend's seams (a texel only sees its own tile's Gaussians). Measured (512 px,
-# 1000 steps, trained and shipped at that T; PSNR all, file bppc, mean list length):
-#   pipes_trak 0.03  T=16 21.46 dB 0.118 6.1   T=32 21.87 dB 0.063 8.9    T=64 22.12 dB 0.045 15.6
-#   pipes_trak 0.12  T=16 27.99 dB 0.314 15.5  T=32 28.15 dB 0.198 23.3   T=64 28.43 dB 0.163 44.6
-#   pipes_trak 0.25  T=16 31.66 dB 0.536 23.2  T=32 32.00 dB 0.379 38.5   T=64 32.16 dB 0.328 81.3
-#   walnut_wood 0.03 T=16 35.41 dB 0.115 -     T=32 35.50 dB 0.061 -
-#   walnut_wood 0.25 T=16 36.38 dB 0.523 30.4  T=32 36.40 dB 0.373 50.4   T=64 36.41 dB 0.319 98.1
-#   rock_cliff 0.06  T=16 16.35 dB 0.200 -     T=32 16.42 dB 0.112 -
-# The list length is the per-texel work of every decoder and of training (+20% step time at
-# T=32), so 32 is used only where Gaussians are sparse (mean spacing sqrt(HW/N) >= 12 texels);
-# there its lists stay as short as 16's are at 0.25 bppc. Training at 16 and shipping at 32 kept
-# the smaller file but only a quarter of the PSNR gain (pipes_trak 0.03: 21.56 dB).
-SPARSE_SPACING_PX = 12.0
-
-
-def auto_tile(width: int, height: int, gaussians: int) -> int:
-    """The default tile size T for this many Gaussians on this image (see SPARSE_SPACING_PX)."""
-    spacing = (width * height / max(1, gaussians)) ** 0.5
-    return 32 if spacing >= SPARSE_SPACING_PX else 16
-
 
 @dataclass
 class FitSettings:
@@ -134,10 +76,8 @@ class FitSettings:
     def validate(self, channels: int) -> None:
         if self.steps < 1:
             raise IgsError(f"--steps must be >= 1, got {self.steps}")
-        if not 1 <= self.k <= 32:
-            raise IgsError(f"k must be in 1..32, got {self.k}")
-        if not 1 <= self.tile <= 256:
-            raise IgsError(f"tile must be in 1..256, got {self.tile}")
+        check_k(self.k)
+        check_tile(self.tile)
         if not 0.0 <= self.coarse_fraction < 1.0:
             raise IgsError(f"coarse_fraction must be in [0, 1), got {self.coarse_fraction}")
         if self.channel_weights is not None and len(self.channel_weights) != channels:

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import torch
 
+from .. import budget
 from .params import GaussianParams
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -349,7 +350,7 @@ def _prepare(lib, means, theta, inv_scale) -> torch.Tensor:
 def _bin(lib, means, inv_scale, height, width, tile) -> tuple[torch.Tensor, torch.Tensor]:
     dev, n = means.device, means.shape[0]
     stream = _stream(dev)
-    tiles = ((width + tile - 1) // tile) * ((height + tile - 1) // tile)
+    tiles = budget.tile_count(width, height, tile)
     g_off = _empty(n + 1, dtype=torch.int64, device=dev)
     ws = _workspace(lib, lib.igs_cuda_bin_count_workspace, dev, n)
     _check(lib, "igs_cuda_bin_count", lib.igs_cuda_bin_count(

@@ -10,10 +10,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .. import budget
+
 
 def tile_grid(height: int, width: int, tile: int) -> tuple[int, int]:
-    """(tiles_x, tiles_y); the last row/column is cut at the image edge."""
-    return (width + tile - 1) // tile, (height + tile - 1) // tile
+    """(tiles_x, tiles_y) in the renderers' (height, width) argument order."""
+    return budget.tile_grid(width, height, tile)
 
 
 def gaussian_radius(inv_scale: torch.Tensor) -> torch.Tensor:
