@@ -33,6 +33,7 @@ MAX_GAUSSIANS_16BIT_INDEX = 65536
 MIN_GAUSSIANS = 16
 
 HEADER_SIZE = 84
+HEADER_SIZE_V2 = 80
 CHANNEL_ENTRY_SIZE = 20
 SECTION_ALIGN = 16
 CRC_SIZE = 4
@@ -44,6 +45,14 @@ DEFAULT_BPPC = 0.059
 # channel, padded to whole words.
 GEOMETRY_VALUES = 5
 VALUE_BITS = 16
+
+# Version 2 records (docs/FORMAT-v2.md): means at 1/8 texel, an 8-bit rotation, 8-bit minifloat
+# inverse scales (3 exponent bits: 8 octaves; 5 mantissa bits: steps of at most 3.1 %).
+MEAN_SUBTEXEL_BITS = 3
+THETA_BITS = 8
+SCALE_EXP_BITS = 3
+SCALE_MANT_BITS = 5
+COLOUR_BITS = 8
 
 # Tile size (texels per side) by how sparse the Gaussians are. The tile index lists every
 # Gaussian in every tile its 3-sigma circle meets, so where Gaussians are large next to a tile,
@@ -254,3 +263,58 @@ def gaussians_for_budget(width: int, height: int, channels: int, *, bppc: float 
             raise IgsError(f"--kib must be > 0, got {kib}")
         n = int(kib * 1024 * 8 // bits_per_gaussian(channels))
     return check_count(n, width, height, channels)
+
+
+# ----------------------------------------------------------------------------------------------
+# Version 2: records of declared widths, no tile index, per-tile offsets
+
+
+def mean_bits(width: int, height: int) -> int:
+    return max(1, math.ceil(math.log2(max(width, height)))) + MEAN_SUBTEXEL_BITS
+
+
+def record_bits_v2(width: int, height: int, channels: int, colour_bits: int = COLOUR_BITS) -> int:
+    """Bits of a default version 2 record (the layout igs-tex writes)."""
+    return 2 * mean_bits(width, height) + THETA_BITS + 2 * (SCALE_EXP_BITS + SCALE_MANT_BITS) \
+        + int(colour_bits) * int(channels)
+
+
+def offset_bits_for(gaussian_count: int) -> int:
+    return max(1, int(gaussian_count).bit_length())
+
+
+def section_layout_v2(channels: int, metadata_len: int, gaussians: int, record_bits: int,
+                      tiles: int) -> list[tuple[int, int]]:
+    lengths = (CHANNEL_ENTRY_SIZE * channels, metadata_len, 4 * ceil_div(gaussians * record_bits, 32),
+               4 * ceil_div((tiles + 1) * offset_bits_for(gaussians), 32))
+    sections, pos = [], HEADER_SIZE_V2
+    for length in lengths:
+        pos = align(pos)
+        sections.append((pos, length))
+        pos += length
+    return sections
+
+
+def file_size_v2(width: int, height: int, channels: int, tile: int, gaussians: int, record_bits: int,
+                 metadata_len: int = 0) -> FileSize:
+    sections = section_layout_v2(channels, metadata_len, gaussians, record_bits,
+                                 tile_count(width, height, tile))
+    total = sections[-1][0] + sections[-1][1] + CRC_SIZE
+    rec, offs = sections[2][1], sections[3][1]
+    return FileSize(header_bytes=total - metadata_len - rec - offs, metadata_bytes=metadata_len,
+                    gaussian_bytes=rec, tile_offsets_bytes=offs, tile_indices_bytes=0,
+                    param_bits=gaussians * record_bits, texel_channels=width * height * channels)
+
+
+def gaussians_for_file(limit: int, width: int, height: int, channels: int, tile: int,
+                       record_bits: int) -> int:
+    """The largest count whose version 2 file (less metadata) fits in `limit` bytes: exact,
+    since nothing in a version 2 file depends on where the Gaussians are."""
+    lo, hi = 0, MAX_GAUSSIANS
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if file_size_v2(width, height, channels, tile, mid, record_bits).budget_bytes <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo

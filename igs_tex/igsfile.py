@@ -227,6 +227,8 @@ def dequantize(words, channel_count: int, width: int, height: int, colour_range)
 
 @dataclass(eq=False)
 class IgsFile:
+    version = VERSION  # a class constant, not a field: version 2 files are format_v2.IgsFileV2
+
     width: int
     height: int
     tile: int
@@ -602,10 +604,18 @@ def _parse(data: bytes) -> IgsFile:
                    tile_indices=indices, metadata=metadata)
 
 
-def from_bytes(data: bytes, name: str = "<bytes>") -> IgsFile:
-    """Parse and validate a whole .igs file; any defect raises IgsFormatError naming `name`."""
+def from_bytes(data: bytes, name: str = "<bytes>"):
+    """Parse and validate a whole .igs file of either version (version 2: format_v2.py); any
+    defect raises IgsFormatError naming `name`."""
+    data = bytes(data)
     try:
-        return _parse(bytes(data))
+        if len(data) >= 6 and data[:4] == MAGIC and struct.unpack_from("<H", data, 4)[0] == 2:
+            from . import format_v2
+            try:
+                return format_v2._parse(data)
+            except format_v2._Invalid as exc:
+                raise _Invalid(str(exc)) from None
+        return _parse(data)
     except _Invalid as exc:
         raise IgsFormatError(f"{name}: {exc}") from None
     except (struct.error, ValueError, OverflowError, MemoryError) as exc:
@@ -613,7 +623,7 @@ def from_bytes(data: bytes, name: str = "<bytes>") -> IgsFile:
         raise IgsFormatError(f"{name}: malformed file ({type(exc).__name__}: {exc})") from None
 
 
-def read_igs(path) -> IgsFile:
+def read_igs(path):
     path = Path(path)
     try:
         data = path.read_bytes()

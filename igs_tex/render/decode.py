@@ -28,7 +28,13 @@ def decode_stack(igs) -> np.ndarray:
     """decode_igs through the C++ reference decoder when it is built (about 30x faster at
     1024^2; equal within 1e-6, tests/test_decoder.py), else the torch reference itself."""
     from .native import native_available
-    if not native_available():
+    if not native_available() or not _native_reads(igs.version):
         return decode_igs(igs)
     from .. import _native
-    return _native.IgsDecoder(igs.to_bytes()).decode()
+    # As many threads as the native render kernels (all processors unless set_cpu_threads).
+    return _native.IgsDecoder(igs.to_bytes()).decode(threads=_native.num_threads())
+
+
+def _native_reads(version: int) -> bool:
+    from .. import _native
+    return version in getattr(_native, "IGS_VERSIONS", (1,))
