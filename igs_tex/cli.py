@@ -33,8 +33,9 @@ _BAKE_DESCRIPTION = """\
 Bake a material folder into a .igs file, or every material of a project file.
 
 One material:  igs-tex bake FOLDER [-o OUT] [options]
-  Maps are found by name suffix: basecolor|albedo|diffuse|color, normal|nrm|nor,
-  ao|occlusion, roughness|rough, metalness|metallic|metal, packed orm|arm.
+  Maps are found by name suffix, as Poly Haven, ambientCG, Substance, Quixel and Unreal
+  name them (basecolor|diff|Color|D, normal|nor_gl|NormalDX, ao, roughness|gloss, metal|M,
+  packed orm|arm, opacity); after the bake, stderr says what each file became (not with -q).
   Formats: PNG (8/16-bit), JPEG, TGA, EXR. Missing maps are simply absent channels.
   The budget is one of --bppc (default 0.059), --gaussians or --kib.
   Writes OUT/<name>.igs and OUT/<name>.json (quality, sizes, timings). Always bakes.
@@ -170,9 +171,14 @@ def _cmd_bake(a) -> int:
     from .bakes.material import bake_material
     from .bakes.project import resolve_backend
     st = merge_settings(cli_layer(_bake_cli_settings(a)))
+    from .material import describe_maps, discover_maps
+    map_lines = describe_maps(*discover_maps(a.material))  # printed once the bake has succeeded
     s = bake_material(a.material, a.output or Path("."), **st.budget_kwargs(), steps=st.steps,
                       seed=st.seed, backend=resolve_backend(st), k=st.k, progress=not a.quiet,
                       name=a.name, max_scale_px=st.max_scale or None, tile=st.tile or None)
+    if not a.quiet:
+        for line in map_lines:
+            print(f"map {line}", file=sys.stderr)
     size = s["size"]
     print(f"wrote {s['output']}: {s['width']}x{s['height']}x{len(s['channels'])}, "
           f"{s['gaussians']} Gaussians, {size['total_bytes'] / 1024:.1f} KiB, "
