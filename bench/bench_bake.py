@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from igs_tex.fit import DEFAULT_STEPS  # noqa: E402
-from igs_tex.bakes.material import bake_material  # noqa: E402
+from igs_tex.bakes.material import BakeOptions, bake_material  # noqa: E402
 from igs_tex.render.native import native_available  # noqa: E402
 
 
@@ -40,7 +40,7 @@ def default_material() -> Path:
 def bake(src: Path, steps: int, bppc: float) -> tuple[dict, float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         t0, c0 = time.perf_counter(), time.process_time()
-        summary = bake_material(src, Path(tmp), bppc=bppc, steps=steps, progress=False)
+        summary = bake_material(src, Path(tmp), BakeOptions(bppc=bppc, steps=steps), progress=False)
         return summary, time.perf_counter() - t0, time.process_time() - c0
 
 

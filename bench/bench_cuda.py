@@ -114,7 +114,7 @@ def row(backend, device_name, size, channels, n, fwd, bwd, total_s, done, steps)
 def bake_row(material: Path, size: int, steps: int, bppc: float) -> None:
     from PIL import Image
 
-    from igs_tex.bakes.material import bake_material
+    from igs_tex.bakes.material import BakeOptions, bake_material
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / material.name
         src.mkdir()
@@ -122,7 +122,7 @@ def bake_row(material: Path, size: int, steps: int, bppc: float) -> None:
             with Image.open(f) as im:
                 im.resize((size, size), Image.LANCZOS).save(src / f.name)
         t0 = time.perf_counter()
-        summary = bake_material(src, Path(tmp) / "out", bppc=bppc, steps=steps, backend="cuda",
+        summary = bake_material(src, Path(tmp) / "out", BakeOptions(bppc=bppc, steps=steps, backend="cuda"),
                                 progress=False)
         wall = time.perf_counter() - t0
     psnr = summary["metrics"]["all"]["psnr"]

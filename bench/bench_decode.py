@@ -61,9 +61,9 @@ def bake_default(cache: Path, steps: int) -> Path:
     path = out / "walnut_wood.igs"
     if path.exists():
         return path
-    from igs_tex.bakes.material import bake_material
+    from igs_tex.bakes.material import BakeOptions, bake_material
     print(f"baking {DEFAULT_MATERIAL} ({steps} steps, default rate) into {out} ...", flush=True)
-    bake_material(DEFAULT_MATERIAL, out, steps=steps, progress=False)
+    bake_material(DEFAULT_MATERIAL, out, BakeOptions(steps=steps), progress=False)
     return path
 
 

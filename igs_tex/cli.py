@@ -1,8 +1,9 @@
 """igs-tex command line: bake / decode / inspect. Argument parsing and printing only.
 
-Exit codes: 0 success, 2 bad input or options (one line on stderr naming the file and the
-problem, no output written), 1 an internal error (a bug: traceback shown). A project bake
-(pipeline.toml) goes on past a failing material and then exits 2, or 1 if a failure was a bug.
+Exit codes (EXIT_CODES, shown by igs-tex --help): 0 success, 2 bad input or options (one line
+on stderr naming the file and the problem, no output written), 1 an internal error (a bug:
+traceback shown), 130 interrupted. A project bake (pipeline.toml) goes on past a failing
+material and then exits 2, or 1 if a failure was a bug.
 """
 from __future__ import annotations
 
@@ -12,10 +13,22 @@ import sys
 from pathlib import Path
 
 from . import IgsError, __version__
-from .config import DEVICES, PRESET_HELP, PRESETS
+from .budget import DEFAULT_BPPC
+from .config import DEFAULT_K, DEFAULT_MAX_SCALE, DEFAULT_SEED, DEVICES, PRESET_HELP, PRESETS
 from .fit.settings import DEFAULT_STEPS
 
-EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+EXIT_CODES = f"""\
+exit codes:
+  {EXIT_OK}    success
+  {EXIT_INTERNAL}    internal error, a bug in igs-tex (a traceback is printed; please report it)
+  {EXIT_USAGE}    bad input or usage: unreadable or inconsistent maps, a bad option or pipeline.toml
+       key, an output that cannot be written (one line on stderr naming the file; nothing is
+       baked or written). A project bake goes on past a failing material and then exits 2,
+       or 1 if a failure was a bug
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
+"""
 
 _DESCRIPTION = """\
 Compress PBR material texture stacks (base colour, normal, AO, roughness, metalness) into
@@ -37,8 +50,12 @@ One material:  igs-tex bake FOLDER [-o OUT] [options]
   name them (basecolor|diff|Color|D, normal|nor_gl|NormalDX, ao, roughness|gloss, metal|M,
   packed orm|arm, opacity); after the bake, stderr says what each file became (not with -q).
   Formats: PNG (8/16-bit), JPEG, TGA, EXR. Missing maps are simply absent channels.
-  The budget is one of --bppc (default 0.059), --gaussians or --kib.
-  Writes OUT/<name>.igs and OUT/<name>.json (quality, sizes, timings). Always bakes.
+  The budget is one of --bppc (default {bppc}), --gaussians or --kib.
+  Writes OUT/<name>.igs and OUT/<name>.json (quality, sizes, timings), or with
+  -o FILE.igs that file and FILE.json. Always bakes. The output location is checked
+  before the fit. The .json is strict JSON: an infinite PSNR (an exact reconstruction,
+  e.g. a constant map) is the string "inf".
+  Progress goes to stderr: a bar on a terminal, else a line at each quarter of the fit.
 
 A project:     igs-tex bake [--config pipeline.toml] [-j N] [--force] [options]
   With no FOLDER, bakes every [[material]] of ./pipeline.toml (or --config TOML):
@@ -63,32 +80,36 @@ A project:     igs-tex bake [--config pipeline.toml] [-j N] [--force] [options]
   -j N bakes N materials at once in worker processes; on the CPU the bytes are the same
   as with -j 1. The default is 1 because one bake already uses every core; -j > 1 helps
   many small materials, where per-step overhead leaves cores idle.
-"""
+  Two materials that would write the same file are an error before anything is baked.
+""".format(bppc=DEFAULT_BPPC)
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="igs-tex", description=_DESCRIPTION,
+    ap = argparse.ArgumentParser(prog="igs-tex", description=_DESCRIPTION, epilog=EXIT_CODES,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--version", action="version", version=f"igs-tex {__version__}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
 
     b = sub.add_parser("bake", help="fit a material folder (or every material of pipeline.toml) into .igs files",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description=_BAKE_DESCRIPTION)
+                       description=_BAKE_DESCRIPTION, epilog=EXIT_CODES)
     b.add_argument("material", type=Path, nargs="?",
                    help="material folder; leave out to bake the project in ./pipeline.toml (or --config)")
     b.add_argument("--config", type=Path, metavar="TOML",
                    help="bake every [[material]] of this project file instead of one folder")
     b.add_argument("-o", "--output", type=Path,
-                   help="output folder (default: . for one material; with a project file this "
-                   "replaces every material's 'output')")
+                   help="output folder (default: .), or for one material a file name ending in .igs "
+                   "(its .json goes beside it); with a project file, a folder that replaces every "
+                   "material's 'output'")
     g = b.add_mutually_exclusive_group()
-    g.add_argument("--bppc", type=float, help="bits per pixel per channel of the Gaussian parameters (default 0.059, the paper's rate)")
+    g.add_argument("--bppc", type=float, help="bits per pixel per channel of the Gaussian parameters "
+                   f"(default {DEFAULT_BPPC}, the paper's rate)")
     g.add_argument("--gaussians", type=int, help="number of Gaussians")
     g.add_argument("--kib", type=float, help="size of the Gaussian parameters in KiB")
     b.add_argument("--preset", choices=list(PRESETS), help=f"bake effort, never the size: {PRESET_HELP}")
     b.add_argument("--steps", type=int, help=f"optimisation steps (default {DEFAULT_STEPS}; beats --preset)")
-    b.add_argument("--seed", type=int, help="random seed; same inputs+settings+seed give identical bytes (default 0)")
+    b.add_argument("--seed", type=int, help="random seed; same inputs+settings+seed give identical "
+                   f"bytes (default {DEFAULT_SEED})")
     r_ = b.add_mutually_exclusive_group()
     r_.add_argument("--device", choices=list(DEVICES),
                     help="where to train: cpu = the native C++ kernels (all cores) when built, else "
@@ -98,10 +119,10 @@ def _parser() -> argparse.ArgumentParser:
     r_.add_argument("--backend", choices=["auto", "torch", "native", "cuda"],
                     help="renderer by name, for testing and benchmarks: auto (= --device cpu), torch "
                     "reference, native C++, cuda")
-    b.add_argument("-k", "--topk", type=int, help="Gaussians blended per texel, K (default 10)")
+    b.add_argument("-k", "--topk", type=int, help=f"Gaussians blended per texel, K (default {DEFAULT_K})")
     b.add_argument("--max-scale", type=float, metavar="PX",
                    help="longest Gaussian standard deviation in texels; smaller keeps the tile index "
-                   "and the per-texel work small (default 16; 0 = no cap)")
+                   f"and the per-texel work small (default {DEFAULT_MAX_SCALE:g}; 0 = no cap)")
     b.add_argument("--tile", type=int, metavar="T",
                    help="tile size in texels, stored in the file; every texel blends only its tile's "
                    "list, so T trades file size against per-texel work: larger tiles list each "
@@ -113,7 +134,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="project bakes: materials baked at once in worker processes (default 1, or "
                    "'jobs' in [defaults]); see above")
     b.add_argument("--force", action="store_true", help="project bakes: re-bake materials that are up to date")
-    b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    b.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads to compute with (default: every core): torch's and the native "
+                   "kernels'; with -j, the native ones are shared out among the workers. The bytes do "
+                   "not depend on it, except with --backend torch")
+    b.add_argument("-q", "--quiet", action="store_true",
+                   help="print only errors: no progress, no summary")
 
     d = sub.add_parser("decode", help="decode a .igs back to texture maps",
                        description="Decode a .igs into maps named like the baked inputs.")
@@ -142,10 +168,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="baselines, comma-separated: bc1, bc1-bc4, bc7, bc7-bc4, astcWxH "
                    "(default bc1,bc7,astc4x4,astc6x6,astc8x8,astc12x12)")
     r.add_argument("--mips", default="0,1,2,3", help="baseline mip levels, comma-separated (default 0,1,2,3)")
-    r.add_argument("--seed", type=int, default=0, help="random seed of the bakes (default 0)")
+    r.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                   help=f"random seed of the bakes (default {DEFAULT_SEED})")
     r.add_argument("--backend", choices=["auto", "torch", "native", "cuda"], default="auto",
                    help="renderer for training (default auto)")
-    r.add_argument("-k", "--topk", type=int, default=10, help="Gaussians blended per texel, K (default 10)")
+    r.add_argument("-k", "--topk", type=int, default=DEFAULT_K,
+                   help=f"Gaussians blended per texel, K (default {DEFAULT_K})")
     return ap
 
 
@@ -159,6 +187,13 @@ def _bake_cli_settings(a) -> dict:
             "device": a.device, "backend": a.backend}
 
 
+def _set_threads(a) -> None:
+    if a.threads is not None:
+        from .config import check_value
+        from .render.native import set_cpu_threads
+        set_cpu_threads(check_value("threads", a.threads, "--threads"))
+
+
 def _cmd_bake(a) -> int:
     if a.material is None:
         return _bake_project(a)
@@ -168,17 +203,18 @@ def _cmd_bake(a) -> int:
             raise IgsError(f"{flag} applies to project bakes (no FOLDER argument); "
                            "a single material is always baked")
     from .config import cli_layer, merge_settings
-    from .bakes.material import bake_material
+    from .bakes.material import BakeOptions, bake_material
     from .bakes.project import resolve_backend
     st = merge_settings(cli_layer(_bake_cli_settings(a)))
     from .material import describe_maps, discover_maps
     map_lines = describe_maps(*discover_maps(a.material))  # printed once the bake has succeeded
-    s = bake_material(a.material, a.output or Path("."), **st.budget_kwargs(), steps=st.steps,
-                      seed=st.seed, backend=resolve_backend(st), k=st.k, progress=not a.quiet,
-                      name=a.name, max_scale_px=st.max_scale or None, tile=st.tile or None)
-    if not a.quiet:
-        for line in map_lines:
-            print(f"map {line}", file=sys.stderr)
+    _set_threads(a)
+    s = bake_material(a.material, a.output or Path("."),
+                      BakeOptions.from_settings(st, resolve_backend(st), a.name), progress=not a.quiet)
+    if a.quiet:
+        return EXIT_OK
+    for line in map_lines:
+        print(f"map {line}", file=sys.stderr)
     size = s["size"]
     print(f"wrote {s['output']}: {s['width']}x{s['height']}x{len(s['channels'])}, "
           f"{s['gaussians']} Gaussians, {size['total_bytes'] / 1024:.1f} KiB, "
@@ -201,13 +237,18 @@ def _bake_project(a) -> int:
                            "give a FOLDER or --config TOML (igs-tex bake --help)")
     if a.name is not None:
         raise IgsError("--name applies to one material; set 'name' in a [[material]] entry instead")
+    if a.output is not None and a.output.suffix.lower() == ".igs":
+        raise IgsError(f"-o {a.output}: a project bake writes one .igs per material; give a folder")
     project = load_project(toml, _bake_cli_settings(a), cli_output=a.output, cli_jobs=a.jobs)
+    _set_threads(a)
     outcomes = []
     total = len(project.materials)
     for o in bake_all(project.materials, workers=project.jobs, force=a.force,
-                      progress=not a.quiet and project.jobs <= 1):
+                      progress=not a.quiet and project.jobs <= 1, threads=a.threads):
         outcomes.append(o)
         head = f"[{len(outcomes)}/{total}] {o.job.source}"
+        if a.quiet and o.status != "failed":
+            continue
         if o.status == "baked":
             s = o.summary
             print(f"{head}: baked -> {s['output']}, {s['gaussians']} Gaussians, "
@@ -220,8 +261,9 @@ def _bake_project(a) -> int:
             if o.traceback:
                 print(o.traceback, file=sys.stderr, end="", flush=True)
     counts = {k: sum(o.status == k for o in outcomes) for k in ("baked", "up to date", "failed")}
-    print(f"{toml}: {total} material{'s' if total != 1 else ''}: "
-          + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    if not a.quiet:
+        print(f"{toml}: {total} material{'s' if total != 1 else ''}: "
+              + ", ".join(f"{n} {k}" for k, n in counts.items()))
     return exit_status(outcomes)
 
 
@@ -245,7 +287,7 @@ def _cmd_decode(a) -> int:
 
 
 def _cmd_inspect(a) -> int:
-    import json
+    from .atomic import json_text
     from .igsfile import read_igs
     igs = read_igs(a.file)
     counts = (igs.tile_offsets[1:].astype("int64") - igs.tile_offsets[:-1].astype("int64"))
@@ -259,7 +301,7 @@ def _cmd_inspect(a) -> int:
         "size": igs.size_report(), "metadata": igs.metadata,
     }
     if a.json:
-        print(json.dumps(info, indent=2, default=float))
+        print(json_text(info, indent=2))
         return EXIT_OK
     sz = info["size"]
     print(f"{a.file}: igs v1, {igs.width}x{igs.height}, {len(igs.channels)} channels, "
@@ -305,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"igs-tex {a.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

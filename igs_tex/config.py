@@ -40,6 +40,13 @@ from . import IgsError
 from .budget import DEFAULT_BPPC, MAX_GAUSSIANS, MAX_K, MAX_TILE, MIN_GAUSSIANS
 from .fit.settings import DEFAULT_STEPS
 
+# The built-in value of every bake setting, here (or, for the budget and the steps, in budget.py
+# and fit/settings.py) and nowhere else: BUILTIN below, the command line's help and
+# bakes.material.BakeOptions read them.
+DEFAULT_SEED = 0
+DEFAULT_K = 10
+DEFAULT_MAX_SCALE = 16.0        # px; 0 (None in BakeOptions) = no cap
+DEFAULT_TILE = 0                # 0 (None in BakeOptions) = from the budget
 DEFAULT_OUTPUT = "out"
 DEVICES = ("cpu", "cuda", "auto")
 BACKENDS = ("auto", "torch", "native", "cuda")
@@ -60,8 +67,9 @@ PRESET_HELP = ("fast: 300 steps (previews, about a third of the time); default: 
 
 # Built-in values, the bottom layer. The budget and renderer slots hold (key, value) pairs.
 BUILTIN: dict[str, object] = {
-    "budget": ("bppc", DEFAULT_BPPC), "steps": DEFAULT_STEPS, "seed": 0, "k": 10,
-    "max_scale": 16.0, "tile": 0, "renderer": ("device", "cpu"), "preset": "default",
+    "budget": ("bppc", DEFAULT_BPPC), "steps": DEFAULT_STEPS, "seed": DEFAULT_SEED, "k": DEFAULT_K,
+    "max_scale": DEFAULT_MAX_SCALE, "tile": DEFAULT_TILE, "renderer": ("device", "cpu"),
+    "preset": "default",
 }
 
 
@@ -205,6 +213,7 @@ CHECKS = {
     "jobs": _int(1, 256),
     "path": _paths,
     "name": _base_name,
+    "threads": _int(1, 4096),   # igs-tex bake --threads only; not a pipeline.toml key
 }
 SETTING_KEYS = ("preset", *BUDGET_KEYS, "steps", "seed", "k", "max_scale", "tile", *RENDERER_KEYS)
 DEFAULTS_KEYS = (*SETTING_KEYS, "output", "jobs")
@@ -362,8 +371,10 @@ def load_project(toml_path: Path, cli: dict[str, object] | None = None,
                 # The same folder matched again (a glob, then one folder with overrides): the
                 # later entry wins. Two different folders into one file is a mistake.
                 if prev is not None and _key_path(prev.source) != _key_path(src):
+                    fix = ("-o puts every material in that folder; set 'name'" if cli_output is not None
+                           else "set 'name' or 'output'")
                     raise IgsError(f"{toml}: {where} 'path': {src} and {prev.source} ({prev.origin}) "
-                                   f"would both write {job.igs_path}; set 'name' or 'output'")
+                                   f"would both write {job.igs_path}; {fix}")
                 jobs_by_output[target] = job
 
     jobs = cli_jobs if cli_jobs is not None else defaults.get("jobs", 1)

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from igs_tex.igsfile import IgsFile, from_bytes
-from igs_tex.bakes.material import bake_material
+from igs_tex.bakes.material import BakeOptions, bake_material
 
 
 def bake_crop(src: Path, out: Path, box: tuple[int, int, int, int], gaussians: int, steps: int,
@@ -22,8 +22,9 @@ def bake_crop(src: Path, out: Path, box: tuple[int, int, int, int], gaussians: i
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        summary = bake_material(crop, out / "baked", gaussians=gaussians, steps=steps, k=k,
-                                backend=backend, progress=False)
+        summary = bake_material(crop, out / "baked",
+                                BakeOptions(gaussians=gaussians, steps=steps, k=k, backend=backend),
+                                progress=False)
     finally:
         torch.set_num_threads(threads)
     data = Path(summary["output"]).read_bytes()

@@ -10,7 +10,7 @@ from igs_tex.fit import FitSettings, fit_stack
 from igs_tex.fit.colour_solve import selection_matrix, solve_colours
 from igs_tex.igsfile import read_igs
 from igs_tex.material import load_material
-from igs_tex.bakes.material import bake_material
+from igs_tex.bakes.material import BakeOptions, bake_material
 from igs_tex.render.decode import decode_igs
 from igs_tex.render.native import native_available
 from igs_tex.render.tiles import build_tile_lists
@@ -65,8 +65,9 @@ def test_solved_colours_are_the_least_squares_optimum(fitted):
 def test_bake_with_colour_solve_beats_bake_without(tmp_path):
     from conftest import crop_material
     src = crop_material(MATERIALS / "walnut_wood", tmp_path / "walnut", 64, 500, 300)
-    with_solve = bake_material(src, tmp_path / "a", gaussians=48, steps=60, progress=False)
-    without = bake_material(src, tmp_path / "b", gaussians=48, steps=60, progress=False, colour_solve=False)
+    with_solve = bake_material(src, tmp_path / "a", BakeOptions(gaussians=48, steps=60), progress=False)
+    without = bake_material(src, tmp_path / "b", BakeOptions(gaussians=48, steps=60, colour_solve=False),
+                            progress=False)
     assert with_solve["metrics"]["all"]["psnr"] > without["metrics"]["all"]["psnr"] + 0.05
     # The stored colours are the solved ones and decode to the reported quality.
     igs = read_igs(tmp_path / "a" / "walnut.igs")

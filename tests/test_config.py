@@ -334,7 +334,7 @@ def test_device_resolution_here():
 
 
 def test_device_cpu_bakes_one_material(small_walnut, tmp_path):
-    r = run("bake", small_walnut, "-o", tmp_path, "--device", "cpu", "-q", "--steps", "10", "--gaussians", "40")
+    r = run("bake", small_walnut, "-o", tmp_path, "--device", "cpu", "--steps", "10", "--gaussians", "40")
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "walnut_wood.json").read_text())["backend"] == CPU_BACKEND
     assert f"({CPU_BACKEND})" in r.stdout
@@ -443,7 +443,7 @@ def test_failing_material_does_not_stop_the_others(proj):
     broken = crop_material(MATERIALS / "walnut_wood", proj / "mats" / "broken", 32)
     (broken / "roughness.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
     write(proj / "pipeline.toml", f'[defaults]\n{TINY}[[material]]\npath = "mats/*"\n')
-    r = run("bake", "-q", cwd=proj)
+    r = run("bake", cwd=proj)
     assert r.returncode == 2, (r.stdout, r.stderr)
     lines = r.stdout.splitlines()
     assert any("mats/broken: failed: " in ln and "roughness.png" in ln for ln in lines), r.stdout
@@ -451,7 +451,7 @@ def test_failing_material_does_not_stop_the_others(proj):
     assert lines[-1] == "pipeline.toml: 3 materials: 2 baked, 0 up to date, 1 failed"
     assert sorted(p.name for p in (proj / "out").iterdir()) == ["rock.igs", "rock.json", "wood.igs", "wood.json"]
     # The next run: the good ones are up to date, the broken one fails again.
-    r = run("bake", "-q", cwd=proj)
+    r = run("bake", cwd=proj)
     assert r.returncode == 2 and r.stdout.splitlines()[-1].endswith("0 baked, 2 up to date, 1 failed")
 
 
@@ -474,17 +474,17 @@ def test_internal_error_is_reported_and_exits_1(proj, monkeypatch):
 def test_project_cli_end_to_end_and_parallel_bytes_match_serial(proj):
     """-j 1 then -j 2 --force (worker processes, 1 native thread each) give the same bytes."""
     write(proj / "pipeline.toml", f'[defaults]\n{TINY}output = "serial"\n[[material]]\npath = "mats/*"\n')
-    r = run("bake", "-q", cwd=proj)
+    r = run("bake", cwd=proj)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0].startswith("[1/2] mats/rock: baked -> ") and f"({CPU_BACKEND})" in lines[0]
     assert lines[1].startswith("[2/2] mats/wood: baked -> ")
     assert lines[-1] == "pipeline.toml: 2 materials: 2 baked, 0 up to date, 0 failed"
 
-    r = run("bake", "--config", proj / "pipeline.toml", "-q")
+    r = run("bake", "--config", proj / "pipeline.toml")
     assert r.returncode == 0 and r.stdout.count("up to date (") == 2, r.stdout
 
-    r = run("bake", "-q", "-j", "2", "-o", "parallel", cwd=proj)
+    r = run("bake", "-j", "2", "-o", "parallel", cwd=proj)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[-1].endswith("2 baked, 0 up to date, 0 failed")
     for name in ("rock", "wood"):
@@ -505,7 +505,7 @@ def test_bake_help_explains_project_mode():
 
 def test_bare_bake_in_the_repo_reads_the_example_pipeline_toml():
     # A budget too small for any material: every entry is loaded and fails before writing.
-    r = run("bake", "--bppc", "1e-9", "-q", cwd=REPO)
+    r = run("bake", "--bppc", "1e-9", cwd=REPO)
     assert r.returncode == 2, (r.stdout, r.stderr)
     lines = r.stdout.splitlines()
     assert lines[-1] == "pipeline.toml: 5 materials: 0 baked, 0 up to date, 5 failed"

@@ -105,9 +105,9 @@ def test_bake_ships_the_tile_size_it_trained_with(tmp_path, gaussians, tile):
     from conftest import crop_material
 
     from igs_tex.igsfile import read_igs
-    from igs_tex.bakes.material import bake_material
+    from igs_tex.bakes.material import BakeOptions, bake_material
     src = crop_material(MATERIALS / "walnut_wood", tmp_path / "wood", 64, 300, 200)
-    s = bake_material(src, tmp_path / "out", gaussians=gaussians, steps=5, progress=False)
+    s = bake_material(src, tmp_path / "out", BakeOptions(gaussians=gaussians, steps=5), progress=False)
     assert s["settings"]["tile"] == tile
     assert read_igs(s["output"]).tile == tile
 

@@ -18,6 +18,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from .. import IgsError, __version__
+from ..config import DEFAULT_K, DEFAULT_SEED
 from ..fit.settings import DEFAULT_STEPS
 from ..report.comparison import DEFAULT_CODECS, DEFAULT_MIPS, DEFAULT_RATES, IGS, Comparison, rate_tag
 from ..report.markdown import fmt_db
@@ -124,8 +125,8 @@ def parse_list(option: str, text: str, convert) -> list:
 
 def run_comparison(material, out_dir: Path, *, rates: Iterable[float] = DEFAULT_RATES,
                    steps: int | None = None, codecs: Iterable[str] = DEFAULT_CODECS,
-                   mips: Iterable[int] = DEFAULT_MIPS, seed: int = 0, backend: str = "auto",
-                   k: int = 10, log: Log | None = _stderr) -> Comparison:
+                   mips: Iterable[int] = DEFAULT_MIPS, seed: int = DEFAULT_SEED, backend: str = "auto",
+                   k: int = DEFAULT_K, log: Log | None = _stderr) -> Comparison:
     """Bake igs-tex at each rate into out_dir/igs/ and run the baselines; returns all rows.
 
     ``steps`` None: the bake's default. Raises IgsError for a bad material or option before
@@ -136,7 +137,7 @@ def run_comparison(material, out_dir: Path, *, rates: Iterable[float] = DEFAULT_
     from ..material import load_material
     from ..metrics import report_metrics
     from ..render.decode import decode_stack
-    from .material import bake_material
+    from .material import BakeOptions, bake_material
 
     log = log or (lambda _msg: None)
     rates, codecs, mips = list(rates), list(codecs), list(mips)
@@ -161,8 +162,9 @@ def run_comparison(material, out_dir: Path, *, rates: Iterable[float] = DEFAULT_
         log(f"[{job}/{n_jobs}] {stack.name}: igs-tex at {rate:g} bppc, {steps} steps ...")
         t0 = time.perf_counter()
         name = f"{stack.name}_{rate_tag(rate)}bppc"
-        s = bake_material(Path(material), bake_dir, bppc=rate, steps=steps, seed=seed,
-                          backend=backend, k=k, progress=False, name=name)
+        s = bake_material(Path(material), bake_dir,
+                          BakeOptions(bppc=rate, steps=steps, seed=seed, backend=backend, k=k, name=name),
+                          progress=False)
         igs_path = Path(s["output"])
         decoded = decode_stack(read_igs(igs_path))
         metrics = report_metrics(decoded, stack.data, groups)

@@ -35,7 +35,7 @@ def resolve_backend(settings: BakeSettings) -> str:
         if value == "auto":
             return _cpu_backend()
         if value == "native" and _cpu_backend() != "native":
-            from .render.native import native_unavailable_reason
+            from ..render.native import native_unavailable_reason
             raise IgsError(f"{where}: native is unavailable: {native_unavailable_reason()}; "
                            "use device \"cpu\" or backend \"torch\"")
         if value == "cuda":
@@ -107,12 +107,11 @@ class Outcome:
 
 
 def bake_job(job: MaterialJob, backend: str, key: str, progress: bool) -> Outcome:
-    from .material import bake_material
-    s = job.settings
+    from .material import BakeOptions, bake_material
     try:
-        summary = bake_material(job.source, job.output_dir, **s.budget_kwargs(), steps=s.steps,
-                                seed=s.seed, backend=backend, k=s.k, tile=s.tile or None, progress=progress,
-                                name=job.name, max_scale_px=s.max_scale or None, stamp=key)
+        summary = bake_material(job.source, job.igs_path,
+                                BakeOptions.from_settings(job.settings, backend, job.name),
+                                progress=progress, stamp=key)
     except IgsError as e:
         return Outcome(job, "failed", error=str(e))
     except Exception as e:  # one broken material must not stop the rest; the traceback is kept
@@ -121,15 +120,18 @@ def bake_job(job: MaterialJob, backend: str, key: str, progress: bool) -> Outcom
     return Outcome(job, "baked", summary=summary)
 
 
-def _worker_init(threads: int) -> None:
+def _worker_init(threads: int, torch_threads: int | None) -> None:
     # N workers each running kernels on every core only fight over them; the native kernels
-    # give the same bytes for any thread count (native/cpu/kernels.h). torch's own pool is left
-    # alone: its reductions are not promised to be thread-count independent.
-    try:
-        from . import _native
+    # give the same bytes for any thread count (native/cpu/kernels.h). torch's own pool keeps
+    # the count of a -j 1 bake (its reductions are not promised to be thread-count
+    # independent): every core, or --threads when given.
+    from ..render.native import native_available
+    if native_available():
+        from .. import _native
         _native.set_num_threads(threads)
-    except ImportError:
-        pass
+    if torch_threads is not None:
+        import torch
+        torch.set_num_threads(torch_threads)
 
 
 def _cpu_count() -> int:
@@ -140,11 +142,12 @@ def _cpu_count() -> int:
 
 
 def bake_all(jobs: list[MaterialJob], *, workers: int = 1, force: bool = False,
-             progress: bool = True) -> Iterator[Outcome]:
+             progress: bool = True, threads: int | None = None) -> Iterator[Outcome]:
     """Yield one Outcome per job: up-to-date ones first, then bakes as they finish.
 
     Renderers are resolved for every job before anything is baked, so an unavailable device
-    is one IgsError up front rather than a failure per material.
+    is one IgsError up front rather than a failure per material. threads: the CPU threads of
+    all workers together (default: every core), shared out evenly.
     """
     backends = [resolve_backend(j.settings) for j in jobs]
     todo: list[tuple[MaterialJob, str, str]] = []
@@ -169,7 +172,7 @@ def bake_all(jobs: list[MaterialJob], *, workers: int = 1, force: bool = False,
     # spawn, not fork: a forked child inherits torch's and OpenMP's thread pools mid-state.
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init,
-                             initargs=(max(1, _cpu_count() // n),)) as pool:
+                             initargs=(max(1, (threads or _cpu_count()) // n), threads)) as pool:
         futures = {pool.submit(bake_job, job, backend, key, False): job for job, backend, key in todo}
         try:
             for fut in as_completed(futures):

@@ -33,6 +33,24 @@ def native_unavailable_reason() -> str:
     return "" if _native is not None else f"igs_tex._native could not be imported: {_IMPORT_ERROR!r}"
 
 
+def set_cpu_threads(n: int) -> None:
+    """Use n CPU threads in this process (igs-tex bake --threads): torch's intra-op pool and
+    the native kernels (render, loss, SSIM, colour-solve selection; the decoder follows them,
+    render/decode.py). OMP_NUM_THREADS would not do: the kernels size their OpenMP teams from
+    the processor count unless told (native/cpu/tile_data.h), and OpenMP has read the variable
+    by the time igs-tex parses its arguments. The native kernels give the same bytes for any
+    count; torch's reductions (the torch backend) are not promised to."""
+    torch.set_num_threads(n)
+    if _native is not None:
+        _native.set_num_threads(n)
+
+
+def cpu_threads() -> dict[str, int | None]:
+    """Threads this process computes with: torch's pool and the native kernels (None: not built)."""
+    return {"torch": torch.get_num_threads(),
+            "native": None if _native is None else int(_native.num_threads())}
+
+
 class _ImagePool:
     """Output images recycled across training steps.
 

@@ -6,14 +6,13 @@ console once the script has run, which the headless-browser test looks for.
 """
 from __future__ import annotations
 
-import json
 import math
 from html import escape
 from pathlib import Path
 
 import numpy as np
 
-from igs_tex.atomic import atomic_write_text
+from igs_tex.atomic import atomic_write_text, json_text
 from igs_tex.report import images
 from igs_tex.report.comparison import IGS, TIE_DB, Comparison, compare, rate_tag
 from igs_tex.report.markdown import COMPARE_NOTE, fmt_db, fmt_delta, fmt_rate, report_markdown
@@ -257,7 +256,7 @@ def write_report(c: Comparison, out_dir: Path) -> Path:
             old.unlink()
     plots = _plots(c, out_dir)
     figures = _figures(c, out_dir)
-    atomic_write_text(out_dir / "results.json", json.dumps(c.to_json(), indent=1) + "\n")
+    atomic_write_text(out_dir / "results.json", json_text(c.to_json(), indent=1) + "\n")
     atomic_write_text(out_dir / "report.md",
                       report_markdown(c, {title: name for title, (name, _) in plots.items()}))
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from igs_tex.bakes.material import bake_material
+from igs_tex.bakes.material import BakeOptions, bake_material
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -52,7 +52,7 @@ def _crop(src: Path, dst: Path) -> Path:
 
 def _bake(material: str, tmp: Path) -> tuple[dict, str]:
     src = _crop(REPO / "assets" / material, tmp / material)
-    s = bake_material(src, tmp / "out", bppc=BPPC, steps=STEPS, seed=SEED, progress=False)
+    s = bake_material(src, tmp / "out", BakeOptions(bppc=BPPC, steps=STEPS, seed=SEED), progress=False)
     return s["metrics"], s["backend"]
 
 
