@@ -20,7 +20,10 @@ from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
 SOURCES = [f"native/cpu/{name}.cpp" for name in ("bindings", "binning", "forward", "backward", "selection", "simd", "ssim",
-                                                  "decoder", "decoder_bindings")]
+                                                  "decoder_bindings")]
+# The C reference decoder (also built alone by native/CMakeLists.txt): every source of native/decoder.
+DECODER_SOURCES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "native" / "decoder").glob("*.cpp"))
+SOURCES += DECODER_SOURCES
 HEADERS = sorted(str(p.relative_to(ROOT)) for ext in ("*.h", "*.inc") for p in (ROOT / "native").rglob(ext))
 
 

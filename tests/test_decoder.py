@@ -1,4 +1,4 @@
-"""The C reference decoder (native/include/igs_decoder.h, native/cpu/decoder.cpp).
+"""The C reference decoder (native/include/igs_decoder.h, native/decoder/) on version 1 files.
 
 Through igs_tex._native.IgsDecoder (every call goes through the C API) and through a plain C
 program built against the CMake library. Ground truths: igs_tex.render.decode.decode_igs (the
@@ -9,7 +9,7 @@ corruption table, and a differential fuzz).
 
 If the extension is not built the Python-side tests skip with a loud reason, and the C-program
 tests skip when gcc/cmake are absent; IGS_REQUIRE_NATIVE=1 (CI) turns both into failures.
-Measured numbers: `pytest -s tests/test_decoder.py`.
+Measured numbers: `pytest -s tests/test_decoder.py`. Version 2 files: tests/test_decoder_v2.py.
 """
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ import pytest
 import shader_host as sh
 from baking import bake_crop
 from conftest import MATERIALS
-from igs_tex.igsfile import IgsFile, from_bytes, IgsFormatError
+from igs_tex.igsfile import IgsFile, IgsFormatError, build_igs, from_bytes
+from igs_tex.format_v2 import build_igs_v2
 from igs_tex.render.decode import decode_igs
 from igs_tex.render.native import native_available, native_unavailable_reason
 from igs_tex.render.tiles import tile_lists_numpy
@@ -77,11 +78,24 @@ def error_name(exc: BaseException) -> str:
 # Inputs: one real bake, and legal files derived from it for the edge cases
 
 
+def as_version_1(igs, tile: int = 16) -> tuple[IgsFile, bytes]:
+    """A bake of either format version as a version 1 file of its decoded parameters."""
+    if igs.version == 1 and igs.tile == tile:
+        return igs, igs.to_bytes()
+    p = igs.params()
+    data = build_igs(p["means"], p["theta"], p["inv_scale"], p["colour"], igs.width, igs.height,
+                     igs.channels, igs.value_range, metadata=igs.metadata, tile=tile, k=igs.k,
+                     eps=igs.eps).to_bytes()
+    return from_bytes(data), data
+
+
 @pytest.fixture(scope="module")
 def walnut(tmp_path_factory) -> tuple[IgsFile, bytes]:
-    # 75 x 53: neither side a multiple of the tile (16) nor of 8.
-    return bake_crop(MATERIALS / "walnut_wood", tmp_path_factory.mktemp("walnut"),
-                     (300, 200, 375, 253), gaussians=120, steps=60)
+    # 75 x 53: neither side a multiple of the tile (16) nor of 8. The baker may write version 2
+    # (config.DEFAULT_FORMAT); these tests are version 1's, so the bake is stored as version 1.
+    igs, data = bake_crop(MATERIALS / "walnut_wood", tmp_path_factory.mktemp("walnut"),
+                          (300, 200, 375, 253), gaussians=120, steps=60)
+    return (igs, data) if igs.version == 1 and igs.tile == 16 else as_version_1(igs)
 
 
 def derive(igs: IgsFile, **changes) -> tuple[IgsFile, bytes]:
@@ -135,6 +149,14 @@ def variants(walnut) -> dict[str, tuple[IgsFile, bytes]]:
         "index32": with_index32(igs),
         "empty_tiles": with_empty_tiles(igs, [0, 3, 7]),
     }
+
+
+def as_version_2(igs: IgsFile, **options) -> bytes:
+    """The version 2 file of igs's decoded parameters (igs_tex.format_v2.build_igs_v2)."""
+    p = igs.params()
+    return build_igs_v2(p["means"], p["theta"], p["inv_scale"], p["colour"], igs.width, igs.height,
+                        igs.channels, igs.value_range, metadata=igs.metadata,
+                        **{"k": igs.k, **options}).to_bytes()
 
 
 def native_forward(igs: IgsFile) -> np.ndarray:
@@ -214,6 +236,7 @@ def test_format_md_worked_example():
     info = d.info
     assert (info["width"], info["height"], info["channels"], info["tile"], info["k"]) == (24, 12, 1, 16, 10)
     assert info["semantic"] == [8] and info["index_bits"] == 16 and info["metadata"] == "{}"
+    assert (info["version"], info["reach"]) == (1, 0)
     assert np.float32(info["eps"]).view(np.uint32) == 0x33D6BF95
 
 
@@ -438,6 +461,11 @@ CODE_FOR_MESSAGE = {
 }
 
 
+# A version 1 file whose version field says 2 goes to the version 2 readers, which both refuse
+# its header size (84, not 80): a header error in C, as a wrong header size is in version 1.
+CODE_FOR_NAME = {"bad_version_2": "IGS_ERR_BAD_HEADER"}
+
+
 def _corruptions():
     import test_igsfile
     return test_igsfile.CORRUPTIONS, test_igsfile.BASE_BYTES
@@ -454,7 +482,7 @@ def test_rejects_corrupt_file_like_the_python_reader(name):
     with pytest.raises(ValueError) as info:
         _native.IgsDecoder(data)
     message = str(info.value)
-    assert error_name(info.value) == CODE_FOR_MESSAGE[expected], message
+    assert error_name(info.value) == CODE_FOR_NAME.get(name, CODE_FOR_MESSAGE[expected]), message
     assert expected in message, message  # the detail names the same defect as the Python reader
     assert "\n" not in message
 
@@ -508,7 +536,8 @@ def test_rejects_targeted_corruptions_of_a_real_bake(variants):
         t = int(np.flatnonzero(np.diff(off) >= 2)[0])  # a tile with at least two entries
         expect_error(put(data, 0, "4s", b"IGSX"), "IGS_ERR_BAD_MAGIC")
         expect_error(put(data, 0, "4s", b"PNG\0", fix_crc=False), "IGS_ERR_BAD_MAGIC")
-        expect_error(put(data, 4, "H", 2), "IGS_ERR_BAD_VERSION")
+        expect_error(put(data, 4, "H", 3), "IGS_ERR_BAD_VERSION")
+        expect_error(put(data, 4, "H", 2), "IGS_ERR_BAD_HEADER", "version 2 has 80")
         expect_error(put(data, 4, "H", 0, fix_crc=False), "IGS_ERR_BAD_VERSION")
         for pos in (90, g_off + 5, o_off + 1, i_off, len(data) - 1):  # payload flips, CRC stale
             b = bytearray(data)
@@ -618,7 +647,7 @@ def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def c_library(tmp_path_factory) -> dict[str, Path]:
     """native/CMakeLists.txt built and installed into a temporary prefix (or, without cmake,
-    decoder.cpp compiled by g++ into a static library)."""
+    native/decoder/*.cpp compiled by g++ into a static library)."""
     toolchain_or_skip()
     tmp = tmp_path_factory.mktemp("cdecoder")
     prefix = tmp / "prefix"
@@ -629,10 +658,12 @@ def c_library(tmp_path_factory) -> dict[str, Path]:
         lib = next((prefix / d) for d in ("lib", "lib64") if (prefix / d / "libigs_decoder.a").exists())
         return {"include": prefix / "include", "static": lib / "libigs_decoder.a", "libdir": lib}
     (prefix / "lib").mkdir(parents=True)
-    obj = tmp / "decoder.o"
-    run([GXX, "-std=c++17", "-O2", "-ffp-contract=off", f"-I{REPO / 'native/include'}", "-c",
-         REPO / "native/cpu/decoder.cpp", "-o", obj])
-    run(["ar", "rcs", prefix / "lib" / "libigs_decoder.a", obj])
+    objs = []
+    for src in sorted((REPO / "native" / "decoder").glob("*.cpp")):
+        objs.append(tmp / f"{src.stem}.o")
+        run([GXX, "-std=c++17", "-O2", "-ffp-contract=off", f"-I{REPO / 'native/include'}", "-c",
+             src, "-o", objs[-1]])
+    run(["ar", "rcs", prefix / "lib" / "libigs_decoder.a", *objs])
     return {"include": REPO / "native" / "include", "static": prefix / "lib" / "libigs_decoder.a",
             "libdir": None}
 
@@ -644,8 +675,11 @@ def test_c_program_decodes_like_python(c_library, variants, tmp_path):
     run([GCC, "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-O2",
          f"-I{c_library['include']}", REPO / "tests/c/decode_main.c", c_library["static"],
          "-lstdc++", "-lpthread", "-lm", "-o", exe])
-    for name in ("bake", "index32", "tile7_k4"):
-        igs, data = variants[name]
+    cases = [(name, *variants[name]) for name in ("bake", "index32", "tile7_k4")]
+    # A version 2 file of the same bake (tests/test_decoder_v2.py has the rest of version 2).
+    v2 = as_version_2(variants["bake"][0], tile=16)
+    cases.append(("v2_tile16", from_bytes(v2), v2))
+    for name, igs, data in cases:
         src = tmp_path / f"{name}.igs"
         src.write_bytes(data)
         raw = tmp_path / f"{name}.raw"

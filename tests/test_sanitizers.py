@@ -1,8 +1,10 @@
 """The C++ code under AddressSanitizer + UndefinedBehaviorSanitizer.
 
 Builds with `-fsanitize=address,undefined -fno-sanitize-recover=all -g -O1`:
-- the C decoder (native/cpu/decoder.cpp) with tests/c/fuzz_decoder.cpp, which decodes a real
-  baked file and then 12,000 deterministic mutations and truncations of it;
+- the C decoder (native/decoder/*.cpp) with tests/c/fuzz_decoder.cpp, which decodes a real
+  baked file and then 12,000 deterministic mutations and truncations of it, and the same bake as
+  two version 2 files (FORMAT-v2.md; reach 1 and 2, 8- and 5-bit colours) with 12,000 each,
+  among them offset-entry, record-mean and inverse-scale rewrites of the bit streams;
 - the training kernels (native/cpu: binning, forward, backward, selection, simd, ssim) with
   tests/c/kernels_driver.cpp, which runs them on random inputs (every tile-width instance, top-K
   helper, SIMD variant and thread count) and checks the paths that must agree.
@@ -26,6 +28,8 @@ import pytest
 
 from baking import bake_crop
 from conftest import MATERIALS
+from igs_tex.format_v2 import build_igs_v2
+from igs_tex.igsfile import build_igs
 
 REPO = Path(__file__).resolve().parents[1]
 NATIVE = REPO / "native"
@@ -39,6 +43,8 @@ KERNEL_SOURCES = ["binning", "forward", "backward", "selection", "simd", "ssim"]
 REPORT_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                   "UndefinedBehaviorSanitizer", "AddressSanitizer:DEADLYSIGNAL")
 FUZZ_ITERATIONS = 12000
+FUZZ_ITERATIONS_V2 = 12000
+DECODER_SOURCES = sorted((NATIVE / "decoder").glob("*.cpp"))
 
 PROBE = r"""
 #include <climits>
@@ -97,8 +103,8 @@ def built(tmp_path_factory) -> dict[str, Path]:
         _skip_or_fail(f"g++ cannot build with -fsanitize=address,undefined (libasan/libubsan "
                       f"missing?):\n{r.stderr[-2000:]}")
     omp = ["-fopenmp"]
-    jobs = [[GXX, *FLAGS, "-c", NATIVE / "cpu" / "decoder.cpp", "-o", out / "decoder.o"],
-            [GXX, *FLAGS, "-c", REPO / "tests/c/fuzz_decoder.cpp", "-o", out / "fuzz_decoder.o"],
+    jobs = [[GXX, *FLAGS, "-c", src, "-o", out / f"decoder_{src.stem}.o"] for src in DECODER_SOURCES]
+    jobs += [[GXX, *FLAGS, "-c", REPO / "tests/c/fuzz_decoder.cpp", "-o", out / "fuzz_decoder.o"],
             [GXX, *FLAGS, *omp, "-c", REPO / "tests/c/kernels_driver.cpp", "-o", out / "kernels_driver.o"]]
     jobs += [[GXX, *FLAGS, *omp, "-c", NATIVE / "cpu" / f"{name}.cpp", "-o", out / f"{name}.o"]
              for name in KERNEL_SOURCES]
@@ -107,13 +113,14 @@ def built(tmp_path_factory) -> dict[str, Path]:
     with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 2))) as pool:
         for args, r in pool.map(_compile, jobs):
             assert r.returncode == 0, f"{' '.join(map(str, args))}:\n{r.stderr}"
-    links = [[GXX, *FLAGS, out / "decoder.o", out / "fuzz_decoder.o", "-o", out / "fuzz_decoder"],
+    links = [[GXX, *FLAGS, *(out / f"decoder_{src.stem}.o" for src in DECODER_SOURCES), out / "fuzz_decoder.o",
+              "-o", out / "fuzz_decoder"],
              [GXX, *FLAGS, *omp, *(out / f"{n}.o" for n in KERNEL_SOURCES), out / "kernels_driver.o",
               "-o", out / "kernels_driver"]]
     for args in links:
         _, r = _compile(args)
         assert r.returncode == 0, f"{' '.join(map(str, args))}:\n{r.stderr}"
-    REPORT["build (9 sources, ASan+UBSan -O1)"] = f"{time.perf_counter() - t0:.1f} s"
+    REPORT[f"build ({len(jobs)} sources, ASan+UBSan -O1)"] = f"{time.perf_counter() - t0:.1f} s"
     return {"probe": out / "probe", "fuzz": out / "fuzz_decoder", "kernels": out / "kernels_driver",
             "dir": out}
 
@@ -148,7 +155,8 @@ def run_clean(cmd: list, leaks: bool, timeout: float = 240) -> subprocess.Comple
     assert r.returncode == 0 and not found, (
         f"{Path(str(cmd[0])).name} failed (exit {r.returncode}, sanitizer markers {found}):\n"
         f"{r.stdout[-3000:]}\n{r.stderr[-6000:]}")
-    REPORT[f"run {Path(str(cmd[0])).name}"] = f"{time.perf_counter() - t0:.1f} s: {r.stdout.strip()[:400]}"
+    label = " ".join(Path(str(c)).name for c in cmd[:2])
+    REPORT[f"run {label}"] = f"{time.perf_counter() - t0:.1f} s: {r.stdout.strip()[:400]}"
     return r
 
 
@@ -162,12 +170,43 @@ def test_sanitizers_report_planted_bugs(built, leaks_detectable):
     assert r.returncode == 0 and r.stderr == "", r.stderr
 
 
-def test_decoder_fuzz_under_sanitizers(built, leaks_detectable, tmp_path):
-    _, data = bake_crop(MATERIALS / "walnut_wood", tmp_path, (120, 340, 163, 377), gaussians=48, steps=20)
+@pytest.fixture(scope="module")
+def small_bake(tmp_path_factory):
+    """A small real bake as a version 1 file (whatever version the baker writes by default)."""
+    igs, data = bake_crop(MATERIALS / "walnut_wood", tmp_path_factory.mktemp("small_bake"),
+                          (120, 340, 163, 377), gaussians=48, steps=20)
+    if igs.version == 1:
+        return igs, data
+    p = igs.params()
+    v1 = build_igs(p["means"], p["theta"], p["inv_scale"], p["colour"], igs.width, igs.height,
+                   igs.channels, igs.value_range, metadata=igs.metadata, tile=16, k=igs.k, eps=igs.eps)
+    return v1, v1.to_bytes()
+
+
+def test_decoder_fuzz_under_sanitizers(built, leaks_detectable, small_bake, tmp_path):
+    _, data = small_bake
     src = tmp_path / "small.igs"
     src.write_bytes(data)
     r = run_clean([built["fuzz"], src, FUZZ_ITERATIONS, 7], leaks_detectable)
-    assert r.stdout.startswith(f"iterations {FUZZ_ITERATIONS}") and "IGS_SUCCESS" in r.stdout
+    assert r.stdout.startswith(f"version 1 | iterations {FUZZ_ITERATIONS}") and "IGS_SUCCESS" in r.stdout
+
+
+@pytest.mark.parametrize("options", [dict(tile=16), dict(tile=8, reach=2, colour_bits=5)],
+                         ids=["t16", "t8_r2_bits5"])
+def test_decoder_fuzz_v2_under_sanitizers(built, leaks_detectable, small_bake, tmp_path, options):
+    igs, _ = small_bake
+    p = igs.params()
+    v2 = build_igs_v2(p["means"], p["theta"], p["inv_scale"], p["colour"], igs.width, igs.height,
+                      igs.channels, igs.value_range, metadata=igs.metadata, k=igs.k, **options)
+    src = tmp_path / ("small_v2_" + "_".join(f"{k}{v}" for k, v in options.items()) + ".igs")
+    src.write_bytes(v2.to_bytes())
+    r = run_clean([built["fuzz"], src, FUZZ_ITERATIONS_V2, 11], leaks_detectable)
+    assert r.stdout.startswith(f"version 2 | iterations {FUZZ_ITERATIONS_V2}"), r.stdout
+    # A quarter of the mutations rewrite tile offsets or record fields; all paths are reached.
+    semantic = int(r.stdout.split("offset and record-field mutations ")[1].split()[0])
+    assert semantic >= FUZZ_ITERATIONS_V2 // 5, r.stdout
+    for code in ("IGS_SUCCESS", "IGS_ERR_BAD_GAUSSIAN", "IGS_ERR_BAD_TILE_LIST", "IGS_ERR_BAD_HEADER"):
+        assert code in r.stdout, (code, r.stdout)
 
 
 def test_training_kernels_under_sanitizers(built, leaks_detectable):

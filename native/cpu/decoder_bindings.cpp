@@ -52,6 +52,8 @@ public:
         out["index_count"] = info_.index_count;
         out["index_bits"] = info_.index_bits;
         out["eps"] = info_.eps;
+        out["version"] = info_.version;
+        out["reach"] = info_.reach;
         py::list sem, lo, hi;
         for (uint32_t c = 0; c < info_.channel_count; ++c) {
             sem.append(info_.semantic[c]);
@@ -217,10 +219,15 @@ private:
 }  // namespace
 
 void register_decoder(py::module_& m) {
+    // The format versions IgsDecoder reads (igs_tex.render.decode checks this before using it).
+    py::tuple versions(IGS_FORMAT_VERSION_MAX - IGS_FORMAT_VERSION_MIN + 1);
+    for (int v = IGS_FORMAT_VERSION_MIN; v <= IGS_FORMAT_VERSION_MAX; ++v)
+        versions[static_cast<size_t>(v - IGS_FORMAT_VERSION_MIN)] = py::int_(v);
+    m.attr("IGS_VERSIONS") = versions;
     py::class_<Decoder>(m, "IgsDecoder",
                         "The C reference decoder (native/include/igs_decoder.h) over a whole .igs "
-                        "file's bytes; construction validates everything and raises ValueError "
-                        "naming the defect.")
+                        "file's bytes (format version 1 or 2, see IGS_VERSIONS); construction "
+                        "validates everything and raises ValueError naming the defect.")
         .def(py::init<const py::bytes&>(), py::arg("data"))
         .def_property_readonly("info", &Decoder::info)
         .def("decode", &Decoder::decode, py::arg("threads") = 0,
@@ -251,7 +258,8 @@ void register_decoder(py::module_& m) {
             },
             py::arg("level"))
         .def("gaussians", &Decoder::gaussians,
-             "-> float32 [N, 5 + C]: mean x, y, theta, inv_scale x, y, colour (FORMAT.md decode).")
+             "-> float32 [N, 5 + C]: mean x, y, theta, inv_scale x, y, colour (FORMAT.md decode, "
+             "or FORMAT-v2.md Records).")
         .def("to_real", &Decoder::to_real, py::arg("values"),
              "Blended values [..., C] -> real units (igs_apply_value_range).");
 

@@ -1,11 +1,13 @@
 /*
  * igs_decoder.h: CPU reference decoder for .igs files (C API, C99).
  *
- * The file layout is docs/FORMAT.md, the rendering contract DESIGN.md ("The rendering contract").
- * A decoder is created from the bytes of a whole file as they are on disk; creation validates
- * every rule of FORMAT.md ("Validation") before anything is trusted, so a malformed or hostile
- * buffer is rejected with a specific error and is never read out of bounds. After creation the
- * decoder does not reference the caller's buffer.
+ * The file layouts are docs/FORMAT.md (version 1) and docs/FORMAT-v2.md (version 2), the
+ * rendering contract DESIGN.md ("The rendering contract"). A decoder is created from the bytes of a
+ * whole file as they are on disk, of either version; creation validates every rule of the
+ * version's "Validation" section before anything is trusted, so a malformed or hostile buffer is
+ * rejected with a specific error and is never read out of bounds. After creation the decoder does
+ * not reference the caller's buffer, and every function below works the same for both versions
+ * (a version 2 file's tile lists are built at creation by its f32 listing rule).
  *
  * Output values are the contract's blended values in normalised units (what
  * igs_tex.render.decode.decode_igs returns); igs_apply_value_range maps them to real units.
@@ -38,7 +40,11 @@
 extern "C" {
 #endif
 
-#define IGS_FORMAT_VERSION 1
+/* The file format versions this decoder reads: every one from MIN to MAX. IGS_FORMAT_VERSION is
+ * the newest. */
+#define IGS_FORMAT_VERSION_MIN 1
+#define IGS_FORMAT_VERSION_MAX 2
+#define IGS_FORMAT_VERSION IGS_FORMAT_VERSION_MAX
 #define IGS_MAX_CHANNELS 16
 #define IGS_MAX_K 32
 
@@ -59,8 +65,10 @@ typedef enum igs_error {
     IGS_ERR_BAD_SECTION_SIZE = 9,    /* a section length disagrees with the header's counts */
     IGS_ERR_BAD_CHANNEL_TABLE = 10,  /* unknown semantic, reserved bytes, bad ranges */
     IGS_ERR_BAD_METADATA = 11,       /* metadata not UTF-8 / strict JSON / an object */
-    IGS_ERR_BAD_GAUSSIAN = 12,       /* an invalid inverse scale or a non-zero padding half */
-    IGS_ERR_BAD_TILE_LIST = 13,      /* tile offsets or list order violate the rules */
+    IGS_ERR_BAD_GAUSSIAN = 12,       /* an invalid inverse scale, non-zero padding (v1) or unused
+                                        bits (v2), a record breaking the reach rule (v2) */
+    IGS_ERR_BAD_TILE_LIST = 13,      /* tile offsets or list order violate the rules; v2: a record
+                                        outside its home tile's range */
     IGS_ERR_INDEX_OUT_OF_RANGE = 14, /* a tile index entry >= the Gaussian count */
     IGS_ERR_INTERNAL = 15            /* a bug in this library; please report it */
 } igs_error;
@@ -93,8 +101,8 @@ typedef struct igs_info {
     uint32_t k;                /* K: Gaussians blended per texel */
     uint32_t gaussian_count;   /* N */
     uint32_t tile_count;
-    uint32_t index_count;      /* M: total tile-list entries */
-    uint32_t index_bits;       /* 16 or 32 */
+    uint32_t index_count;      /* M: total tile-list entries (v2: of the lists built at creation) */
+    uint32_t index_bits;       /* 16 or 32; 0 for version 2 (it stores no tile index) */
     float eps;                 /* the blend's epsilon */
     uint8_t semantic[IGS_MAX_CHANNELS];  /* igs_semantic code of each channel */
     float value_lo[IGS_MAX_CHANNELS];    /* real = value_lo + v * (value_hi - value_lo) */
@@ -102,6 +110,8 @@ typedef struct igs_info {
     const char* metadata;      /* the metadata JSON, NUL-terminated ("{}" when empty); owned by
                                   the decoder, valid until igs_decoder_destroy */
     size_t metadata_size;      /* bytes of metadata, without the NUL */
+    uint32_t version;          /* the file's format version, 1 or 2 */
+    uint32_t reach;            /* version 2: R, tiles a Gaussian reaches from its home tile; 0 in v1 */
 } igs_info;
 
 /* Footprint sampling options; NULL means the shaders' defaults (all fields 0). */
@@ -117,7 +127,8 @@ typedef struct igs_decoder igs_decoder;
 /* "IGS_ERR_..." name of the code with a short description; never NULL. */
 IGS_API const char* igs_error_string(igs_error code);
 
-/* Validates the whole file (FORMAT.md "Validation", all ten steps) and decodes its parameters.
+/* Validates the whole file (FORMAT.md "Validation", all ten steps, or FORMAT-v2.md "Validation",
+ * all nine) and decodes its parameters; for version 2 also builds the tile lists.
  * data: the file bytes, size: their count. On success *out holds a new decoder; on failure
  * *out is set to NULL. */
 IGS_API igs_error igs_decoder_create(const void* data, size_t size, igs_decoder** out);
@@ -132,7 +143,8 @@ IGS_API void igs_decoder_destroy(igs_decoder* decoder);
 
 IGS_API igs_error igs_decoder_info(const igs_decoder* decoder, igs_info* out);
 
-/* Decoded parameters of Gaussian i, bit-exact per FORMAT.md "Decoding": out[0..4] = mean_x,
+/* Decoded parameters of Gaussian i, bit-exact per FORMAT.md "Decoding" (version 2: FORMAT-v2.md
+ * "Records"; i is the record index, records being in home-tile order): out[0..4] = mean_x,
  * mean_y, theta, inv_scale_x, inv_scale_y, out[5 .. 5 + C) = colour. out holds 5 + C floats. */
 IGS_API igs_error igs_decoder_gaussian(const igs_decoder* decoder, uint32_t i, float* out);
 
