@@ -1,7 +1,9 @@
 #version 450
-// igs_decode.comp.glsl: decode a whole .igs stack, one invocation per texel.
+// igs_decode.comp.glsl: decode a whole .igs stack, one invocation per texel. Reads version 1
+// and version 2 files (the header's version picks the reader; IGS_FORMAT_VERSION 1 or 2 compiles
+// one only: see igs_sample.glsl and shaders/README.md for the bindings of each version).
 // Dispatch ceil(W / 8) x ceil(H / 8) x 1 workgroups. With T = 16 an 8x8 group lies inside one
-// tile, so its invocations walk the same list in lockstep.
+// tile, so its invocations walk the same list (version 2: the same runs of records) in lockstep.
 //
 // Outputs (configure with macros; the include's macros apply too):
 //   IGS_DECODE_BUFFER [1]       float storage buffer, texel (x, y) channel c at (y * W + x) * C + c,

@@ -1,6 +1,8 @@
 // igs_decode.comp.hlsl: decode a whole .igs stack, one thread per texel. Entry point `main`.
+// Reads version 1 and version 2 files (the header's version picks the reader; IGS_FORMAT_VERSION
+// 1 or 2 compiles one only: see igs_sample.hlsl and shaders/README.md for each version's bindings).
 // Dispatch ceil(W / 8) x ceil(H / 8) x 1 groups. With T = 16 an 8x8 group lies inside one tile,
-// so its threads walk the same list in lockstep.
+// so its threads walk the same list (version 2: the same runs of records) in lockstep.
 //
 // Outputs (configure with macros; the include's macros apply too):
 //   IGS_DECODE_BUFFER [1]       RWByteAddressBuffer of f32, texel (x, y) channel c at word

@@ -1,15 +1,21 @@
 // igs_sample.glsl: sample a baked .igs material directly from its buffers (GLSL 4.50, Vulkan or GL).
 //
-// The rendering contract is DESIGN.md ("The rendering contract"); the bytes are docs/FORMAT.md.
-// Every file parameter (W, H, C, T, K, eps, N, index_bits) is read from the header buffer at run
-// time, so one compiled shader serves every file. See shaders/README.md for binding and cost.
+// The rendering contract is DESIGN.md ("The rendering contract"); the bytes are docs/FORMAT.md
+// (version 1) and docs/FORMAT-v2.md (version 2). The file's version and every file parameter
+// (W, H, C, T, K, eps, N, index_bits; for version 2 also R and the record's bit widths) are read
+// from the header buffer at run time, so one compiled shader serves every file of either version.
+// See shaders/README.md for binding and cost.
 //
 // Configuration (define before including; defaults in brackets):
+//   IGS_FORMAT_VERSION [0]          0: read both versions (the header's `version` picks the path);
+//                                   1 or 2: compile that version's reader only (the header's
+//                                   version is not read: bind only files of that version)
 //   IGS_SET [0]                     descriptor set (Vulkan only; ignored by OpenGL)
 //   IGS_BINDING_HEADER [0]          file bytes 0 .. at least the end of the channel table
-//   IGS_BINDING_GAUSSIANS [1]       the Gaussian buffer section
-//   IGS_BINDING_TILE_OFFSETS [2]    the tile offsets section
-//   IGS_BINDING_TILE_INDICES [3]    the tile indices section
+//   IGS_BINDING_GAUSSIANS [1]       version 1: the Gaussian buffer; version 2: the records
+//   IGS_BINDING_TILE_OFFSETS [2]    the tile offsets section (version 2: bit-packed)
+//   IGS_BINDING_TILE_INDICES [3]    version 1: the tile indices section (version 2 has none: bind
+//                                   a 16-byte dummy; not declared with IGS_FORMAT_VERSION 2)
 //   IGS_ONE_BUFFER                  bind the whole file once at IGS_BINDING_HEADER instead; the
 //                                   section offsets then come from the header
 //   IGS_MAX_K [32]                  compile-time cap on the header's K (registers held per texel)
@@ -21,10 +27,19 @@
 //   IGS_FOOTPRINT_MIN_K [0]         footprint sampling keeps max(K, this) Gaussians (capped at
 //                                   IGS_MAX_K): a wide footprint covers more than K; 0 = file's K
 // The host must reject files with K > IGS_MAX_K or C > IGS_MAX_CHANNELS, and validate files as
-// FORMAT.md says before binding them: the shader trusts the header and the tile lists.
+// FORMAT.md / FORMAT-v2.md say before binding them: the shader trusts the header, the tile lists
+// (version 1), and the home-tile order, tile offsets and reach rule (version 2).
 
 #ifndef IGS_SAMPLE_GLSL
 #define IGS_SAMPLE_GLSL
+
+#ifndef IGS_FORMAT_VERSION
+#define IGS_FORMAT_VERSION 0
+#endif
+#if IGS_FORMAT_VERSION != 0 && IGS_FORMAT_VERSION != 1 && IGS_FORMAT_VERSION != 2
+#error "IGS_FORMAT_VERSION must be 0 (both), 1 or 2"
+#endif
+#define IGS_READS_V1 (IGS_FORMAT_VERSION != 2)  // the tile index buffer and list reads exist
 
 #ifndef IGS_SET
 #define IGS_SET 0
@@ -74,11 +89,13 @@ IGS_LAYOUT(IGS_BINDING_HEADER) readonly buffer IgsFileBuffer { uint igsFileWords
 IGS_LAYOUT(IGS_BINDING_HEADER) readonly buffer IgsHeaderBuffer { uint igsHeaderWords[]; };
 IGS_LAYOUT(IGS_BINDING_GAUSSIANS) readonly buffer IgsGaussianBuffer { uint igsGaussianWords[]; };
 IGS_LAYOUT(IGS_BINDING_TILE_OFFSETS) readonly buffer IgsTileOffsetBuffer { uint igsTileOffsetWords[]; };
-IGS_LAYOUT(IGS_BINDING_TILE_INDICES) readonly buffer IgsTileIndexBuffer { uint igsTileIndexWords[]; };
 #define IGS_HEADER_WORD(i) igsHeaderWords[i]
 #define IGS_GAUSSIAN_WORD(i) igsGaussianWords[i]
 #define IGS_OFFSET_WORD(i) igsTileOffsetWords[i]
+#if IGS_READS_V1
+IGS_LAYOUT(IGS_BINDING_TILE_INDICES) readonly buffer IgsTileIndexBuffer { uint igsTileIndexWords[]; };
 #define IGS_INDEX_WORD(i) igsTileIndexWords[i]
+#endif
 #endif
 
 const uint IGS_WRAP = 0u;   // p = frac(uv) * size: the field repeats (seams unless baked tileable)
@@ -97,20 +114,32 @@ const uint IGS_SEM_ROUGHNESS = 8u;
 const uint IGS_SEM_METALNESS = 9u;
 
 struct IgsHeader {
+    uint version;    // 1 or 2
     uint width;
     uint height;
     uint channels;
     uint tile;
     uint k;          // already capped at IGS_MAX_K
-    uint indexBits;
+    uint indexBits;  // version 1 (0 in version 2)
     uint count;
-    uint wordsPerGaussian;
+    uint wordsPerGaussian;  // version 1 (0 in version 2)
     float eps;
     uint tilesX;
+    uint tilesY;
     uint channelBase;   // word of the channel table in the header buffer
     uint gaussianBase;  // word offsets of the sections in their buffers: 0 unless IGS_ONE_BUFFER
-    uint offsetBase;
+    uint offsetBase;    // (gaussianBase: the Gaussian buffer, or version 2's records)
     uint indexBase;
+    // Version 2 only (0 in version 1): reach R and the record layout of FORMAT-v2's header.
+    uint reach;
+    uint meanBits;       // P
+    uint thetaBits;      // B_t
+    uint scaleBits;      // B_e + B_m: width of qa and qb
+    uint scaleMantBits;  // B_m
+    int scaleExpMin;     // E
+    uint offsetBits;     // B_o
+    uint recordBits;
+    uint geometryBits;   // 2 P + B_t + 2 (B_e + B_m): the first colour field's bit in a record
 };
 
 // All channels of one sample; entries >= header.channels are 0.
@@ -124,36 +153,172 @@ struct IgsGaussian {
     vec2 invScale;
 };
 
+// True when h is a version 2 file (a constant when IGS_FORMAT_VERSION fixes the version).
+bool igsIsV2(IgsHeader h) {
+#if IGS_FORMAT_VERSION == 0
+    return h.version == 2u;
+#else
+    return IGS_FORMAT_VERSION == 2;
+#endif
+}
+
 IgsHeader igsLoadHeader() {
     IgsHeader h;
+    // Words 2..7 mean the same in both versions: W, H, C | T << 16, K | (index_bits or R) << 16,
+    // eps, N.
     uint w4 = IGS_HEADER_WORD(4u);
     uint w5 = IGS_HEADER_WORD(5u);
+#if IGS_FORMAT_VERSION == 0
+    h.version = IGS_HEADER_WORD(1u) & 0xFFFFu;
+#else
+    h.version = uint(IGS_FORMAT_VERSION);
+#endif
     h.width = IGS_HEADER_WORD(2u);
     h.height = IGS_HEADER_WORD(3u);
     h.channels = min(w4 & 0xFFFFu, uint(IGS_MAX_CHANNELS));
     h.tile = w4 >> 16;
     h.k = min(w5 & 0xFFFFu, uint(IGS_MAX_K));
-    h.indexBits = w5 >> 16;
     h.eps = uintBitsToFloat(IGS_HEADER_WORD(6u));
     h.count = IGS_HEADER_WORD(7u);
-    h.wordsPerGaussian = IGS_HEADER_WORD(10u) & 0xFFFFu;
     h.tilesX = (h.width + h.tile - 1u) / h.tile;
-    h.channelBase = IGS_HEADER_WORD(11u) >> 2;
-#ifdef IGS_ONE_BUFFER
-    h.gaussianBase = IGS_HEADER_WORD(15u) >> 2;
-    h.offsetBase = IGS_HEADER_WORD(17u) >> 2;
-    h.indexBase = IGS_HEADER_WORD(19u) >> 2;
-#else
+    h.tilesY = (h.height + h.tile - 1u) / h.tile;
+    h.channelBase = 0u;
     h.gaussianBase = 0u;
     h.offsetBase = 0u;
     h.indexBase = 0u;
+    h.indexBits = 0u;
+    h.wordsPerGaussian = 0u;
+    h.reach = 0u;
+    h.meanBits = 0u;
+    h.thetaBits = 0u;
+    h.scaleBits = 0u;
+    h.scaleMantBits = 0u;
+    h.scaleExpMin = 0;
+    h.offsetBits = 0u;
+    h.recordBits = 0u;
+    h.geometryBits = 0u;
+    if (igsIsV2(h)) {
+        // FORMAT-v2 header: byte 36 P, 37 B_t, 38 B_e, 39 B_m (word 9); 40 E (i8), 41 B_o,
+        // 42 record_bits (u16) (word 10); section offsets at words 12, 16, 18.
+        uint w9 = IGS_HEADER_WORD(9u);
+        uint w10 = IGS_HEADER_WORD(10u);
+        h.reach = w5 >> 16;
+        h.meanBits = w9 & 0xFFu;
+        h.thetaBits = (w9 >> 8) & 0xFFu;
+        h.scaleMantBits = w9 >> 24;
+        h.scaleBits = ((w9 >> 16) & 0xFFu) + h.scaleMantBits;
+        h.scaleExpMin = bitfieldExtract(int(w10), 0, 8);  // sign-extended i8
+        h.offsetBits = (w10 >> 8) & 0xFFu;
+        h.recordBits = w10 >> 16;
+        h.geometryBits = 2u * h.meanBits + h.thetaBits + 2u * h.scaleBits;
+        h.channelBase = IGS_HEADER_WORD(12u) >> 2;
+#ifdef IGS_ONE_BUFFER
+        h.gaussianBase = IGS_HEADER_WORD(16u) >> 2;
+        h.offsetBase = IGS_HEADER_WORD(18u) >> 2;
 #endif
+    } else {
+        h.indexBits = w5 >> 16;
+        h.wordsPerGaussian = IGS_HEADER_WORD(10u) & 0xFFFFu;
+        h.channelBase = IGS_HEADER_WORD(11u) >> 2;
+#ifdef IGS_ONE_BUFFER
+        h.gaussianBase = IGS_HEADER_WORD(15u) >> 2;
+        h.offsetBase = IGS_HEADER_WORD(17u) >> 2;
+        h.indexBase = IGS_HEADER_WORD(19u) >> 2;
+#endif
+    }
     return h;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Version 2 bit streams (FORMAT-v2 "Bit streams"): bit b of a stream is bit b & 31 of word b >> 5.
+
+// Word and bit of entry `index` of `width` bits: index * width split so that nothing overflows
+// 32 bits (a records stream can hold more than 2^32 bits).
+uvec2 igsBitPosition(uint index, uint width) {
+    uint low = (index & 31u) * width;
+    return uvec2((index >> 5) * width + (low >> 5), low & 31u);
+}
+
+uint igsFieldMask(uint v, uint width) {
+    return width >= 32u ? v : v & ((1u << width) - 1u);
+}
+
+// The `width`-bit field (1 ..= 32) at bit `bit` (any value) after word `word` of the records;
+// the second word is read only when the field straddles into it.
+uint igsRecordField(IgsHeader h, uint word, uint bit, uint width) {
+    uint wi = h.gaussianBase + word + (bit >> 5);
+    uint s = bit & 31u;
+    uint v = IGS_GAUSSIAN_WORD(wi) >> s;
+    if (s + width > 32u) {
+        v |= IGS_GAUSSIAN_WORD(wi + 1u) << (32u - s);
+    }
+    return igsFieldMask(v, width);
+}
+
+// offsets[t] of version 2: entry t of offset_bits bits.
+uint igsTileOffsetV2(IgsHeader h, uint t) {
+    uvec2 at = igsBitPosition(t, h.offsetBits);
+    uint wi = h.offsetBase + at.x;
+    uint v = IGS_OFFSET_WORD(wi) >> at.y;
+    if (at.y + h.offsetBits > 32u) {
+        v |= IGS_OFFSET_WORD(wi + 1u) << (32u - at.y);
+    }
+    return igsFieldMask(v, h.offsetBits);
+}
+
+// Sequential reader over the records stream: each word is loaded once. `cur` holds word `word`,
+// the next field starts at its bit `bit` (0 ..= 31).
+struct IgsBitReader {
+    uint word;
+    uint bit;
+    uint cur;
+};
+
+IgsBitReader igsRecordReader(IgsHeader h, uint i) {
+    uvec2 at = igsBitPosition(i, h.recordBits);
+    IgsBitReader r;
+    r.word = h.gaussianBase + at.x;
+    r.bit = at.y;
+    r.cur = IGS_GAUSSIAN_WORD(r.word);
+    return r;
+}
+
+// Reads the next `width`-bit field. When a field ends on a word boundary the next word is loaded
+// for the field after it: used for the geometry fields only, which a colour field always follows
+// inside the record, so that word exists.
+uint igsReadField(inout IgsBitReader r, uint width) {
+    uint v = r.cur >> r.bit;
+    uint end = r.bit + width;
+    if (end >= 32u) {
+        r.word += 1u;
+        uint next = IGS_GAUSSIAN_WORD(r.word);
+        if (end > 32u) {  // straddles: r.bit > 0 here, so the shift is 1 ..= 31
+            v |= next << (32u - r.bit);
+        }
+        r.cur = next;
+        end -= 32u;
+    }
+    r.bit = end;
+    return igsFieldMask(v, width);
+}
+
+// minifloat(q) of FORMAT-v2 "Records": the f32 with exponent e + E and the top B_m mantissa bits m.
+float igsMinifloat(IgsHeader h, uint q) {
+    uint e = q >> h.scaleMantBits;
+    uint m = q & ((1u << h.scaleMantBits) - 1u);
+    uint bits = (uint(int(e) + h.scaleExpMin + 127) << 23) | (m << (23u - h.scaleMantBits));
+    return uintBitsToFloat(bits);
+}
+
+// theta_step = f32(pi) * 2^-B_t, exact (2^-B_t built from bits).
+float igsThetaStepV2(IgsHeader h) {
+    precise float step = uintBitsToFloat(0x40490FDBu) * uintBitsToFloat((127u - h.thetaBits) << 23);
+    return step;
 }
 
 // FORMAT.md "Decoding": every line one rounded f32 operation. `precise` stops the compiler fusing
 // a decode multiply into a later add (p - mean, lo + m), which would change the bits.
-IgsGaussian igsLoadGeometry(IgsHeader h, uint i) {
+IgsGaussian igsLoadGeometryV1(IgsHeader h, uint i) {
     const float K16 = uintBitsToFloat(0x37800080u);
     const float THETA_STEP = uintBitsToFloat(0x38490FDBu);
     uint base = h.gaussianBase + i * h.wordsPerGaussian;
@@ -172,15 +337,81 @@ IgsGaussian igsLoadGeometry(IgsHeader h, uint i) {
     return g;
 }
 
-// Channel c's colour range as (lo, step): lo + q * step is the stored colour.
+// FORMAT-v2 "Records", every line one rounded f32 operation (`precise`: NoContraction). Means and
+// inverse scales of record i, which the listing rule needs; theta is left to igsThetaV2 (decoded
+// only for the records that are listed) and its code returned in qt.
+IgsGaussian igsLoadRecordV2(IgsHeader h, uint i, out uint qt) {
+    IgsBitReader r = igsRecordReader(h, i);
+    uint qx = igsReadField(r, h.meanBits);
+    uint qy = igsReadField(r, h.meanBits);
+    qt = igsReadField(r, h.thetaBits);
+    uint qa = igsReadField(r, h.scaleBits);
+    uint qb = igsReadField(r, h.scaleBits);
+    float pow2P = uintBitsToFloat((127u - h.meanBits) << 23);  // 2^-P, exact
+    precise float sx = float(h.width) * pow2P;
+    precise float sy = float(h.height) * pow2P;
+    precise float mx = float(qx) * sx;
+    precise float my = float(qy) * sy;
+    precise float ax = igsMinifloat(h, qa);
+    precise float ay = igsMinifloat(h, qb);
+    IgsGaussian g;
+    g.mean = vec2(mx, my);
+    g.theta = 0.0;
+    g.invScale = vec2(ax, ay);
+    return g;
+}
+
+float igsThetaV2(IgsHeader h, uint qt) {
+    float step = igsThetaStepV2(h);
+    precise float th = float(qt) * step;
+    return th;
+}
+
+// Decoded geometry of Gaussian i (mean, theta, inverse scales), either version.
+IgsGaussian igsLoadGeometry(IgsHeader h, uint i) {
+    if (igsIsV2(h)) {
+        uint qt;
+        IgsGaussian g = igsLoadRecordV2(h, i, qt);
+        g.theta = igsThetaV2(h, qt);
+        return g;
+    }
+    return igsLoadGeometryV1(h, i);
+}
+
+// The listing rule of FORMAT-v2 (normative, f32): is a Gaussian listed in the tile whose texel
+// box is [box.x, box.y] x [box.z, box.w] (exact integers as f32)? Every operation rounded
+// separately (`precise`), so each decoder lists exactly the same Gaussians.
+bool igsListedV2(IgsGaussian g, vec4 box) {
+    precise float ex = max(max(box.x - g.mean.x, g.mean.x - box.y), 0.0);
+    precise float ey = max(max(box.z - g.mean.y, g.mean.y - box.w), 0.0);
+    float am = min(g.invScale.x, g.invScale.y);
+    precise float u = ex * am;
+    precise float v = ey * am;
+    precise float s = u * u + v * v;
+    return s <= 9.0;
+}
+
+// Channel c's colour range as (lo, step): lo + q * step is the stored colour. Version 1 stores
+// colour_hi and derives the step; version 2 stores colour_step itself.
 vec2 igsColourRange(IgsHeader h, uint c) {
     const float K16 = uintBitsToFloat(0x37800080u);
     uint e = h.channelBase + 5u * c;
     float lo = uintBitsToFloat(IGS_HEADER_WORD(e + 3u));
     float hi = uintBitsToFloat(IGS_HEADER_WORD(e + 4u));
+    if (igsIsV2(h)) {
+        return vec2(lo, hi);
+    }
     precise float d = hi - lo;
     precise float stp = d * K16;
     return vec2(lo, stp);
+}
+
+// Width of channel c's colour code: version 2's colour_bits (byte 1 of the entry), 16 in version 1.
+uint igsColourBits(IgsHeader h, uint c) {
+    if (igsIsV2(h)) {
+        return (IGS_HEADER_WORD(h.channelBase + 5u * c) >> 8) & 0xFFu;
+    }
+    return 16u;
 }
 
 // Channel c's value range as (lo, hi): real = lo + v * (hi - lo).
@@ -203,22 +434,43 @@ int igsFindChannel(IgsHeader h, uint semantic) {
     return -1;
 }
 
-// Gaussian colour: half 5 + c of the record.
-float igsLoadColour(IgsHeader h, uint i, uint c, vec2 range) {
-    uint hf = 5u + c;
-    uint w = IGS_GAUSSIAN_WORD(h.gaussianBase + i * h.wordsPerGaussian + (hf >> 1));
-    uint q = (w >> ((hf & 1u) << 4)) & 0xFFFFu;
+// Colour of Gaussian i in channel c, whose code is `bits` wide at bit `bit` of a version 2
+// record (version 1: half 5 + c of the record; bit and bits unused).
+float igsLoadColourAt(IgsHeader h, uint i, uint c, uint bit, uint bits, vec2 range) {
+    uint q;
+    if (igsIsV2(h)) {
+        uvec2 at = igsBitPosition(i, h.recordBits);
+        q = igsRecordField(h, at.x, at.y + bit, bits);
+    } else {
+        uint hf = 5u + c;
+        uint w = IGS_GAUSSIAN_WORD(h.gaussianBase + i * h.wordsPerGaussian + (hf >> 1));
+        q = (w >> ((hf & 1u) << 4)) & 0xFFFFu;
+    }
     precise float m = float(q) * range.y;
     precise float col = range.x + m;
     return col;
 }
 
+// Gaussian colour, either version (range from igsColourRange). Version 2 finds the field by
+// adding up the widths of the channels before c; the sampler keeps a running sum instead.
+float igsLoadColour(IgsHeader h, uint i, uint c, vec2 range) {
+    uint bit = h.geometryBits;
+    if (igsIsV2(h)) {
+        for (uint j = 0u; j < c; ++j) {
+            bit += igsColourBits(h, j);
+        }
+    }
+    return igsLoadColourAt(h, i, c, bit, igsColourBits(h, c), range);
+}
+
+#if IGS_READS_V1
 uint igsListEntry(IgsHeader h, uint e) {
     if (h.indexBits == 16u) {
         return (IGS_INDEX_WORD(h.indexBase + (e >> 1)) >> ((e & 1u) << 4)) & 0xFFFFu;
     }
     return IGS_INDEX_WORD(h.indexBase + e);
 }
+#endif
 
 // Same expression order as the torch reference (p - m first, then rotate, then scale), so both
 // round alike and near-equal weights rarely swap places in the top-K.
@@ -263,7 +515,10 @@ float igsWeightFootprint(IgsGaussian g, vec2 p, vec3 F) {
 
 // The contract at texel-space point p (already addressed, inside [0, W] x [0, H]), optionally with
 // a footprint covariance F. Top-K lives in registers, sorted by (G descending, index ascending);
-// the list is ascending, so a newcomer never wins a tie, which is the contract's tie rule.
+// candidates come in ascending index, so a newcomer never wins a tie, which is the contract's tie
+// rule. Version 1: one run, the tile's stored list. Version 2: 2R + 1 runs of records, one per row
+// of home tiles within R of the texel's tile (rows ascending, so indices ascending), each record
+// tested with the listing rule.
 IgsValue igsEvaluate(IgsHeader h, vec2 p, bool footprint, vec3 F) {
     float topG[IGS_MAX_K];
     uint topI[IGS_MAX_K];
@@ -279,31 +534,70 @@ IgsValue igsEvaluate(IgsHeader h, vec2 p, bool footprint, vec3 F) {
 
     uint x = min(uint(p.x), h.width - 1u);
     uint y = min(uint(p.y), h.height - 1u);
-    uint t = (y / h.tile) * h.tilesX + x / h.tile;
-    uint first = IGS_OFFSET_WORD(h.offsetBase + t);
-    uint last = IGS_OFFSET_WORD(h.offsetBase + t + 1u);
-    for (uint e = first; e < last; ++e) {
-        uint i = igsListEntry(h, e);
-        IgsGaussian g = igsLoadGeometry(h, i);
-        float w = footprint ? igsWeightFootprint(g, p, F) : igsWeight(g, p);
-        if (w > kth) {
-            float cw = w;
-            uint ci = i;
-            for (uint j = 0u; j < uint(IGS_MAX_K); ++j) {
-                if (j >= k) {
-                    break;
+    uint tx = x / h.tile;
+    uint ty = y / h.tile;
+    bool v2 = igsIsV2(h);
+    // Runs: rows rowFirst ..= rowLast; version 2 takes home tiles colFirst ..= colLast of each.
+    uint rowFirst = ty;
+    uint rowLast = ty;
+    uint colFirst = tx;
+    uint colLast = tx;
+    vec4 box = vec4(0.0);  // the tile's texel box for the listing rule: x0, x1, y0, y1
+    if (v2) {
+        rowFirst = ty >= h.reach ? ty - h.reach : 0u;
+        rowLast = min(ty + h.reach, h.tilesY - 1u);
+        colFirst = tx >= h.reach ? tx - h.reach : 0u;
+        colLast = min(tx + h.reach, h.tilesX - 1u);
+        box = vec4(float(tx * h.tile), float(min(tx * h.tile + h.tile, h.width)),
+                   float(ty * h.tile), float(min(ty * h.tile + h.tile, h.height)));
+    }
+    for (uint row = rowFirst; row <= rowLast; ++row) {
+        uint first;
+        uint last;
+        if (v2) {
+            first = igsTileOffsetV2(h, row * h.tilesX + colFirst);
+            last = igsTileOffsetV2(h, row * h.tilesX + colLast + 1u);
+        } else {
+            uint t = ty * h.tilesX + tx;
+            first = IGS_OFFSET_WORD(h.offsetBase + t);
+            last = IGS_OFFSET_WORD(h.offsetBase + t + 1u);
+        }
+        for (uint e = first; e < last; ++e) {
+            uint i = e;
+            IgsGaussian g;
+            if (v2) {
+                uint qt;
+                g = igsLoadRecordV2(h, i, qt);
+                if (!igsListedV2(g, box)) {
+                    continue;
                 }
-                bool ahead = cw > topG[j] || (cw == topG[j] && ci < topI[j]);
-                if (ahead) {
-                    float tw = topG[j];
-                    uint ti = topI[j];
-                    topG[j] = cw;
-                    topI[j] = ci;
-                    cw = tw;
-                    ci = ti;
-                }
-                if (j + 1u == k) {
-                    kth = topG[j];
+                g.theta = igsThetaV2(h, qt);
+            } else {
+#if IGS_READS_V1
+                i = igsListEntry(h, e);
+                g = igsLoadGeometryV1(h, i);
+#endif
+            }
+            float w = footprint ? igsWeightFootprint(g, p, F) : igsWeight(g, p);
+            if (w > kth) {
+                float cw = w;
+                uint ci = i;
+                for (uint j = 0u; j < uint(IGS_MAX_K); ++j) {
+                    if (j >= k) {
+                        break;
+                    }
+                    bool ahead = cw > topG[j] || (cw == topG[j] && ci < topI[j]);
+                    if (ahead) {
+                        float tw = topG[j];
+                        uint ti = topI[j];
+                        topG[j] = cw;
+                        topI[j] = ci;
+                        cw = tw;
+                        ci = ti;
+                    }
+                    if (j + 1u == k) {
+                        kth = topG[j];
+                    }
                 }
             }
         }
@@ -320,15 +614,18 @@ IgsValue igsEvaluate(IgsHeader h, vec2 p, bool footprint, vec3 F) {
     for (uint c = 0u; c < uint(IGS_MAX_CHANNELS); ++c) {
         r.c[c] = 0.0;
     }
+    uint bit = h.geometryBits;  // version 2: channel c's field in a record
     for (uint c = 0u; c < h.channels; ++c) {
         vec2 range = igsColourRange(h, c);
+        uint bits = igsColourBits(h, c);
         float acc = 0.0;
         for (uint j = 0u; j < uint(IGS_MAX_K); ++j) {
             if (topG[j] > 0.0) {
-                acc += topG[j] * igsLoadColour(h, topI[j], c, range);
+                acc += topG[j] * igsLoadColourAt(h, topI[j], c, bit, bits, range);
             }
         }
         r.c[c] = acc * inv;
+        bit += bits;
     }
     return r;
 }

@@ -8,7 +8,8 @@ Two execution paths, both on Mesa's CPU drivers so they run on any machine:
   SPIR-V modules (passed as bytes) and translates them with naga before handing them to Vulkan.
 
 The reference side is the rendering contract evaluated at arbitrary texel-space points on the
-file's own dequantised parameters and stored tile lists (`reference_points`), plus the decoders of
+file's own dequantised parameters and tile lists (`reference_points`; a version 2 file's lists are
+the listing rule's, as IgsFileV2.tile_offsets/tile_indices derive them), plus the decoders of
 igs_tex (Python, and the C++ one when it is built).
 """
 from __future__ import annotations
@@ -225,9 +226,10 @@ def gl_source(source: str, defines: dict | None = None) -> str:
 
 @dataclass
 class Sections:
-    """The four uint buffers of a .igs file, each padded to a non-empty multiple of 16 bytes."""
-    header: bytes      # bytes 0 .. the Gaussian buffer's offset: header, channel table, metadata
-    gaussians: bytes
+    """The four uint buffers of a .igs file, each padded to a non-empty multiple of 16 bytes.
+    Version 2 has no tile indices (a 16-byte dummy) and its records take the Gaussians' place."""
+    header: bytes      # bytes 0 .. the Gaussian buffer's (records') offset: header, channel table, metadata
+    gaussians: bytes   # version 1: the Gaussian buffer; version 2: the records
     offsets: bytes
     indices: bytes
     whole: bytes       # the whole file, for IGS_ONE_BUFFER
@@ -242,9 +244,18 @@ def _pad(b: bytes) -> bytes:
     return b + bytes(n - len(b))
 
 
+def file_version(data: bytes) -> int:
+    return struct.unpack_from("<H", data, 4)[0]
+
+
 def sections(data: bytes) -> Sections:
-    words = struct.unpack_from("<21I", data, 0)
-    g_off, g_len, o_off, o_len, i_off, i_len = words[15:21]
+    if file_version(data) == 2:
+        # FORMAT-v2 header words 16..19: records offset/length, tile offsets offset/length.
+        g_off, g_len, o_off, o_len = struct.unpack_from("<20I", data, 0)[16:20]
+        i_off = i_len = 0
+    else:
+        words = struct.unpack_from("<21I", data, 0)
+        g_off, g_len, o_off, o_len, i_off, i_len = words[15:21]
     return Sections(header=_pad(data[:g_off]), gaussians=_pad(data[g_off:g_off + g_len]),
                     offsets=_pad(data[o_off:o_off + o_len]), indices=_pad(data[i_off:i_off + i_len]),
                     whole=_pad(data))
@@ -455,9 +466,14 @@ class Backend:
         spirv = _cached_spirv(source, self.lang, defines)
         return self.runner.run(spirv, buffers, out_binding, out_size, groups, images)
 
-    def _file_buffers(self, data: bytes, one_buffer: bool) -> dict[int, bytes]:
+    def _file_buffers(self, data: bytes, one_buffer: bool, defines: dict | None = None) -> dict[int, bytes]:
         s = sections(data)
-        return {0: s.whole} if one_buffer else dict(enumerate(s.as_list()))
+        if one_buffer:
+            return {0: s.whole}
+        bufs = dict(enumerate(s.as_list()))
+        if str((defines or {}).get("IGS_FORMAT_VERSION", 0)) == "2":
+            del bufs[3]  # a version-2-only shader declares no tile index binding
+        return bufs
 
     def decode(self, data: bytes, *, one_buffer: bool = False, real_units: bool = False,
                images: str | None = None, defines: dict | None = None):
@@ -476,7 +492,7 @@ class Backend:
             d["IGS_IMAGE_FORMAT"] = images
             dtype = {"rgba8": "f1", "rgba16f": "f2"}[images]
             img_spec = {5: (w, h, dtype), 6: (w, h, dtype), 7: (w, h, dtype)}
-        out, imgs = self._dispatch(src, d, self._file_buffers(data, one_buffer), 4, w * h * c * 4,
+        out, imgs = self._dispatch(src, d, self._file_buffers(data, one_buffer, d), 4, w * h * c * 4,
                                    ((w + 7) // 8, (h + 7) // 8, 1), img_spec)
         stack = np.frombuffer(out, dtype=np.float32).reshape(h, w, c).copy()
         if not images:
@@ -495,7 +511,7 @@ class Backend:
         a = np.asarray(a, dtype=np.float32).reshape(-1, 2)
         n = a.shape[0]
         pts = footprint_buffer(a, F) if mode == MODE_FOOTPRINT else point_buffer(a, dx, dy)
-        bufs = self._file_buffers(data, one_buffer)
+        bufs = self._file_buffers(data, one_buffer, defines)
         bufs[B_CONTROL] = control_buffer(n, mode, address)
         bufs[B_POINTS] = _pad(pts)
         d = dict(defines or {})
@@ -505,15 +521,15 @@ class Backend:
         out, _ = self._dispatch(src, d, bufs, B_OUT, n * c * 4, ((n + 63) // 64, 1, 1))
         return np.frombuffer(out, dtype=np.float32).reshape(n, c).copy()
 
-    def params(self, data: bytes) -> np.ndarray:
+    def params(self, data: bytes, defines: dict | None = None) -> np.ndarray:
         """Decoded parameters [N, 5 + C] float32 (means, theta, inv_scale, colour) from the shader."""
         _, _, c = _whc(data)
-        n = struct.unpack_from("<I", data, 28)[0]
-        bufs = self._file_buffers(data, False)
+        n = struct.unpack_from("<I", data, 28)[0]  # N is word 7 in both versions
+        bufs = self._file_buffers(data, False, defines)
         bufs[B_CONTROL] = control_buffer(n, MODE_PARAMS)
         bufs[B_POINTS] = _pad(b"")
         src = glsl_test_kernel() if self.lang == "glsl" else hlsl_test_kernel()
-        out, _ = self._dispatch(src, None, bufs, B_OUT, n * (5 + c) * 4, ((n + 63) // 64, 1, 1))
+        out, _ = self._dispatch(src, defines, bufs, B_OUT, n * (5 + c) * 4, ((n + 63) // 64, 1, 1))
         return np.frombuffer(out, dtype=np.float32).reshape(n, 5 + c).copy()
 
 
@@ -625,6 +641,65 @@ def native_decode(igs) -> np.ndarray | None:
                            igs.tile_offsets.astype(np.int64), igs.tile_indices.astype(np.int32),
                            fast=False)
     return np.asarray(image, dtype=np.float32)
+
+
+def per_texel_cost(igs) -> dict[str, float]:
+    """Mean per-texel work of igsSampleTexel on a file, by shaders/README.md's counting rule
+    ("Cost per texel"), weighted by the texels of each tile (edge tiles are cut).
+
+    scanned: Gaussians the sampler decodes (version 1: the tile's list; version 2: every record
+    of the 2R + 1 runs); listed: those it evaluates G for (version 2: the listing rule's).
+    reads: u32 words of the file read that are not uniform (header and channel table words are
+    left out): version 1, 3 record words and a list entry per listed Gaussian, 2 tile offsets and
+    floor(C/2) + 1 colour words for each of the K slots; version 2, the words each scanned
+    record's geometry fields take the sequential reader to (1 + floor((s + geometry bits) / 32)
+    for a record starting at bit s of a word), the words of the 2 (2R + 1) offset entries and
+    the words a record's colour bits span (mean over records) for each of the K slots.
+    macs: one per multiply, add or subtract (a multiply-add counts 1 where FORMAT allows fusing).
+    Version 1: 14 per listed Gaussian. Version 2: 11 per scanned record (mean decode 2; listing
+    rule 9: four subtracts, ex * am, ey * am, and u * u + v * v, unfused), 12 per listed one
+    (theta decode 1, p - m 2, rotate 4, scale 2, square-sum 2, x(-1/2) 1). Both: the blend,
+    K (C + 1) + C. transcendentals: sin, cos, exp per listed Gaussian, and 1 reciprocal.
+    """
+    T, W, H, R = igs.tile, igs.width, igs.height, getattr(igs, "reach", 0)
+    t = np.arange(igs.tile_count, dtype=np.int64)
+    tx, ty = t % igs.tiles_x, t // igs.tiles_x
+    texels = ((np.minimum(tx * T + T, W) - tx * T) * (np.minimum(ty * T + T, H) - ty * T)).astype(np.float64)
+    listed = np.diff(igs.tile_offsets.astype(np.int64)).astype(np.float64)
+    c, k = igs.channel_count, igs.k
+    blend_macs = k * (c + 1) + c
+    if igs.version == 1:
+        entry = 0.5 if igs.index_bits == 16 else 1.0
+        scanned = listed
+        reads = listed * (3 + entry) + 2 + k * (c // 2 + 1)
+        macs = 14 * listed + blend_macs
+    else:
+        L = igs.layout
+        geo = 2 * L.mean_bits + L.theta_bits + 2 * L.scale_bits
+        start = np.arange(igs.gaussian_count, dtype=np.int64) * L.record_bits
+        geo_words = 1 + (((start & 31) + geo) >> 5)
+        colour_words = ((start + L.record_bits - 1) >> 5) - ((start + geo) >> 5) + 1
+        cum = np.concatenate([[0], np.cumsum(geo_words)])
+        off = igs.offsets.astype(np.int64)
+        bo = igs.offset_bits
+        entry_words = lambda e: 1 + ((((e * bo) & 31) + bo) > 32)  # noqa: E731
+        scanned = np.zeros(igs.tile_count)
+        reads = np.zeros(igs.tile_count)
+        x0, x1 = np.maximum(tx - R, 0), np.minimum(tx + R, igs.tiles_x - 1)
+        for dy in range(-R, R + 1):
+            hy = ty + dy
+            ok = (hy >= 0) & (hy < igs.tiles_y)
+            a = np.where(ok, hy * igs.tiles_x + x0, 0)
+            b = np.where(ok, hy * igs.tiles_x + x1 + 1, 0)
+            scanned += np.where(ok, off[b] - off[a], 0)
+            reads += np.where(ok, cum[off[b]] - cum[off[a]] + entry_words(a) + entry_words(b), 0)
+        reads += k * (float(colour_words.mean()) if colour_words.size else 0.0)
+        macs = 11 * scanned + 12 * listed + blend_macs
+    w = texels / texels.sum()
+    mean = lambda v: float((np.asarray(v, np.float64) * w).sum())  # noqa: E731
+    return {"scanned": mean(scanned), "listed": mean(listed), "reads": mean(reads), "macs": mean(macs),
+            "transcendentals": mean(3 * listed + 1), "max_scanned": float(np.max(scanned)),
+            "max_listed": float(np.max(listed))}
 
 
 def box_mip(stack: np.ndarray, s: int) -> np.ndarray:

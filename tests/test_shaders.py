@@ -18,6 +18,7 @@ import pytest
 
 import shader_host as sh
 from baking import bake_crop
+from igs_tex.format_v2 import IgsFileV2, build_igs_v2
 from igs_tex.igsfile import IgsFile, build_igs, from_bytes
 from igs_tex.render.decode import decode_igs
 from igs_tex.render.tiles import tile_lists_numpy
@@ -48,8 +49,17 @@ def _print_report():
 
 
 def _bake_crop(src: Path, out: Path, box: tuple[int, int, int, int], gaussians: int, steps: int) -> IgsFile:
+    """A real bake as a version 1 file: the version 1 tests derive their edge cases from its tile
+    lists. A bake that writes version 2 is re-written as version 1 of the same decoded Gaussians
+    at its tile size (the version 2 tests re-write it back, see _v2_from)."""
     # The torch backend: the shader tests' reference bakes do not depend on the native build.
-    return bake_crop(src, out, box, gaussians, steps, backend="torch")[0]
+    igs = bake_crop(src, out, box, gaussians, steps, backend="torch")[0]
+    if igs.version == 1:
+        return igs
+    p = igs.params()
+    return from_bytes(build_igs(p["means"], p["theta"], p["inv_scale"], p["colour"], igs.width, igs.height,
+                                igs.channels, igs.value_range, igs.metadata, tile=igs.tile, k=igs.k,
+                                eps=igs.eps).to_bytes())
 
 
 @pytest.fixture(scope="module")
@@ -312,18 +322,23 @@ def test_decode_images(backend, walnut, references, fmt):
     assert np.abs(stack - real).max() < TOL  # IGS_DECODE_REAL_UNITS on the buffer too
 
 
-def test_readme_host_example(vk_runner, walnut, tmp_path, monkeypatch):
-    """The wgpu example of shaders/README.md runs as printed and decodes the reference stack."""
+def _run_readme_host_example(igs, tmp_path, monkeypatch) -> np.ndarray:
     text = (sh.SHADERS / "README.md").read_text()
     code = re.search(r"## Minimal host.*?```python\n(.*?)```", text, re.S).group(1)
-    path = tmp_path / "walnut.igs"
-    path.write_bytes(walnut.to_bytes())
+    path = tmp_path / "material.igs"
+    path.write_bytes(igs.to_bytes())
     code = code.replace('path = "material.igs"', f"path = {str(path)!r}")
     code = code.replace('shaders = "shaders"', f"shaders = {str(sh.SHADERS)!r}")
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
     exec(compile(code, "README.md example", "exec"), scope)
-    assert np.abs(scope["stack"] - decode_igs(walnut)).max() < TOL
+    return scope["stack"]
+
+
+def test_readme_host_example(vk_runner, walnut, tmp_path, monkeypatch):
+    """The wgpu example of shaders/README.md runs as printed and decodes the reference stack."""
+    stack = _run_readme_host_example(walnut, tmp_path, monkeypatch)
+    assert np.abs(stack - decode_igs(walnut)).max() < TOL
 
 
 # ----------------------------------------------------------------------------------------------
@@ -490,3 +505,221 @@ def test_footprint_options_psnr(gl_runner, request, material):
             # (Not on the fitted walnut: its image was optimised for top-10, and more Gaussians
             # shift it, so MIN_K costs PSNR there; see the README.)
             assert q > q_peak1 and q_32 > q
+
+
+# ----------------------------------------------------------------------------------------------
+# Version 2 files (docs/FORMAT-v2.md): the same shaders, the home-tile scan and the listing rule
+
+
+def _v2_from(igs, tile: int, reach: int = 1, k: int | None = None, colour_bits=8,
+             count: int | None = None) -> IgsFileV2:
+    """The Gaussians of a bake (its dequantised parameters, the first `count` of them) as a
+    version 2 file, through the validating reader."""
+    p = igs.params()
+    n = igs.gaussian_count if count is None else count
+    v2 = build_igs_v2(p["means"][:n], p["theta"][:n], p["inv_scale"][:n], p["colour"][:n], igs.width,
+                      igs.height, igs.channels, igs.value_range, {"from": "test_shaders"}, tile=tile,
+                      k=igs.k if k is None else k, eps=igs.eps, reach=reach, colour_bits=colour_bits)
+    out = from_bytes(v2.to_bytes())
+    assert isinstance(out, IgsFileV2)
+    return out
+
+
+def _ties_v2() -> IgsFileV2:
+    v1 = _ties()
+    p = v1.params()
+    return from_bytes(build_igs_v2(p["means"], p["theta"], p["inv_scale"], p["colour"], v1.width, v1.height,
+                                   v1.channels, v1.value_range, tile=16, k=10).to_bytes())
+
+
+# Odd widths per channel: record_bits odd, so over any 32 consecutive records every field starts
+# at every bit of a word; 127 Gaussians: 7-bit tile offsets, which straddle words too.
+ODD_COLOUR_BITS = (5, 6, 7, 9, 10, 11, 3, 12)
+
+
+@pytest.fixture(scope="module")
+def variants_v2(walnut, rock) -> dict[str, IgsFileV2]:
+    c = walnut.channel_count
+    return {
+        "v2_walnut_T16": _v2_from(walnut, 16),
+        "v2_walnut_T32_K32": _v2_from(walnut, 32, k=32),
+        "v2_walnut_T8_R2_K4": _v2_from(walnut, 8, reach=2, k=4),
+        "v2_walnut_odd_bits": _v2_from(walnut, 16, colour_bits=ODD_COLOUR_BITS[:c], count=127),
+        "v2_rock_T16": _v2_from(rock, 16),
+        "v2_ties": _ties_v2(),
+    }
+
+
+@pytest.fixture(scope="module")
+def references_v2(variants_v2) -> dict[str, np.ndarray]:
+    # For version 2 decode_igs derives version 1 style lists by the listing rule.
+    return {name: decode_igs(igs) for name, igs in variants_v2.items()}
+
+
+V2_FILES = ["v2_walnut_T16", "v2_walnut_T32_K32", "v2_walnut_T8_R2_K4", "v2_walnut_odd_bits", "v2_rock_T16",
+            "v2_ties"]
+
+
+def _fields_straddle(igs: IgsFileV2) -> list[bool]:
+    """Per record field: does some record have it cross a word boundary?"""
+    rb, n = igs.layout.record_bits, igs.gaussian_count
+    start = np.arange(n, dtype=np.int64) * rb
+    out, o = [], 0
+    for w in igs.layout.widths:
+        out.append(bool((((start + o) & 31) + w > 32).any()))
+        o += w
+    return out
+
+
+def test_v2_files_cover_the_format(variants_v2):
+    """The inputs reach what the shaders must handle: straddling fields and offsets, reach 2,
+    tiles with no home records, lists longer than K, sizes not a multiple of T."""
+    odd = variants_v2["v2_walnut_odd_bits"]
+    assert odd.layout.record_bits % 2 == 1 and all(_fields_straddle(odd))
+    bo = odd.offset_bits
+    assert bo == 7 and any(((t * bo) & 31) + bo > 32 for t in range(odd.tile_count + 1))
+    assert variants_v2["v2_walnut_T8_R2_K4"].reach == 2
+    rock = variants_v2["v2_rock_T16"]
+    assert (np.diff(rock.offsets.astype(np.int64)) == 0).any()  # empty home tiles
+    t16 = variants_v2["v2_walnut_T16"]
+    assert t16.width % t16.tile and t16.height % t16.tile
+    for name in ("v2_walnut_T16", "v2_walnut_T8_R2_K4"):
+        igs = variants_v2[name]
+        assert (np.diff(igs.tile_offsets.astype(np.int64)) > igs.k).any()
+        # Lists that reach beyond the home tile: some Gaussian is listed in a tile not its own.
+        home = np.repeat(np.arange(igs.tile_count), np.diff(igs.offsets.astype(np.int64)))
+        listed_in = np.repeat(np.arange(igs.tile_count), np.diff(igs.tile_offsets.astype(np.int64)))
+        assert (home[igs.tile_indices] != listed_in).any()
+
+
+@pytest.mark.parametrize("one_buffer", [False, True], ids=["sections", "one_buffer"])
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("lang", ["glsl", "hlsl"])
+def test_v2_compiled_for_one_version_validates(lang, version, one_buffer):
+    d = {"IGS_FORMAT_VERSION": version, **({"IGS_ONE_BUFFER": None} if one_buffer else {})}
+    spirv = sh.compile_spirv(sh.SHADERS / f"igs_decode.comp.{lang}", lang, d)
+    sh.spirv_validate(spirv)
+    bindings = sorted(int(x) for x in re.findall(r"Binding (\d+)", _decorations(spirv)))
+    # The whole file at 0, or its sections at 0..3, of which a version-2-only shader has no
+    # tile index buffer (3); the decode output at 4.
+    want = [0, 4] if one_buffer else [0, 1, 2, 4] if version == 2 else [0, 1, 2, 3, 4]
+    assert bindings == want
+
+
+@pytest.mark.parametrize("lang", ["glsl", "hlsl"])
+def test_v2_dequantisation_is_not_contracted(lang):
+    """FORMAT-v2: one rounding per decode line and per listing-rule operation, so all 17 f32
+    operations of the version 2 reader carry NoContraction: sx, sy, theta_step, mean x/y,
+    theta, m, colour (8), the four box subtracts, u, v, u*u, v*v and their sum (9)."""
+    text = _decorations(sh.compile_spirv(sh.SHADERS / f"igs_decode.comp.{lang}", lang, {"IGS_FORMAT_VERSION": 2}))
+    decorated = set(re.findall(r"OpDecorate (%\w+) NoContraction", text))
+    float_ops = re.findall(r"^\s*(%\w+) = (OpFMul|OpFAdd|OpFSub)", text, re.M)
+    assert len(decorated & {i for i, _ in float_ops}) >= 17
+
+
+def test_v2_parameters_bit_exact(backend, variants_v2):
+    for name in ("v2_walnut_T16", "v2_walnut_odd_bits", "v2_rock_T16", "v2_walnut_T8_R2_K4"):
+        igs = variants_v2[name]
+        p = igs.params()
+        want = np.concatenate([p["means"], p["theta"][:, None], p["inv_scale"], p["colour"]], axis=1)
+        got = backend.params(igs.to_bytes())
+        bad = got.view(np.uint32) != want.astype(np.float32).view(np.uint32)
+        assert not bad.any(), f"{name}: {int(bad.sum())} parameter words differ from FORMAT-v2's bits"
+
+
+@pytest.mark.parametrize("name", V2_FILES)
+def test_v2_decode_matches_reference(backend, variants_v2, references_v2, name):
+    igs = variants_v2[name]
+    got = backend.decode(igs.to_bytes())
+    err = float(np.abs(got - references_v2[name]).max())
+    _record(f"v2 decode max|err| vs decode_igs {name} {backend.lang}/{type(backend.runner).__name__}", err)
+    assert err < TOL, name
+
+
+def test_v2_shader_variants_give_the_same_stack(backend, walnut, variants_v2):
+    """IGS_FORMAT_VERSION 2 (the version 2 reader alone) and IGS_ONE_BUFFER decode what the
+    two-version shader does, bit for bit; IGS_FORMAT_VERSION 1 likewise for a version 1 file."""
+    data = variants_v2["v2_walnut_T8_R2_K4"].to_bytes()
+    both = backend.decode(data)
+    assert np.array_equal(backend.decode(data, defines={"IGS_FORMAT_VERSION": 2}), both)
+    assert np.array_equal(backend.decode(data, one_buffer=True), both)
+    v1 = walnut.to_bytes()
+    assert np.array_equal(backend.decode(v1, defines={"IGS_FORMAT_VERSION": 1}), backend.decode(v1))
+
+
+@pytest.mark.parametrize("address", [0, 1], ids=["wrap", "clamp"])
+def test_v2_single_texel_sampling(backend, variants_v2, references_v2, address):
+    """igsSample at random uv and igsSampleTexel at texel centres: the contract at those points
+    on the listing rule's lists (reach 2 and the straddling file)."""
+    for name in ("v2_walnut_T8_R2_K4", "v2_walnut_odd_bits"):
+        igs = variants_v2[name]
+        data = igs.to_bytes()
+        uv = _random_uv(3000, seed=31 + address)
+        got = backend.points(data, sh.MODE_SAMPLE, uv, address=address)
+        ref = sh.reference_points(igs, sh.texel_coords(uv, address, igs.width, igs.height))
+        err = float(np.abs(got - ref).max())
+        _record(f"v2 sample max|err| {['wrap', 'clamp'][address]} {name} {backend.lang}/"
+                f"{type(backend.runner).__name__}", err)
+        assert err < TOL, name
+        rng = np.random.default_rng(41 + address)
+        xs, ys = rng.integers(0, igs.width, 500), rng.integers(0, igs.height, 500)
+        centres = np.stack([xs + 0.5, ys + 0.5], 1).astype(np.float32)
+        got = backend.points(data, sh.MODE_TEXEL, centres)
+        assert np.abs(got - references_v2[name][ys, xs]).max() < TOL, name
+
+
+def test_v2_footprint_matches_convolved_reference(backend, variants_v2):
+    igs = variants_v2["v2_walnut_T16"]
+    rng = np.random.default_rng(51)
+    p = (rng.uniform(0, 1, (1000, 2)) * [igs.width, igs.height]).astype(np.float32)
+    F = _random_footprints(1000, seed=52)
+    got = backend.points(igs.to_bytes(), sh.MODE_FOOTPRINT, p, F=F)
+    ref = sh.reference_points(igs, p, F=F.astype(np.float64))
+    assert np.abs(got - ref).max() < TOL
+
+
+def test_v2_ties_go_to_the_lower_index(backend, variants_v2):
+    igs = variants_v2["v2_ties"]
+    p = igs.params()
+    first = int(np.argmin(np.abs(p["means"] - [5.3, 7.1]).sum(1)))
+    same = (p["means"] == p["means"][first]).all(1) & (p["inv_scale"] == p["inv_scale"][first]).all(1)
+    copies = np.nonzero(same & (p["theta"] == p["theta"][first]))[0]  # ascending: the writer's sort is stable
+    assert copies.size == 12
+    at = p["means"][copies[:1]].astype(np.float32)
+    got = backend.points(igs.to_bytes(), sh.MODE_TEXEL, at)
+    assert np.abs(got - sh.reference_points(igs, at)).max() < TOL
+    assert abs(got[0, 0] - p["colour"][copies[:10], 0].mean()) < 1e-3  # the ten lower indices
+
+
+def test_v2_readme_host_example(vk_runner, variants_v2, references_v2, tmp_path, monkeypatch):
+    """The README's host example binds a version 2 file too (records, offsets, a dummy)."""
+    stack = _run_readme_host_example(variants_v2["v2_walnut_odd_bits"], tmp_path, monkeypatch)
+    assert np.abs(stack - references_v2["v2_walnut_odd_bits"]).max() < TOL
+
+
+def test_v2_decode_images(backend, variants_v2, references_v2):
+    igs = variants_v2["v2_walnut_T16"]
+    stack, images = backend.decode(igs.to_bytes(), images="rgba16f", real_units=True)
+    vr = igs.value_range
+    real = vr[:, 0] + references_v2["v2_walnut_T16"] * (vr[:, 1] - vr[:, 0])
+    assert np.abs(stack - real).max() < TOL
+    ch = {name: i for i, name in enumerate(igs.channels)}
+    for name, planes in (("basecolor", ("basecolor.r", "basecolor.g", "basecolor.b")),
+                         ("normal", ("normal.x", "normal.y", "normal.z"))):
+        want = np.stack([real[..., ch[c]] for c in planes], axis=-1)
+        assert np.abs(images[name][..., :3] - want).max() < 2.0 ** -10 + TOL, name
+
+
+def test_v2_cost_per_texel(variants_v2):
+    """The per-texel counts of shaders/README.md ("Cost per texel") for the version 2 files and
+    for version 1 files of exactly their Gaussians at the same tile size."""
+    for name in ("v2_walnut_T16", "v2_walnut_T32_K32", "v2_walnut_T8_R2_K4"):
+        igs = variants_v2[name]
+        p = igs.params()
+        twin = build_igs(p["means"], p["theta"], p["inv_scale"], p["colour"], igs.width, igs.height,
+                         igs.channels, igs.value_range, tile=igs.tile, k=igs.k, eps=igs.eps)
+        c2, c1 = sh.per_texel_cost(igs), sh.per_texel_cost(twin)
+        _record(f"v2 cost per texel {name}: v2 / v1 twin",
+                {key: (round(c2[key], 1), round(c1[key], 1)) for key in c2})
+        assert c2["scanned"] >= c2["listed"] > 0
+        assert abs(c2["listed"] - c1["listed"]) <= 0.01 * c1["listed"]  # the same lists, but f32 vs f64
