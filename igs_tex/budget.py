@@ -145,15 +145,17 @@ class FileSize:
         return self.total_bytes - self.metadata_bytes
 
     def report(self) -> dict:
-        """The size report of inspect and the bake summary: bppc counts the stored parameters,
-        bppc_file the file without its metadata text (what a budget counts), bppc_total every byte."""
+        """The size report of inspect and the bake summary: bppc counts the file without its
+        metadata text (what a budget counts; bppc_file says the same), bppc_params the stored
+        parameters alone, bppc_total every byte."""
         tc = self.texel_channels
         return {
             "header_bytes": self.header_bytes, "metadata_bytes": self.metadata_bytes,
             "gaussian_bytes": self.gaussian_bytes, "tile_offsets_bytes": self.tile_offsets_bytes,
             "tile_indices_bytes": self.tile_indices_bytes, "total_bytes": self.total_bytes,
-            "param_bits": self.param_bits, "bppc": self.param_bits / tc,
-            "bppc_file": 8 * self.budget_bytes / tc, "bppc_total": 8 * self.total_bytes / tc,
+            "param_bits": self.param_bits, "bppc": 8 * self.budget_bytes / tc,
+            "bppc_file": 8 * self.budget_bytes / tc, "bppc_params": self.param_bits / tc,
+            "bppc_total": 8 * self.total_bytes / tc,
         }
 
 
@@ -318,3 +320,62 @@ def gaussians_for_file(limit: int, width: int, height: int, channels: int, tile:
         else:
             hi = mid - 1
     return lo
+
+
+MAX_REACH = 8
+
+
+def reach_for(tile: int, max_scale_px: float | None) -> int:
+    """The smallest reach R with R * T > 3 * max_scale_px (radius 3 s below R * T, FORMAT-v2's
+    reach rule); no cap: the largest reach."""
+    if not max_scale_px:
+        return MAX_REACH
+    r = math.floor(3.0 * max_scale_px / tile) + 1
+    if r > MAX_REACH:
+        raise IgsError(f"--max-scale {max_scale_px:g} needs a reach of {r} tiles of {tile} texels; "
+                       f"version 2 allows at most {MAX_REACH}: use a larger --tile or a smaller --max-scale")
+    return r
+
+
+def reach_scale_cap(tile: int, reach: int) -> float:
+    """The largest standard deviation (px) the fitter may give a Gaussian of a version 2 file: just
+    below R * T / 3, so quantisation never has to clamp a trained Gaussian."""
+    return reach * tile / 3.0 * (1.0 - 1e-3)
+
+
+def initial_radius(width: int, height: int, gaussians: int, max_scale_px: float | None) -> float:
+    """3 s of the fitter's initial Gaussians (fit/settings.py initial_scale): the estimate of the
+    fitted radii a version 1 budget sizes its tile index with."""
+    s = max(5.0, 0.5 * (width * height / max(1, gaussians)) ** 0.5)
+    return 3.0 * (s if not max_scale_px else min(s, float(max_scale_px)))
+
+
+def plan_bake(width: int, height: int, channels: int, *, bppc: float | None = None,
+              kib: float | None = None, gaussians: int | None = None, version: int = 2,
+              tile: int | None = None, max_scale_px: float | None = None) -> tuple[int, int]:
+    """(Gaussian count, tile) of a bake: for bppc or kib, the most Gaussians whose whole file
+    (less its metadata text) fits; version 2 exactly, version 1 with its index estimated from
+    the initial radius (the written size is reported; it can land a little either side)."""
+    given = [v is not None for v in (bppc, kib, gaussians)]
+    if sum(given) != 1:
+        raise IgsError("give exactly one budget: --bppc, --kib or --gaussians")
+    if gaussians is not None:
+        n = check_count(int(gaussians), width, height, channels)
+        return n, resolve_tile(tile, width, height, n)
+    limit = budget_bytes(width, height, channels, bppc=bppc, kib=kib)
+    if version == 1:
+        n = gaussians_for_bytes(limit, width, height, channels, tile or None,
+                                lambda k: initial_radius(width, height, k, max_scale_px))
+        n = check_count(n, width, height, channels)
+        return n, resolve_tile(tile, width, height, n)
+    rb = record_bits_v2(width, height, channels)
+    if tile:
+        n = gaussians_for_file(limit, width, height, channels, check_tile(tile), rb)
+        return check_count(n, width, height, channels), int(tile)
+    # The automatic tile depends on the count and the count on the tile (its offsets): take the
+    # first tile that the count it gives would choose (larger tiles first: fewer offsets).
+    for t in (32, 16):
+        n = gaussians_for_file(limit, width, height, channels, t, rb)
+        if auto_tile(width, height, n) == t:
+            break
+    return check_count(n, width, height, channels), t

@@ -125,10 +125,14 @@ def _parser() -> argparse.ArgumentParser:
                    f"and the per-texel work small (default {DEFAULT_MAX_SCALE:g}; 0 = no cap)")
     b.add_argument("--tile", type=int, metavar="T",
                    help="tile size in texels, stored in the file; every texel blends only its tile's "
-                   "list, so T trades file size against per-texel work: larger tiles list each "
-                   "Gaussian fewer times (smaller tile index) but make lists longer. Default 0 = from "
-                   "the budget: 32 where Gaussians are sparse (mean spacing >= 12 texels, e.g. 0.059 "
-                   "bppc), else 16. 16 keeps runtime sampling cheapest; the CUDA trainer takes up to 32")
+                   "list, so T trades file size and the largest Gaussian against per-texel work. Default 0 = "
+                   "from the budget: 32 where Gaussians are sparse (mean spacing >= 12 texels, e.g. 0.059 "
+                   "bppc), else 16. Version 2 files scan the home tiles within a reach R of the texel's "
+                   "tile, with R * T > 3 * --max-scale; the CUDA trainer takes tiles up to 32")
+    b.add_argument("--format", type=int, choices=[1, 2], dest="format",
+                   help="the .igs version written (default 2: bit-packed records and no tile index, "
+                   "docs/FORMAT-v2.md; 1: 16-bit records and a tile index, docs/FORMAT.md). Every "
+                   "budget counts the whole file either way; version 1 bakes estimate their index")
     b.add_argument("--name", help="output base name (default: the folder name; one material only)")
     b.add_argument("-j", "--jobs", type=int, metavar="N",
                    help="project bakes: materials baked at once in worker processes (default 1, or "
@@ -184,7 +188,7 @@ def _fmt_db(v: float) -> str:
 def _bake_cli_settings(a) -> dict:
     return {"bppc": a.bppc, "kib": a.kib, "gaussians": a.gaussians, "preset": a.preset,
             "steps": a.steps, "seed": a.seed, "k": a.topk, "max_scale": a.max_scale, "tile": a.tile,
-            "device": a.device, "backend": a.backend}
+            "format": a.format, "device": a.device, "backend": a.backend}
 
 
 def _set_threads(a) -> None:
@@ -218,7 +222,7 @@ def _cmd_bake(a) -> int:
     size = s["size"]
     print(f"wrote {s['output']}: {s['width']}x{s['height']}x{len(s['channels'])}, "
           f"{s['gaussians']} Gaussians, {size['total_bytes'] / 1024:.1f} KiB, "
-          f"{size['bppc']:.4f} bppc ({size['bppc_total']:.4f} with tile index and header), "
+          f"{size['bppc']:.4f} bppc (the file; parameters {size['bppc_params']:.4f}), "
           f"{s['total_seconds']:.1f} s ({s['backend']})")
     print(f"{'group':<10} {'PSNR dB':>8} {'SSIM':>7}")
     for name, m in s["metrics"].items():
@@ -292,26 +296,45 @@ def _cmd_inspect(a) -> int:
     igs = read_igs(a.file)
     counts = (igs.tile_offsets[1:].astype("int64") - igs.tile_offsets[:-1].astype("int64"))
     info = {
-        "file": str(a.file), "width": igs.width, "height": igs.height,
+        "file": str(a.file), "version": igs.version, "width": igs.width, "height": igs.height,
         "channels": igs.channels, "tile": igs.tile, "k": igs.k, "eps": igs.eps,
-        "gaussians": igs.gaussian_count, "index_bits": igs.index_bits,
+        "gaussians": igs.gaussian_count,
         "tiles": int(counts.size), "tile_list_entries": int(counts.sum()),
         "per_tile": {"min": int(counts.min()), "mean": float(counts.mean()), "max": int(counts.max()),
                      "empty": int((counts == 0).sum()), "over_k": int((counts > igs.k).sum())},
         "size": igs.size_report(), "metadata": igs.metadata,
     }
+    if igs.version == 1:
+        info["index_bits"] = igs.index_bits
+    else:
+        L = igs.layout
+        info["reach"] = igs.reach
+        info["record"] = {"bits": L.record_bits, "mean_bits": L.mean_bits, "theta_bits": L.theta_bits,
+                          "scale_exp_bits": L.scale_exp_bits, "scale_mant_bits": L.scale_mant_bits,
+                          "scale_exp_min": L.scale_exp_min, "colour_bits": list(L.colour_bits),
+                          "offset_bits": igs.offset_bits}
     if a.json:
         print(json_text(info, indent=2))
         return EXIT_OK
     sz = info["size"]
-    print(f"{a.file}: igs v1, {igs.width}x{igs.height}, {len(igs.channels)} channels, "
-          f"T={igs.tile}, K={igs.k}, eps={igs.eps:g}")
+    reach = f", reach R={igs.reach}" if igs.version == 2 else ""
+    print(f"{a.file}: igs v{igs.version}, {igs.width}x{igs.height}, {len(igs.channels)} channels, "
+          f"T={igs.tile}, K={igs.k}, eps={igs.eps:g}{reach}")
     print(f"  channels   {', '.join(igs.channels)}")
-    print(f"  gaussians  {igs.gaussian_count} ({igs.words.shape[1]} words each)")
+    if igs.version == 1:
+        print(f"  gaussians  {igs.gaussian_count} ({igs.words.shape[1]} words each)")
+        index = f"tile indices {sz['tile_indices_bytes']} ({igs.index_bits}-bit)"
+    else:
+        r = info["record"]
+        print(f"  gaussians  {igs.gaussian_count} ({r['bits']} bits each: means {r['mean_bits']}+{r['mean_bits']}, "
+              f"theta {r['theta_bits']}, scales 2x{r['scale_exp_bits'] + r['scale_mant_bits']}, "
+              f"colours {'+'.join(map(str, r['colour_bits']))})")
+        index = f"no tile index ({r['offset_bits']}-bit offsets)"
     print(f"  size       {sz['total_bytes']} bytes: gaussians {sz['gaussian_bytes']}, "
-          f"tile offsets {sz['tile_offsets_bytes']}, tile indices {sz['tile_indices_bytes']} "
-          f"({igs.index_bits}-bit), header+meta {sz['header_bytes']}")
-    print(f"  bppc       {sz['bppc']:.4f} parameters only, {sz['bppc_total']:.4f} with index and header")
+          f"tile offsets {sz['tile_offsets_bytes']}, {index}, header {sz['header_bytes']}, "
+          f"metadata {sz['metadata_bytes']}")
+    print(f"  bppc       {sz['bppc']:.4f} the file (metadata text of {sz['metadata_bytes']} bytes left out), "
+          f"{sz['bppc_params']:.4f} parameters only, {sz['bppc_total']:.4f} every byte")
     pt = info["per_tile"]
     print(f"  tiles      {info['tiles']}, {info['tile_list_entries']} list entries; per tile min {pt['min']}, "
           f"mean {pt['mean']:.1f}, max {pt['max']}; {pt['empty']} empty, {pt['over_k']} with more than K")

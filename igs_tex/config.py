@@ -6,7 +6,8 @@
     steps = 1000
     seed = 0
     k = 10
-    max_scale = 16.0            # px; 0 = no cap
+    max_scale = 21.0            # px; 0 = no cap
+    format = 2                  # .igs version: 2 (default) or 1
     tile = 0                    # texels per tile side; 0 = from the budget (16 or 32)
     device = "cpu"              # cpu | cuda | auto   (or backend = auto|torch|native|cuda)
     output = "out"              # folder, relative to pipeline.toml
@@ -45,7 +46,8 @@ from .fit.settings import DEFAULT_STEPS
 # bakes.material.BakeOptions read them.
 DEFAULT_SEED = 0
 DEFAULT_K = 10
-DEFAULT_MAX_SCALE = 16.0        # px; 0 (None in BakeOptions) = no cap
+DEFAULT_MAX_SCALE = 21.0        # px; 0 (None in BakeOptions) = no cap (docs/RESULTS.md, version 2)
+DEFAULT_FORMAT = 2              # .igs version written (docs/FORMAT-v2.md; 1: docs/FORMAT.md)
 DEFAULT_TILE = 0                # 0 (None in BakeOptions) = from the budget
 DEFAULT_OUTPUT = "out"
 DEVICES = ("cpu", "cuda", "auto")
@@ -68,7 +70,7 @@ PRESET_HELP = ("fast: 300 steps (previews, about a third of the time); default: 
 # Built-in values, the bottom layer. The budget and renderer slots hold (key, value) pairs.
 BUILTIN: dict[str, object] = {
     "budget": ("bppc", DEFAULT_BPPC), "steps": DEFAULT_STEPS, "seed": DEFAULT_SEED, "k": DEFAULT_K,
-    "max_scale": DEFAULT_MAX_SCALE, "tile": DEFAULT_TILE, "renderer": ("device", "cpu"),
+    "max_scale": DEFAULT_MAX_SCALE, "tile": DEFAULT_TILE, "format": DEFAULT_FORMAT, "renderer": ("device", "cpu"),
     "preset": "default",
 }
 
@@ -84,6 +86,7 @@ class BakeSettings:
     k: int
     max_scale: float                # 0: no cap
     tile: int                       # 0: from the budget (budget.auto_tile)
+    format: int                     # .igs version written: 2 (default) or 1
     renderer_key: str               # device | backend
     renderer: str                   # cpu|cuda|auto, or auto|torch|native|cuda
     preset: str
@@ -207,6 +210,7 @@ CHECKS = {
     "k": _int(1, MAX_K),
     "max_scale": _number(0, inclusive=True),
     "tile": _int(0, MAX_TILE),  # 0: from the budget
+    "format": _int(1, 2),
     "device": _choice(DEVICES),
     "backend": _choice(BACKENDS),
     "output": _text,
@@ -215,7 +219,7 @@ CHECKS = {
     "name": _base_name,
     "threads": _int(1, 4096),   # igs-tex bake --threads only; not a pipeline.toml key
 }
-SETTING_KEYS = ("preset", *BUDGET_KEYS, "steps", "seed", "k", "max_scale", "tile", *RENDERER_KEYS)
+SETTING_KEYS = ("preset", *BUDGET_KEYS, "steps", "seed", "k", "max_scale", "tile", "format", *RENDERER_KEYS)
 DEFAULTS_KEYS = (*SETTING_KEYS, "output", "jobs")
 MATERIAL_KEYS = ("path", "name", "output", *SETTING_KEYS)
 
@@ -245,7 +249,7 @@ def _layer(table: dict, origin) -> dict[str, tuple[object, str]]:
                            f"give one of {', '.join(group)} per table")
         if given:
             slots[slot] = ((given[0], table[given[0]]), origin(given[0]))
-    for key in ("steps", "seed", "k", "max_scale", "tile"):
+    for key in ("steps", "seed", "k", "max_scale", "tile", "format"):
         if key in table:
             slots[key] = (table[key], origin(key))
     return slots
@@ -264,6 +268,7 @@ def merge_settings(*layers: dict[str, tuple[object, str]]) -> BakeSettings:
     return BakeSettings(
         budget_key=budget_key, budget=budget, steps=merged["steps"][0], seed=merged["seed"][0],
         k=merged["k"][0], max_scale=merged["max_scale"][0], tile=merged["tile"][0],
+        format=merged["format"][0],
         renderer_key=renderer_key,
         renderer=renderer, preset=merged["preset"][0],
         origins={k: origin for k, (_, origin) in merged.items()})

@@ -26,6 +26,9 @@ MAX_REACH = 8
 SECTION_NAMES = ("channel table", "metadata", "records", "tile offsets")
 _F32_PI_BITS = 0x40490FDB
 _F32_MIN_NORMAL = float(np.finfo(np.float32).tiny)
+# colour_lo and colour_step are zero or at least this large, so that lo + q * step is never
+# subnormal (FORMAT-v2 "Channel table").
+COLOUR_TINY = 2.0 ** -102
 
 
 def _pow2_f32(e: int) -> np.float32:
@@ -170,10 +173,6 @@ def _f32_up(x: float) -> np.float32:
     return np.nextafter(y, np.float32(np.inf)) if float(y) < x else y
 
 
-def _normal_or_zero_up(x: np.float32) -> np.float32:
-    return np.float32(_F32_MIN_NORMAL) if 0 < float(x) < _F32_MIN_NORMAL else x
-
-
 def colour_codes(colour: np.ndarray, bits: tuple[int, ...]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """Codes per channel and the f32 (colour_lo, colour_step) tables: lo the minimum rounded down
     to f32 (away from subnormals), step (max - lo) / (2^b - 1) rounded up, so codes reach max."""
@@ -188,10 +187,13 @@ def colour_codes(colour: np.ndarray, bits: tuple[int, ...]) -> tuple[list[np.nda
         lo_c = np.float32(v.min()) if n else np.float32(0.0)
         if n and float(lo_c) > v.min():
             lo_c = np.nextafter(lo_c, np.float32(-np.inf))
-        if 0 < abs(float(lo_c)) < _F32_MIN_NORMAL:
-            lo_c = np.float32(0.0) if lo_c > 0 else np.float32(-_F32_MIN_NORMAL)
+        if 0 < abs(float(lo_c)) < COLOUR_TINY:
+            lo_c = np.float32(0.0) if lo_c > 0 else np.float32(-COLOUR_TINY)
         span = (v.max() - float(lo_c)) if n else 0.0
-        st = _normal_or_zero_up(_f32_up(span / levels)) if span > 0 else np.float32(0.0)
+        st = np.maximum(_f32_up(span / levels), np.float32(COLOUR_TINY)) if span > 0 else np.float32(0.0)
+        with np.errstate(over="ignore"):
+            if not np.isfinite(np.float32(lo_c) + np.float32(levels) * st):
+                raise IgsError("cannot quantise: a colour channel spans more than float32 can hold")
         lo[ch], step[ch] = lo_c, st
         if float(st) == 0.0:
             codes.append(np.zeros(n, dtype=np.uint32))
@@ -555,8 +557,12 @@ def _parse(data: bytes) -> IgsFileV2:
             raise _Invalid(f"channel {i}: unknown semantic code {code}")
         if not all(math.isfinite(v) for v in (vlo, vhi, clo, cst)) or vhi < vlo or cst < 0:
             raise _Invalid(f"channel {i}: ranges must be finite with value_hi >= value_lo and colour_step >= 0")
-        if any(0 < abs(v) < _F32_MIN_NORMAL for v in (clo, cst)):
-            raise _Invalid(f"channel {i}: colour_lo and colour_step must be zero or normal")
+        if any(0 < abs(v) < COLOUR_TINY for v in (clo, cst)):
+            raise _Invalid(f"channel {i}: colour_lo and colour_step must be zero or of magnitude >= 2^-102")
+        with np.errstate(over="ignore"):
+            top = np.float32(clo) + np.float32((1 << _bits) - 1) * np.float32(cst)
+        if not np.isfinite(top):
+            raise _Invalid(f"channel {i}: the largest colour code decodes to {float(top)} (not finite)")
         channels.append(_SEMANTIC_NAMES[code])
         vrange.append((vlo, vhi))
         lo.append(clo)

@@ -102,7 +102,8 @@ def test_builtin_defaults_without_defaults_table(proj):
     p = load_project(write(proj / "pipeline.toml", '[[material]]\npath = "mats/rock"\n'))
     (m,) = p.materials
     s = m.settings
-    assert (s.budget_key, s.budget, s.steps, s.seed, s.k, s.max_scale) == ("bppc", 0.059, 1000, 0, 10, 16.0)
+    assert (s.budget_key, s.budget, s.steps, s.seed, s.k, s.max_scale) == ("bppc", 0.059, 1000, 0, 10, 21.0)
+    assert s.format == 2
     assert (s.renderer_key, s.renderer, s.preset, s.tile) == ("device", "cpu", "default", 0)
     assert m.output_dir == proj / "out" and p.jobs == 1
 

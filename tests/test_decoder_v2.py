@@ -349,7 +349,7 @@ CODE_FOR_MESSAGE = [
     ("records section is", "IGS_ERR_BAD_SECTION_SIZE"),
     ("tile offsets section is", "IGS_ERR_BAD_SECTION_SIZE"),
     ("unknown semantic code", "IGS_ERR_BAD_CHANNEL_TABLE"),
-    ("ranges must be finite", "IGS_ERR_BAD_CHANNEL_TABLE"), ("zero or normal", "IGS_ERR_BAD_CHANNEL_TABLE"),
+    ("ranges must be finite", "IGS_ERR_BAD_CHANNEL_TABLE"), ("zero or of magnitude", "IGS_ERR_BAD_CHANNEL_TABLE"), ("decodes to", "IGS_ERR_BAD_CHANNEL_TABLE"),
     ("metadata", "IGS_ERR_BAD_METADATA"), ("records: unused bits", "IGS_ERR_BAD_GAUSSIAN"),
     ("tile offsets: unused bits", "IGS_ERR_BAD_TILE_LIST"),
     ("tile offsets must start at 0", "IGS_ERR_BAD_TILE_LIST"),

@@ -313,3 +313,12 @@ def test_listed_pairs_are_sorted_by_tile_then_index(rng):
     t, g = listed_pairs(p["means"], p["inv_scale"], 200, 150, 16, 1, home)
     key = t * 10_000 + g
     assert np.all(np.diff(key) > 0)
+
+
+def test_colours_that_would_decode_to_infinity_or_subnormals_are_rejected(good):
+    """A colour_step so large that the top code overflows, or one below 2^-102."""
+    igs = parse_v2(good)
+    for lo, step, message in ((3e38, 3e37, "not finite"), (0.0, 2.0 ** -110, "2\\^-102")):
+        igs.colour_lo[1], igs.colour_step[1] = lo, step
+        with pytest.raises(IgsFormatError, match=message):
+            from_bytes(igs.to_bytes())

@@ -574,7 +574,8 @@ def test_size_report():
     assert rep["bppc_file"] == pytest.approx(8 * (len(b) - meta) / (256 * 128 * 9))
     assert rep["gaussian_bytes"] == 123 * 7 * 4
     assert rep["param_bits"] == 123 * 14 * 16 == 123 * bits_per_gaussian(9)
-    assert rep["bppc"] == pytest.approx(123 * 14 * 16 / (256 * 128 * 9))
+    assert rep["bppc_params"] == pytest.approx(123 * 14 * 16 / (256 * 128 * 9))
+    assert rep["bppc"] == rep["bppc_file"]
     assert rep["bppc_total"] == pytest.approx(8 * len(b) / (256 * 128 * 9))
     assert bits_per_gaussian(9) == 224 and bits_per_gaussian(1) == 96
 

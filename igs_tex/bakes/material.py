@@ -19,10 +19,11 @@ import numpy as np
 
 from .. import IgsError, __version__
 from ..atomic import atomic_write_text, json_text
-from ..budget import DEFAULT_BPPC, auto_tile, gaussians_for_budget
-from ..config import DEFAULT_K, DEFAULT_MAX_SCALE, DEFAULT_SEED, BakeSettings
+from ..budget import DEFAULT_BPPC, auto_tile, plan_bake, reach_for, reach_scale_cap
+from ..config import DEFAULT_FORMAT, DEFAULT_K, DEFAULT_MAX_SCALE, DEFAULT_SEED, BakeSettings
 from ..fit import DEFAULT_STEPS, FitSettings, fit_stack
 from ..fit.colour_solve import solve_colours
+from ..format_v2 import build_igs_v2
 from ..igsfile import build_igs, write_igs
 from ..material import load_material
 from ..render.decode import decode_stack
@@ -72,6 +73,7 @@ class BakeOptions:
     max_scale_px: float | None = DEFAULT_MAX_SCALE
     name: str | None = None
     colour_solve: bool = True
+    format: int = DEFAULT_FORMAT
 
     @classmethod
     def from_settings(cls, settings: BakeSettings, backend: str, name: str | None = None) -> BakeOptions:
@@ -79,10 +81,10 @@ class BakeOptions:
         with the renderer already resolved to `backend`."""
         return cls(**settings.budget_kwargs(), steps=settings.steps, seed=settings.seed,
                    backend=backend, k=settings.k, tile=settings.tile or None,
-                   max_scale_px=settings.max_scale or None, name=name)
+                   max_scale_px=settings.max_scale or None, name=name, format=settings.format)
 
     def budget(self) -> dict:
-        """bppc / kib / gaussians as gaussians_for_budget takes them, DEFAULT_BPPC if none is set."""
+        """bppc / kib / gaussians as budget.plan_bake takes them, DEFAULT_BPPC if none is set."""
         if self.bppc is None and self.kib is None and self.gaussians is None:
             return {"bppc": DEFAULT_BPPC, "kib": None, "gaussians": None}
         return {"bppc": self.bppc, "kib": self.kib, "gaussians": self.gaussians}
@@ -145,10 +147,25 @@ def bake_material(src: Path, out: Path, options: BakeOptions = BakeOptions(), *,
     t_start = time.perf_counter()
     stack = load_material(src)
     budget = o.budget()
-    n = gaussians_for_budget(stack.width, stack.height, stack.channel_count, **budget)
+    if o.format not in (1, 2):
+        raise IgsError(f"--format must be 1 or 2, got {o.format}")
+    n, tile = plan_bake(stack.width, stack.height, stack.channel_count, **budget, version=o.format,
+                        tile=o.tile, max_scale_px=o.max_scale_px)
+    max_scale, reach = o.max_scale_px, None
+    if o.format == 2:
+        # Version 2 keeps every radius below reach * T, so the fit's cap is the reach's.
+        reach = reach_for(tile, o.max_scale_px)
+        max_scale = reach_scale_cap(tile, reach) if not o.max_scale_px else min(o.max_scale_px, reach_scale_cap(tile, reach))
     settings = bake_fit_settings(stack.width, stack.height, n, steps=o.steps, seed=o.seed,
-                                 backend=o.backend, k=o.k, tile=o.tile, max_scale_px=o.max_scale_px)
+                                 backend=o.backend, k=o.k, tile=tile, max_scale_px=max_scale)
     settings.validate(stack.channel_count)
+
+    def build(means, theta, inv_scale, colour, metadata):
+        if o.format == 1:
+            return build_igs(means, theta, inv_scale, colour, stack.width, stack.height, stack.channels,
+                             stack.value_range, metadata, tile=tile, k=k, eps=settings.eps)
+        return build_igs_v2(means, theta, inv_scale, colour, stack.width, stack.height, stack.channels,
+                            stack.value_range, metadata, tile=tile, k=k, eps=settings.eps, reach=reach)
     tile, k = settings.tile, settings.k
     stem = o.name or stack.name
     igs_path, json_path = output_paths(out, stem)
@@ -160,23 +177,26 @@ def bake_material(src: Path, out: Path, options: BakeOptions = BakeOptions(), *,
         "name": stem,
         "maps": [m.to_dict() for m in stack.maps],
         "bake": {"gaussians": n, "steps": o.steps, "seed": o.seed, "backend": fit.backend,
-                 "max_scale_px": o.max_scale_px, "budget": budget, "igs_tex": __version__},
+                 "max_scale_px": max_scale, "reach": reach, "format": o.format, "budget": budget,
+                 "igs_tex": __version__},
     }
-    geometry = (p.means.numpy(), p.theta.numpy(), p.inv_scale.numpy())
-    igs = build_igs(*geometry, p.colour.numpy(), stack.width, stack.height, stack.channels,
-                    stack.value_range, metadata, tile=tile, k=k, eps=settings.eps)
+    igs = build(p.means.numpy(), p.theta.numpy(), p.inv_scale.numpy(), p.colour.numpy(), metadata)
     # Quality is measured on what ships: dequantised parameters and the stored tile index.
     decoded = decode_stack(igs)
     if o.colour_solve and fit.backend in ("native", "cuda") and native_available():
-        # Colours re-solved on the geometry as it ships (dequantised, with the stored lists);
-        # quantising the same float geometry again gives the same words and tile lists. Kept
-        # only if the decoded file is closer to the target: quantisation has the last word.
+        # Colours re-solved on the geometry as it ships (dequantised, in the file's order, with
+        # the lists every decoder computes); quantising that geometry again gives the same codes,
+        # order and lists. Kept only if the decoded file is closer to the target: quantisation
+        # has the last word.
         q = igs.params()
         t_solve = time.perf_counter()
-        colour = solve_colours(q["means"], q["theta"], q["inv_scale"], p.colour.numpy(), stack.data,
+        # Version 1 keeps the training order; version 2 stores its own (by home tile).
+        start = p.colour.numpy() if o.format == 1 else q["colour"]
+        colour = solve_colours(q["means"], q["theta"], q["inv_scale"], start, stack.data,
                                tile, k, settings.eps, igs.tile_offsets, igs.tile_indices)
-        solved = build_igs(*geometry, colour, stack.width, stack.height, stack.channels,
-                           stack.value_range, metadata, tile=tile, k=k, eps=settings.eps)
+        geometry = (p.means.numpy(), p.theta.numpy(), p.inv_scale.numpy()) if o.format == 1 else \
+            (q["means"], q["theta"], q["inv_scale"])
+        solved = build(*geometry, colour, metadata)
         decoded_solved = decode_stack(solved)
         if _sq_error(decoded_solved, stack.data) < _sq_error(decoded, stack.data):
             igs, decoded = solved, decoded_solved

@@ -82,7 +82,7 @@ def stamp_key(job: MaterialJob, backend: str) -> str:
         h.update(json.dumps([f.name, hashlib.sha256(data).hexdigest()]).encode())
     # Only what reaches the .igs bytes: preset, output folder and jobs do not.
     settings = {"budget": [s.budget_key, s.budget], "steps": s.steps, "seed": s.seed, "k": s.k,
-                "max_scale": s.max_scale, "backend": backend, "name": job.stem, "tile": s.tile,
+                "max_scale": s.max_scale, "backend": backend, "name": job.stem, "tile": s.tile, "format": s.format,
                 "igs_tex": __version__}
     h.update(json.dumps(settings, sort_keys=True).encode())
     return h.hexdigest()

@@ -190,6 +190,19 @@ igs_error parse_v2(const uint8_t* data, uint64_t size, igs_decoder& d, Detail& d
         if (!(cst >= 0.0f))
             return detail.fail(IGS_ERR_BAD_CHANNEL_TABLE, "channel %u: colour_step %g is negative", c,
                                cst);
+        // Magnitudes of at least 2^-102 keep every decoded colour zero or normal (sums of such
+        // values are multiples of 2^-125), and the largest code must decode to a finite f32.
+        const float kTiny = std::ldexp(1.0f, -102);
+        if ((clo != 0.0f && std::fabs(clo) < kTiny) || (cst != 0.0f && cst < kTiny))
+            return detail.fail(IGS_ERR_BAD_CHANNEL_TABLE,
+                               "channel %u: colour_lo %g and colour_step %g must be zero or of magnitude "
+                               ">= 2^-102",
+                               c, clo, cst);
+        const float top_m = static_cast<float>((1u << L.colour_bits[c]) - 1u) * cst;
+        const float top = clo + top_m;
+        if (!std::isfinite(top))
+            return detail.fail(IGS_ERR_BAD_CHANNEL_TABLE,
+                               "channel %u: the largest colour code decodes to %g (not finite)", c, top);
         d.semantic[c] = ent[0];
         d.value_lo[c] = vlo;
         d.value_hi[c] = vhi;
