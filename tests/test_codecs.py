@@ -1,7 +1,7 @@
 """BCn / ASTC baselines on real textures, the KTX2 container, and the iso-bitrate sweep.
 
 PSNR floors were measured on the top-left 256x256 crop of walnut_wood with etcpak 0.9.15,
-texture2ddecoder 1.0.6 and astc-encoder-py 0.1.12 (astcenc medium) and set about 1 dB
+texture2ddecoder 1.0.6 and astc-encoder-py 0.1.12 (astcenc thorough) and set about 1 dB
 below, so an encoder or packing regression fails loudly while an encoder update that moves
 quality by a few tenths does not.
 """
@@ -66,7 +66,7 @@ def test_codec_versions_names_every_package_and_the_settings():
     v = codec_versions()
     for dist in ("etcpak", "texture2ddecoder", "astc-encoder-py", "flip-evaluator"):
         assert isinstance(v[dist], str) and v[dist][0].isdigit(), (dist, v[dist])
-    assert v["settings"]["astc_quality_preset"] == "medium"
+    assert v["settings"]["astc_quality_preset"] == "thorough"
 
 
 # ----------------------------------------------------------------------------- round trips
