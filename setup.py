@@ -8,6 +8,7 @@ Environment:
   IGS_NATIVE=0              skip the extension entirely
   IGS_NATIVE_SIMD=avx2      add -mavx2 -mfma (faster, but the wheel then needs an AVX2 CPU)
 """
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,10 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
-SOURCES = [f"native/cpu/{name}.cpp" for name in ("bindings", "binning", "forward", "backward", "selection", "simd", "ssim",
-                                                  "decoder_bindings")]
+SOURCES = [
+    f"native/cpu/{name}.cpp"
+    for name in ("bindings", "binning", "forward", "backward", "selection", "simd", "ssim", "decoder_bindings")
+]
 # The C reference decoder (also built alone by native/CMakeLists.txt): every source of native/decoder.
 DECODER_SOURCES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "native" / "decoder").glob("*.cpp"))
 SOURCES += DECODER_SOURCES
@@ -29,8 +32,11 @@ HEADERS = sorted(str(p.relative_to(ROOT)) for ext in ("*.h", "*.inc") for p in (
 
 def _warn(message: str) -> None:
     bar = "=" * 78
-    print(f"\n{bar}\nWARNING: igs_tex._native (C++ renderer) was NOT built.\n{message}\n"
-          f"igs-tex still works with --backend torch (slow).\n{bar}\n", file=sys.stderr)
+    print(
+        f"\n{bar}\nWARNING: igs_tex._native (C++ renderer) was NOT built.\n{message}\n"
+        f"igs-tex still works with --backend torch (slow).\n{bar}\n",
+        file=sys.stderr,
+    )
 
 
 class OptionalBuildExt(build_ext):
@@ -58,22 +64,30 @@ class OptionalBuildExt(build_ext):
             cflags += ["-mavx2", "-mfma"]
         if self._compiles(["-fopenmp"]):
             return cflags + ["-fopenmp"], ["-fopenmp"]
-        print("WARNING: OpenMP not found: igs_tex._native is built single-threaded "
-              "(install libomp, or a gcc with OpenMP, for multi-core rendering).", file=sys.stderr)
+        print(
+            "WARNING: OpenMP not found: igs_tex._native is built single-threaded "
+            "(install libomp, or a gcc with OpenMP, for multi-core rendering).",
+            file=sys.stderr,
+        )
         return cflags, []
 
     def build_extensions(self) -> None:
         try:
             import pybind11
         except ImportError:
-            _warn("pybind11 is not importable at build time (it is a build requirement in "
-                  "pyproject.toml; with --no-build-isolation install it first).")
+            _warn(
+                "pybind11 is not importable at build time (it is a build requirement in "
+                "pyproject.toml; with --no-build-isolation install it first)."
+            )
             return
         try:
             cflags, lflags = self._flags()
             for ext in self.extensions:
-                ext.include_dirs += [pybind11.get_include(), str(ROOT / "native" / "include"),
-                                     str(ROOT / "native" / "cpu")]
+                ext.include_dirs += [
+                    pybind11.get_include(),
+                    str(ROOT / "native" / "include"),
+                    str(ROOT / "native" / "cpu"),
+                ]
                 ext.extra_compile_args = cflags
                 ext.extra_link_args = lflags
             super().build_extensions()

@@ -23,6 +23,7 @@ decoder (the rounded values are held exactly enough by the 16-bit file). The tab
 result next to the 16-bit bake and to BC1, BC7 and ASTC 12x12 interpolated at the same rate
 from the same JSON. Writes baselines/LEAN-LAYOUT.md and .json (LEAN-LAYOUT-LABEL.* with --label).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,11 +39,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from run import result_paths, select_named  # noqa: E402  (baselines/run.py, beside this script)
+
 from igs_tex import IgsError  # noqa: E402
 from igs_tex.fit.settings import DEFAULT_STEPS  # noqa: E402
 from igs_tex.report.comparison import Comparison, interpolate_log_rate, next_up, verdict  # noqa: E402
 from igs_tex.report.markdown import fmt_rate  # noqa: E402
-from run import result_paths, select_named  # noqa: E402  (baselines/run.py, beside this script)
 
 JUDGED = ("bc1", "bc7", "astc12x12")
 # Inverse scales (1/texel) the 8-bit log code spans: 64 texels down to 1/8 texel of deviation.
@@ -64,15 +66,14 @@ def layout_bits(layout: str, width: int, height: int, channels: int) -> int:
 
 def round_to_grid(x: np.ndarray, lo: float, hi: float, bits: int) -> np.ndarray:
     """x clamped to [lo, hi] and rounded to the nearest of 2^bits evenly spaced levels."""
-    levels = 2 ** bits - 1
+    levels = 2**bits - 1
     t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
     return lo + np.rint(t * levels) / levels * (hi - lo)
 
 
 def compact_geometry(means, theta, inv_scale, width: int, height: int):
     pb = position_bits(width, height)
-    means = np.stack([round_to_grid(means[:, 0], 0.0, width, pb),
-                      round_to_grid(means[:, 1], 0.0, height, pb)], axis=1)
+    means = np.stack([round_to_grid(means[:, 0], 0.0, width, pb), round_to_grid(means[:, 1], 0.0, height, pb)], axis=1)
     # theta has period pi: code 256 is code 0.
     theta = np.remainder(np.rint(np.remainder(theta, math.pi) / math.pi * 256.0), 256.0) / 256.0 * math.pi
     lo, hi = (math.log(v) for v in INV_SCALE_RANGE)
@@ -96,13 +97,13 @@ def file_bits_with_records(igs, record_bits: int) -> int:
 
 def measure(material: Path, rate: float, layout: str, steps: int, seed: int) -> dict:
     """Fit, round onto the layout, solve colours, round them, decode; PSNR per group."""
+    from igs_tex.bakes.material import bake_fit_settings
     from igs_tex.fit.colour_solve import solve_colours
     from igs_tex.fit.trainer import fit_stack
     from igs_tex.igsfile import build_igs
     from igs_tex.material import load_material
-    from igs_tex.bakes.material import bake_fit_settings
-    from igs_tex.render.decode import decode_stack
     from igs_tex.metrics import group_metrics
+    from igs_tex.render.decode import decode_stack
 
     st = load_material(material)
     w, h, c = st.width, st.height, st.channel_count
@@ -119,19 +120,35 @@ def measure(material: Path, rate: float, layout: str, steps: int, seed: int) -> 
     geometry = tuple(x.astype(np.float32) for x in (means, theta, inv_scale))
 
     def pack(colour):
-        return build_igs(*geometry, colour.astype(np.float32), w, h, st.channels, st.value_range, {},
-                         tile=tile, k=s.k, eps=s.eps)
+        return build_igs(
+            *geometry, colour.astype(np.float32), w, h, st.channels, st.value_range, {}, tile=tile, k=s.k, eps=s.eps
+        )
 
     igs = pack(p.colour.numpy())
     q = igs.params()
-    colour = solve_colours(q["means"], q["theta"], q["inv_scale"], p.colour.numpy(), st.data, tile, s.k,
-                           s.eps, igs.tile_offsets, igs.tile_indices)
+    colour = solve_colours(
+        q["means"],
+        q["theta"],
+        q["inv_scale"],
+        p.colour.numpy(),
+        st.data,
+        tile,
+        s.k,
+        s.eps,
+        igs.tile_offsets,
+        igs.tile_indices,
+    )
     lean = pack(colours_8bit(colour.astype(np.float64)))
     metrics = group_metrics(decode_stack(lean), st.data, st.group_slices())
     file_bits = file_bits_with_records(lean, bits)
-    return {"gaussians": n, "bits_per_gaussian": bits, "bppc": n * bits / (w * h * c),
-            "bppc_file": file_bits / (w * h * c),
-            "psnr": {g: v["psnr"] for g, v in metrics.items()}, "seconds": round(time.perf_counter() - t0, 1)}
+    return {
+        "gaussians": n,
+        "bits_per_gaussian": bits,
+        "bppc": n * bits / (w * h * c),
+        "bppc_file": file_bits / (w * h * c),
+        "psnr": {g: v["psnr"] for g, v in metrics.items()},
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
 
 
 def baseline_at(c: Comparison, codec: str, rate: float) -> tuple[float | None, str]:
@@ -147,9 +164,12 @@ def baseline_at(c: Comparison, codec: str, rate: float) -> tuple[float | None, s
 
 def table(comps: list[Comparison], measured: list[dict], layout: str) -> list[str]:
     by_name = {c.name: c for c in comps}
-    head = (f"| material | rate | 16-bit: Gaussians, PSNR all | {layout}: Gaussians x bits, PSNR all | gain dB | "
-            + " | ".join(f"Δ vs {codec}" for codec in JUDGED) + " | above BC1 & BC7, ≥ ASTC 12x12 | "
-            "whole file bppc, 16-bit / " + layout + " | Δ vs astc12x12 at the file's rate, 16-bit / " + layout + " |")
+    head = (
+        f"| material | rate | 16-bit: Gaussians, PSNR all | {layout}: Gaussians x bits, PSNR all | gain dB | "
+        + " | ".join(f"Δ vs {codec}" for codec in JUDGED)
+        + " | above BC1 & BC7, ≥ ASTC 12x12 | "
+        "whole file bppc, 16-bit / " + layout + " | Δ vs astc12x12 at the file's rate, 16-bit / " + layout + " |"
+    )
     lines = [head, "|" + "|".join([":---"] + ["---:"] * (4 + len(JUDGED)) + [":---"] + ["---:"] * 2) + "|"]
     for row in measured:
         c, m = by_name[row["material"]], row["measured"]
@@ -166,9 +186,12 @@ def table(comps: list[Comparison], measured: list[dict], layout: str) -> list[st
             value = None if rate_file is None else baseline_at(c, "astc12x12", rate_file)[0]
             at_file.append("n/a" if value is None else f"{psnr_all - value:+.2f}")
         files.append("n/a" if m.get("bppc_file") is None else fmt_rate(m["bppc_file"]))
-        lines.append(f"| {c.name} | {row['rate']:g} | {ig['gaussians']}, {before:.2f} | "
-                     f"{m['gaussians']} x {m['bits_per_gaussian']}, {mine:.2f} | {mine - before:+.2f} | "
-                     + " | ".join(cells) + f" | {'yes' if ok else 'no'} | {' / '.join(files)} | {' / '.join(at_file)} |")
+        lines.append(
+            f"| {c.name} | {row['rate']:g} | {ig['gaussians']}, {before:.2f} | "
+            f"{m['gaussians']} x {m['bits_per_gaussian']}, {mine:.2f} | {mine - before:+.2f} | "
+            + " | ".join(cells)
+            + f" | {'yes' if ok else 'no'} | {' / '.join(files)} | {' / '.join(at_file)} |"
+        )
     return lines
 
 
@@ -179,11 +202,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--materials", default=None, help="comma-separated material names (default: all)")
     ap.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--render-only", action="store_true",
-                    help="rewrite the Markdown from the saved measurements without fitting")
+    ap.add_argument(
+        "--render-only", action="store_true", help="rewrite the Markdown from the saved measurements without fitting"
+    )
     a = ap.parse_args(argv)
     command = "python baselines/compact_params.py" + "".join(
-        f" {shlex.quote(x)}" for x in (argv if argv is not None else sys.argv[1:]))
+        f" {shlex.quote(x)}" for x in (argv if argv is not None else sys.argv[1:])
+    )
     try:
         _, res_dir = result_paths(a.label)
         layout_bits(a.layout, 1, 1, 1)  # validates --layout before any work
@@ -205,27 +230,48 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{c.name} at {rate:g} bppc ({a.layout}) ...", file=sys.stderr, flush=True)
                     m = measure((REPO / c.source).resolve(), rate, a.layout, a.steps, a.seed)
                     measured.append({"material": c.name, "rate": rate, "measured": m})
-                    print(f"    {m['gaussians']} Gaussians x {m['bits_per_gaussian']} bits: "
-                          f"{m['psnr']['all']:.2f} dB (16-bit bake {ig['metrics']['all']['psnr']:.2f}), "
-                          f"{m['seconds']} s", file=sys.stderr, flush=True)
-            stem.with_suffix(".json").write_text(json.dumps(
-                {"command": command, "date": time.strftime("%Y-%m-%d"), "layout": a.layout, "steps": a.steps,
-                 "seed": a.seed, "rows": measured}, indent=1) + "\n")
+                    print(
+                        f"    {m['gaussians']} Gaussians x {m['bits_per_gaussian']} bits: "
+                        f"{m['psnr']['all']:.2f} dB (16-bit bake {ig['metrics']['all']['psnr']:.2f}), "
+                        f"{m['seconds']} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+            stem.with_suffix(".json").write_text(
+                json.dumps(
+                    {
+                        "command": command,
+                        "date": time.strftime("%Y-%m-%d"),
+                        "layout": a.layout,
+                        "steps": a.steps,
+                        "seed": a.seed,
+                        "rows": measured,
+                    },
+                    indent=1,
+                )
+                + "\n"
+            )
     except IgsError as e:
         print(f"baselines/compact_params.py: error: {e}", file=sys.stderr)
         return 2
-    text = "\n".join([
-        f"# Fewer bits per parameter at the same rate ({a.layout})", "",
-        f"Written by `{command}`; {a.steps} steps, seed {a.seed}; raw numbers in `{stem.name}.json`. "
-        "Not a format: the .igs still stores 16 bits a parameter. The layout is simulated by "
-        "rounding onto its grid (see the script's docstring). Baselines are interpolated in log(rate) "
-        f"at the layout's exact rate from `{res_dir.relative_to(REPO)}/`, or where that rate is below "
-        "their lowest point, taken at their next-up point (more bits than igs-tex); 'at' = within "
-        "0.1 dB, as in RESULTS.md. The last two columns judge at the whole file's rate instead (tile "
-        "index and header included: what a runtime sampler keeps in memory); the layout's file is "
-        "counted as its tile lists, the header without the bake's metadata text, and the records "
-        "bit-packed into whole words.", "",
-        *table(comps, measured, a.layout), ""])
+    text = "\n".join(
+        [
+            f"# Fewer bits per parameter at the same rate ({a.layout})",
+            "",
+            f"Written by `{command}`; {a.steps} steps, seed {a.seed}; raw numbers in `{stem.name}.json`. "
+            "Not a format: the .igs still stores 16 bits a parameter. The layout is simulated by "
+            "rounding onto its grid (see the script's docstring). Baselines are interpolated in log(rate) "
+            f"at the layout's exact rate from `{res_dir.relative_to(REPO)}/`, or where that rate is below "
+            "their lowest point, taken at their next-up point (more bits than igs-tex); 'at' = within "
+            "0.1 dB, as in RESULTS.md. The last two columns judge at the whole file's rate instead (tile "
+            "index and header included: what a runtime sampler keeps in memory); the layout's file is "
+            "counted as its tile lists, the header without the bake's metadata text, and the records "
+            "bit-packed into whole words.",
+            "",
+            *table(comps, measured, a.layout),
+            "",
+        ]
+    )
     stem.with_suffix(".md").write_text(text)
     print(stem.with_suffix(".md"))
     return 0

@@ -13,6 +13,7 @@ those JSON files without measuring anything, for when only the presentation chan
 Quality numbers do not depend on the machine (bakes are deterministic for a given build);
 wall times do.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,16 @@ from igs_tex import IgsError  # noqa: E402
 from igs_tex.bakes.comparison import parse_list, run_comparison  # noqa: E402
 from igs_tex.fit.settings import DEFAULT_STEPS  # noqa: E402
 from igs_tex.report.comparison import DEFAULT_RATES, Comparison, compare  # noqa: E402
-from igs_tex.report.markdown import (COMPARE_NOTE, fmt_db, fmt_delta, fmt_rate, group_delta_table,  # noqa: E402
-                                     rd_table, settings_lines, verdict_table)
+from igs_tex.report.markdown import (  # noqa: E402
+    COMPARE_NOTE,
+    fmt_db,
+    fmt_delta,
+    fmt_rate,
+    group_delta_table,
+    rd_table,
+    settings_lines,
+    verdict_table,
+)
 
 CODECS = ("bc1", "bc7", "astc6x6", "astc8x8", "astc12x12")
 MIPS = (0, 1, 2, 3)
@@ -61,6 +70,7 @@ def normal_rebuild_ceiling(c: Comparison) -> float | None:
 
     from igs_tex.material import load_material
     from igs_tex.metrics import psnr
+
     if "normal" not in c.groups or len(c.groups["normal"]) != 3:
         return None
     n = load_material((REPO / c.source).resolve()).data[..., c.groups["normal"]]
@@ -71,8 +81,7 @@ def normal_rebuild_ceiling(c: Comparison) -> float | None:
 
 
 def _cell(e: dict) -> str:
-    return (f"{fmt_delta(e['delta_next_up'])} ({e['verdict_next_up']}); "
-            f"interp. {fmt_delta(e['delta_interp'])}")
+    return f"{fmt_delta(e['delta_next_up'])} ({e['verdict_next_up']}); interp. {fmt_delta(e['delta_interp'])}"
 
 
 def select_named(items: list, text: str | None, where) -> list:
@@ -110,62 +119,107 @@ def summary_table(comparisons: list[Comparison]) -> str:
     head = ["material", "target", "igs-tex bppc (params / file)", "igs-tex PSNR all"]
     head += [f"vs {codec}: Δ dB at next-up point (verdict); interpolated" for codec, _ in JUDGED]
     head += ["above BC1 & BC7, ≥ ASTC 12x12: at next-up points", "at equal rate"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join([":---"] * 2 + ["---:"] * 2 + [":---"] * (len(JUDGED) + 2)) + "|"]
+    lines = [
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join([":---"] * 2 + ["---:"] * 2 + [":---"] * (len(JUDGED) + 2)) + "|",
+    ]
     points = judged_points(comparisons)
     for c, rate, per, ok, ok_equal in points:
         any_e = next(iter(per.values()))
-        cells = [c.name, f"{rate:g}", f"{fmt_rate(any_e['igs_bppc'])} / {fmt_rate(any_e['igs_bppc_total'])}",
-                 fmt_db(any_e["igs"])]
+        cells = [
+            c.name,
+            f"{rate:g}",
+            f"{fmt_rate(any_e['igs_bppc'])} / {fmt_rate(any_e['igs_bppc_total'])}",
+            fmt_db(any_e["igs"]),
+        ]
         cells += [_cell(per[codec]) if codec in per else "not run" for codec, _ in JUDGED]
         cells += ["yes" if ok else "no", "yes" if ok_equal else "no"]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"Target met at {sum(p[3] for p in points)} of {len(points)} points against the baselines' "
-              f"next-up points (they get at least as many bits), at {sum(p[4] for p in points)} of {len(points)} "
-              "at equal rate (interpolated in log(rate); the next-up point where igs-tex's rate is below a "
-              "baseline's lowest, as `baselines/compact_params.py` judges its layouts)."]
+    lines += [
+        "",
+        f"Target met at {sum(p[3] for p in points)} of {len(points)} points against the baselines' "
+        f"next-up points (they get at least as many bits), at {sum(p[4] for p in points)} of {len(points)} "
+        "at equal rate (interpolated in log(rate); the next-up point where igs-tex's rate is below a "
+        "baseline's lowest, as `baselines/compact_params.py` judges its layouts).",
+    ]
     return "\n".join(lines)
 
 
 def results_markdown(comparisons: list[Comparison], command: str, json_dir: Path) -> str:
     first = comparisons[0]
     steps = first.settings["steps"]
-    out = ["# igs-tex vs BCn / ASTC: measured results", "",
-           f"Written by `{command}` on {time.strftime('%Y-%m-%d')}; every number below comes from that "
-           "one run (igs-tex bakes and baselines alike). Do not edit by hand: rerun it. Raw numbers: "
-           f"`{json_dir.relative_to(REPO)}/<material>.json`.", ""]
+    out = [
+        "# igs-tex vs BCn / ASTC: measured results",
+        "",
+        f"Written by `{command}` on {time.strftime('%Y-%m-%d')}; every number below comes from that "
+        "one run (igs-tex bakes and baselines alike). Do not edit by hand: rerun it. Raw numbers: "
+        f"`{json_dir.relative_to(REPO)}/<material>.json`.",
+        "",
+    ]
     if steps < FULL_STEPS:
-        out += [f"**Reduced schedule:** igs-tex was baked with {steps} optimisation steps instead of the "
-                f"default {FULL_STEPS} to fit the time available, so its rows understate what a full bake "
-                "reaches. The baseline rows do not depend on it.", ""]
+        out += [
+            f"**Reduced schedule:** igs-tex was baked with {steps} optimisation steps instead of the "
+            f"default {FULL_STEPS} to fit the time available, so its rows understate what a full bake "
+            "reaches. The baseline rows do not depend on it.",
+            "",
+        ]
     out += ["## Settings", ""]
     out += [line for line in settings_lines(first) if not line.startswith(("- material", "- wall time"))]
-    out += ["", "## How rates are compared", "", COMPARE_NOTE, "",
-            "PSNR is over the stored values (sRGB codes for base colour, [0, 1]-encoded normals, linear "
-            "roughness/metalness), pooled over all channels ('all') or per channel group; 'inf' means exact. "
-            "Baseline normals are BC5 (BC1/BC7 schemes) or ASTC normal mode, Z rebuilt at decode; "
-            "ORM maps share one texture of the scheme's format.", "",
-            "## Summary: igs-tex against BC1, BC7 and ASTC 12x12 (PSNR of all channels)", "",
-            summary_table(comparisons), ""]
+    out += [
+        "",
+        "## How rates are compared",
+        "",
+        COMPARE_NOTE,
+        "",
+        "PSNR is over the stored values (sRGB codes for base colour, [0, 1]-encoded normals, linear "
+        "roughness/metalness), pooled over all channels ('all') or per channel group; 'inf' means exact. "
+        "Baseline normals are BC5 (BC1/BC7 schemes) or ASTC normal mode, Z rebuilt at decode; "
+        "ORM maps share one texture of the scheme's format.",
+        "",
+        "## Summary: igs-tex against BC1, BC7 and ASTC 12x12 (PSNR of all channels)",
+        "",
+        summary_table(comparisons),
+        "",
+    ]
     ceilings = {c.name: normal_rebuild_ceiling(c) for c in comparisons}
     capped = [name for name, v in ceilings.items() if v is not None and v < 40.0]
     if capped:
-        out += [f"Read the {', '.join(capped)} rows with the caveat in that section: its normals are not unit "
-                "length, which caps every baseline's normal PSNR whatever its rate.", ""]
+        out += [
+            f"Read the {', '.join(capped)} rows with the caveat in that section: its normals are not unit "
+            "length, which caps every baseline's normal PSNR whatever its rate.",
+            "",
+        ]
     for c in comparisons:
-        out += [f"## {c.name}", "", f"{c.width}x{c.height}, channels {', '.join(c.channels)}; wall time: "
-                f"igs-tex bakes {c.seconds.get('igs_bakes', 0):.0f} s, baselines {c.seconds.get('baselines', 0):.0f} s.",
-                ""]
+        out += [
+            f"## {c.name}",
+            "",
+            f"{c.width}x{c.height}, channels {', '.join(c.channels)}; wall time: "
+            f"igs-tex bakes {c.seconds.get('igs_bakes', 0):.0f} s, baselines {c.seconds.get('baselines', 0):.0f} s.",
+            "",
+        ]
         ceiling = ceilings[c.name]
         if ceiling is not None and ceiling < 40.0:
-            out += [f"**Caveat:** this normal map is not unit length, so a baseline that stores X, Y and rebuilds "
-                    f"Z (BC5, ASTC normal mode) cannot score above {ceiling:.2f} dB normal PSNR even with exact X, Y; "
-                    "its normal (and 'all') PSNR mostly measures that mismatch. The normal angular-error column "
-                    "(both sides normalised) compares directions fairly.", ""]
-        out += ["### Verdicts (PSNR of all channels)", "",
-                verdict_table(c, [x for x in ("bc1", "bc7", "astc6x6", "astc8x8", "astc12x12") if x in c.codecs()]),
-                "", "### PSNR difference per channel group (igs-tex minus the baseline's next-up point)", "",
-                group_delta_table(c), "", "### Rate-distortion points (every codec at every mip level)", "",
-                rd_table(c), ""]
+            out += [
+                f"**Caveat:** this normal map is not unit length, so a baseline that stores X, Y and rebuilds "
+                f"Z (BC5, ASTC normal mode) cannot score above {ceiling:.2f} dB normal PSNR even with exact X, Y; "
+                "its normal (and 'all') PSNR mostly measures that mismatch. The normal angular-error column "
+                "(both sides normalised) compares directions fairly.",
+                "",
+            ]
+        out += [
+            "### Verdicts (PSNR of all channels)",
+            "",
+            verdict_table(c, [x for x in ("bc1", "bc7", "astc6x6", "astc8x8", "astc12x12") if x in c.codecs()]),
+            "",
+            "### PSNR difference per channel group (igs-tex minus the baseline's next-up point)",
+            "",
+            group_delta_table(c),
+            "",
+            "### Rate-distortion points (every codec at every mip level)",
+            "",
+            rd_table(c),
+            "",
+        ]
     return "\n".join(out)
 
 
@@ -174,17 +228,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=FULL_STEPS, help=f"igs-tex optimisation steps (default {FULL_STEPS})")
     ap.add_argument("--rates", default=",".join(f"{r:g}" for r in DEFAULT_RATES), help="igs-tex bppc targets")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--source", type=Path, default=REPO / "assets",
-                    help="folder of material folders (default: assets/)")
-    ap.add_argument("--label", default=None,
-                    help="write baselines/RESULTS-LABEL.md and baselines/results-LABEL/ (default: RESULTS.md, results/)")
+    ap.add_argument(
+        "--source", type=Path, default=REPO / "assets", help="folder of material folders (default: assets/)"
+    )
+    ap.add_argument(
+        "--label",
+        default=None,
+        help="write baselines/RESULTS-LABEL.md and baselines/results-LABEL/ (default: RESULTS.md, results/)",
+    )
     ap.add_argument("--materials", default=None, help="comma-separated folder names under the source (default: all)")
-    ap.add_argument("--reports", type=Path, default=None,
-                    help="also write the full HTML report of each material to DIR/<material>/")
-    ap.add_argument("--render-only", action="store_true",
-                    help="rewrite the Markdown from the saved JSON (of --label's run) without measuring")
+    ap.add_argument(
+        "--reports", type=Path, default=None, help="also write the full HTML report of each material to DIR/<material>/"
+    )
+    ap.add_argument(
+        "--render-only",
+        action="store_true",
+        help="rewrite the Markdown from the saved JSON (of --label's run) without measuring",
+    )
     a = ap.parse_args(argv)
-    command = "python baselines/run.py" + "".join(f" {shlex.quote(x)}" for x in (argv if argv is not None else sys.argv[1:]))
+    command = "python baselines/run.py" + "".join(
+        f" {shlex.quote(x)}" for x in (argv if argv is not None else sys.argv[1:])
+    )
 
     try:
         results_md, results_json = result_paths(a.label)
@@ -208,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
                     c.settings["command"] = command
                     if a.reports:
                         from igs_tex.report.html import write_report
+
                         print(write_report(c, work), file=sys.stderr)
                     c.source = os.path.relpath(m.resolve(), REPO)
                     for r in c.igs_rows():

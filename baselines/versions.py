@@ -10,6 +10,7 @@ levels 0..3, their PSNR interpolated in log(rate) at each igs-tex file's rate (t
 of report/comparison.py; none outside a codec's range). Writes baselines/VERSIONS-NAME.md and the
 raw rows to baselines/versions-NAME.json. Normals are also given as the mean angle in degrees.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,19 +42,36 @@ VERSIONS = {2: BakeOptions, 1: lambda **kw: BakeOptions(format=1, max_scale_px=1
 def measure(material: Path, rates: list[float], work: Path) -> dict:
     stack = load_material(material)
     groups = stack.group_slices()
-    out = {"material": material.name, "size": [stack.width, stack.height], "channels": stack.channels,
-           "igs": [], "codecs": []}
+    out = {
+        "material": material.name,
+        "size": [stack.width, stack.height],
+        "channels": stack.channels,
+        "igs": [],
+        "codecs": [],
+    }
     for rate in rates:
         for version, make in VERSIONS.items():
             t0 = time.perf_counter()
             s = bake_material(material, work / f"v{version}_{rate:g}", make(bppc=rate), progress=False)
             decoded = decode_stack(read_igs(s["output"]))
             m = report_metrics(decoded, stack.data, groups)
-            out["igs"].append({"version": version, "target": rate, "bppc": s["size"]["bppc"],
-                               "kib": s["size"]["total_bytes"] / 1024, "gaussians": s["gaussians"],
-                               "metrics": m, "seconds": round(time.perf_counter() - t0, 1)})
-            print(f"  v{version} {rate:g}: {s['gaussians']} Gaussians, {s['size']['bppc']:.4f} bppc, "
-                  f"{m['all']['psnr']:.2f} dB", file=sys.stderr, flush=True)
+            out["igs"].append(
+                {
+                    "version": version,
+                    "target": rate,
+                    "bppc": s["size"]["bppc"],
+                    "kib": s["size"]["total_bytes"] / 1024,
+                    "gaussians": s["gaussians"],
+                    "metrics": m,
+                    "seconds": round(time.perf_counter() - t0, 1),
+                }
+            )
+            print(
+                f"  v{version} {rate:g}: {s['gaussians']} Gaussians, {s['size']['bppc']:.4f} bppc, "
+                f"{m['all']['psnr']:.2f} dB",
+                file=sys.stderr,
+                flush=True,
+            )
     for row in rd_points(stack, CODECS, MIPS, keep_decoded=False):
         out["codecs"].append({k: row[k] for k in ("codec", "mip", "bppc", "bppc_stored", "metrics")})
     return out
@@ -88,28 +106,52 @@ def fmt(v) -> str:
 
 
 def markdown(results: list[dict], command: str) -> str:
-    lines = ["# Format version 1 against version 2 and the block codecs, at the whole file's rate", "",
-             f"`{command}`; ASTC at the `{astc.QUALITY_PRESET}` preset. Each igs-tex row is judged at its own",
-             "file's rate (less the metadata text): the codecs' PSNR is interpolated in log(rate) between their",
-             "RD points (mip levels 0-3, stored bytes), '-' where the rate is outside a codec's points.", "",
-             "| material | target | version | bppc (file) | KiB | Gaussians | PSNR all | base colour | normal | normal deg "
-             "| BC1 | BC7 | ASTC 6x6 | ASTC 8x8 | ASTC 12x12 | vs best codec |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "# Format version 1 against version 2 and the block codecs, at the whole file's rate",
+        "",
+        f"`{command}`; ASTC at the `{astc.QUALITY_PRESET}` preset. Each igs-tex row is judged at its own",
+        "file's rate (less the metadata text): the codecs' PSNR is interpolated in log(rate) between their",
+        "RD points (mip levels 0-3, stored bytes), '-' where the rate is outside a codec's points.",
+        "",
+        "| material | target | version | bppc (file) | KiB | Gaussians | PSNR all | base colour | normal | normal deg "
+        "| BC1 | BC7 | ASTC 6x6 | ASTC 8x8 | ASTC 12x12 | vs best codec |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in results:
         for ig in r["igs"]:
             m = ig["metrics"]
             at = [codec_at(r, c, ig["bppc"]) for c in CODECS]
             best = max((v for v in at if v is not None), default=None)
             delta = None if best is None else m["all"]["psnr"] - best
-            lines.append("| " + " | ".join([
-                r["material"], f"{ig['target']:g}", str(ig["version"]), f"{ig['bppc']:.4f}", f"{ig['kib']:.1f}",
-                str(ig["gaussians"]), fmt(m["all"]["psnr"]), fmt(m.get("basecolor", {}).get("psnr")),
-                fmt(m.get("normal", {}).get("psnr")), fmt(m.get("normal", {}).get("angular_error_deg")),
-                *[fmt(v) for v in at], "-" if delta is None else f"{delta:+.2f}"]) + " |")
-    lines += ["", "Summary: mean PSNR (all channels) of version 2 minus version 1 at equal target rate, and "
-              "version 2 minus ASTC 12x12 at version 2's file rate:", "",
-              "| target | materials | v2 - v1 (dB) | v2 - ASTC 12x12 (dB) | v2 at or above ASTC 12x12 | "
-              "v2 - best codec (dB) |", "|---:|---:|---:|---:|---:|---:|"]
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        r["material"],
+                        f"{ig['target']:g}",
+                        str(ig["version"]),
+                        f"{ig['bppc']:.4f}",
+                        f"{ig['kib']:.1f}",
+                        str(ig["gaussians"]),
+                        fmt(m["all"]["psnr"]),
+                        fmt(m.get("basecolor", {}).get("psnr")),
+                        fmt(m.get("normal", {}).get("psnr")),
+                        fmt(m.get("normal", {}).get("angular_error_deg")),
+                        *[fmt(v) for v in at],
+                        "-" if delta is None else f"{delta:+.2f}",
+                    ]
+                )
+                + " |"
+            )
+    lines += [
+        "",
+        "Summary: mean PSNR (all channels) of version 2 minus version 1 at equal target rate, and "
+        "version 2 minus ASTC 12x12 at version 2's file rate:",
+        "",
+        "| target | materials | v2 - v1 (dB) | v2 - ASTC 12x12 (dB) | v2 at or above ASTC 12x12 | "
+        "v2 - best codec (dB) |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
     for rate in sorted({ig["target"] for r in results for ig in r["igs"]}):
         d21, d2a, dbest, n_at = [], [], [], 0
         for r in results:
@@ -125,7 +167,9 @@ def markdown(results: list[dict], command: str) -> str:
                 if at:
                     dbest.append(by[2]["metrics"]["all"]["psnr"] - max(at))
         mean = lambda v: "-" if not v else f"{sum(v) / len(v):+.2f}"  # noqa: E731
-        lines.append(f"| {rate:g} | {len(results)} | {mean(d21)} | {mean(d2a)} | {n_at} of {len(d2a)} | {mean(dbest)} |")
+        lines.append(
+            f"| {rate:g} | {len(results)} | {mean(d21)} | {mean(d2a)} | {n_at} of {len(d2a)} | {mean(dbest)} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -155,8 +199,12 @@ def main(argv=None) -> int:
                 for m in mats:
                     print(f"{m.name}:", file=sys.stderr, flush=True)
                     results.append(measure(m, rates, Path(tmp) / m.name))
-                    js.write_text(json.dumps(strict({"command": command, "results": results}), indent=1,
-                                             allow_nan=False, default=float) + "\n")
+                    js.write_text(
+                        json.dumps(
+                            strict({"command": command, "results": results}), indent=1, allow_nan=False, default=float
+                        )
+                        + "\n"
+                    )
         md.write_text(markdown(results, command))
     except IgsError as e:
         print(f"baselines/versions.py: error: {e}", file=sys.stderr)

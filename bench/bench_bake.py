@@ -15,6 +15,7 @@ the 2-core machine, within 0.3 dB of the reference.
 The shared materials have at most 8 channels (no AO map ships with them); the bench reports
 the channel count it ran with.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from igs_tex.fit import DEFAULT_STEPS  # noqa: E402
 from igs_tex.bakes.material import BakeOptions, bake_material  # noqa: E402
+from igs_tex.fit import DEFAULT_STEPS  # noqa: E402
 from igs_tex.render.native import native_available  # noqa: E402
 
 
@@ -55,8 +56,10 @@ def main() -> int:
         print("igs_tex._native is not built: this bench measures the native CPU bake", file=sys.stderr)
         return 1
 
-    print(f"# bench_bake: {args.material.name}, {args.bppc} bppc, {os.cpu_count()} CPUs, "
-          f"{platform.processor() or platform.machine()}, load {os.getloadavg()[0]:.2f}")
+    print(
+        f"# bench_bake: {args.material.name}, {args.bppc} bppc, {os.cpu_count()} CPUs, "
+        f"{platform.processor() or platform.machine()}, load {os.getloadavg()[0]:.2f}"
+    )
     fast, fast_wall, fast_cpu = bake(args.material, args.steps, args.bppc)
     ref, ref_wall, ref_cpu = bake(args.material, args.ref_steps, args.bppc)
     print(f"# {fast['width']}x{fast['height']}, {len(fast['channels'])} channels, {fast['gaussians']} Gaussians")
@@ -75,8 +78,10 @@ def main() -> int:
         print(f"| {name} | {s['steps']} | {wall:.1f} | {cpu:.1f} | {p:.2f} | {p - ref_psnr:+.2f} |")
     gap = fast["metrics"]["all"]["psnr"] - ref_psnr
     print()
-    print(f"target: < 60 s wall -> {'met' if fast_wall < 60 else 'NOT met'} ({fast_wall:.1f} s); "
-          f"within 0.3 dB of the reference -> {'met' if gap >= -0.3 else 'NOT met'} ({gap:+.2f} dB)")
+    print(
+        f"target: < 60 s wall -> {'met' if fast_wall < 60 else 'NOT met'} ({fast_wall:.1f} s); "
+        f"within 0.3 dB of the reference -> {'met' if gap >= -0.3 else 'NOT met'} ({gap:+.2f} dB)"
+    )
     return 0
 
 

@@ -17,6 +17,7 @@ material (--bake-material, default walnut_wood) resized to --bake-size (2048: th
 materials are 1024^2, so this is a 2x Lanczos upscale, with 8 channels as shipped) for
 --bake-steps steps at --bake-bppc, timed end to end (load, fit, quantise, colour solve, write).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,6 +34,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from bench_bake import default_material  # beside this script
+
 from igs_tex.render.cuda import CudaRenderer, cuda_available, cuda_unavailable_reason, emulated
 from igs_tex.render.params import GaussianParams
 
@@ -107,14 +109,17 @@ def row(backend, device_name, size, channels, n, fwd, bwd, total_s, done, steps)
     step = fwd + bwd
     total = f"{total_s:.1f}" if done >= steps else f"~{total_s / done * steps:.1f}"
     ns_texel = step * 1e6 / (size * size)
-    return (f"| {backend} | {device_name} | {size}x{size} | {channels} | {n} | {fwd:.2f} | {bwd:.2f} "
-            f"| {step:.2f} | {total} | {ns_texel:.2f} |")
+    return (
+        f"| {backend} | {device_name} | {size}x{size} | {channels} | {n} | {fwd:.2f} | {bwd:.2f} "
+        f"| {step:.2f} | {total} | {ns_texel:.2f} |"
+    )
 
 
 def bake_row(material: Path, size: int, steps: int, bppc: float) -> None:
     from PIL import Image
 
     from igs_tex.bakes.material import BakeOptions, bake_material
+
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / material.name
         src.mkdir()
@@ -122,13 +127,16 @@ def bake_row(material: Path, size: int, steps: int, bppc: float) -> None:
             with Image.open(f) as im:
                 im.resize((size, size), Image.LANCZOS).save(src / f.name)
         t0 = time.perf_counter()
-        summary = bake_material(src, Path(tmp) / "out", BakeOptions(bppc=bppc, steps=steps, backend="cuda"),
-                                progress=False)
+        summary = bake_material(
+            src, Path(tmp) / "out", BakeOptions(bppc=bppc, steps=steps, backend="cuda"), progress=False
+        )
         wall = time.perf_counter() - t0
     psnr = summary["metrics"]["all"]["psnr"]
     channels = len(summary["channels"])
-    print(f"| bake (cuda) | {material.name} {size}x{size} | {channels} | {summary['gaussians']} "
-          f"| {steps} | {summary['fit_seconds']:.1f} | {wall:.1f} | {psnr:.2f} |")
+    print(
+        f"| bake (cuda) | {material.name} {size}x{size} | {channels} | {summary['gaussians']} "
+        f"| {steps} | {summary['fit_seconds']:.1f} | {wall:.1f} | {psnr:.2f} |"
+    )
 
 
 def main() -> int:
@@ -160,8 +168,10 @@ def main() -> int:
         print("|---|---|---|---|---|---|---|---|")
         bake_row(args.bake_material, args.bake_size, args.bake_steps, args.bake_bppc)
         return 0
-    print(f"torch {torch.__version__} (CUDA {torch.version.cuda}), GPU {gpu}, CPU {cpu}; "
-          "scales 2-8 px, tile 16, K 10; step = render + backward")
+    print(
+        f"torch {torch.__version__} (CUDA {torch.version.cuda}), GPU {gpu}, CPU {cpu}; "
+        "scales 2-8 px, tile 16, K 10; step = render + backward"
+    )
     print()
     print(f"| backend | device | size | C | N | fwd ms | bwd ms | step ms | {args.steps} steps (s) | ns/texel/step |")
     print("|---|---|---|---|---|---|---|---|---|---|")

@@ -9,6 +9,7 @@ single-texel / uv / footprint calls (one C call per sample, single-threaded). Ti
 median of --reps runs after a warm-up; CPU time is reported next to wall clock because other
 processes may share the machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,6 +51,7 @@ def _package_digest() -> str:
     # The cached bake is only valid for the code that made it (a fitting change moves the tile
     # size, the lists and so the decode cost), so its folder is named by the package sources.
     import hashlib
+
     h = hashlib.sha256()
     for f in sorted((REPO / "igs_tex").rglob("*.py")):
         h.update(f.relative_to(REPO).as_posix().encode() + b"\0" + f.read_bytes())
@@ -62,6 +64,7 @@ def bake_default(cache: Path, steps: int) -> Path:
     if path.exists():
         return path
     from igs_tex.bakes.material import BakeOptions, bake_material
+
     print(f"baking {DEFAULT_MATERIAL} ({steps} steps, default rate) into {out} ...", flush=True)
     bake_material(DEFAULT_MATERIAL, out, BakeOptions(steps=steps), progress=False)
     return path
@@ -77,8 +80,11 @@ def list_stats(igs) -> tuple[float, int, float]:
     h = np.minimum((ty + 1) * igs.tile, igs.height) - ty * igs.tile
     texels = (w * h).astype(np.float64)
     total = texels.sum()
-    return (float((lengths * texels).sum() / total), int(lengths.max()),
-            float((np.minimum(lengths, igs.k) * texels).sum() / total))
+    return (
+        float((lengths * texels).sum() / total),
+        int(lengths.max()),
+        float((np.minimum(lengths, igs.k) * texels).sum() / total),
+    )
 
 
 def main() -> int:
@@ -95,6 +101,7 @@ def main() -> int:
         return 1
     from igs_tex import _native
     from igs_tex.igsfile import from_bytes
+
     if not hasattr(_native, "IgsDecoder"):
         print("igs_tex._native predates the C decoder: rebuild it")
         return 1
@@ -111,15 +118,19 @@ def main() -> int:
     cores = os.cpu_count() or 1
     load0 = os.getloadavg()[0]
 
-    print(f"{path.name}: {W}x{H}x{C}, N={igs.gaussian_count}, K={K}, T={igs.tile}, "
-          f"{len(data) / 1024:.1f} KiB, mean list length L={mean_l:.2f} (max {max_l})")
-    print(f"{platform.processor() or platform.machine()}, {cores} CPUs, load average {load0:.2f} at "
-          f"start; median of {args.reps} runs; decoder creation (validate + dequantise) "
-          f"{create_s * 1e3:.2f} ms")
+    print(
+        f"{path.name}: {W}x{H}x{C}, N={igs.gaussian_count}, K={K}, T={igs.tile}, "
+        f"{len(data) / 1024:.1f} KiB, mean list length L={mean_l:.2f} (max {max_l})"
+    )
+    print(
+        f"{platform.processor() or platform.machine()}, {cores} CPUs, load average {load0:.2f} at "
+        f"start; median of {args.reps} runs; decoder creation (validate + dequantise) "
+        f"{create_s * 1e3:.2f} ms"
+    )
 
     rows = []  # (operation, threads, wall s per op, cpu s per op, items per op)
     for threads, label in ((1, "1"), (0, f"{cores} (all)")):
-        wall, cpu = timed(lambda: dec.decode(threads=threads), args.reps)
+        wall, cpu = timed(lambda t=threads: dec.decode(threads=t), args.reps)
         rows.append(("full image, igs_decode_image", label, wall, cpu, texels))
     rng = np.random.default_rng(0)
     n = args.samples
@@ -135,38 +146,59 @@ def main() -> int:
     err = None
     if not args.no_reference:
         import torch
+
         from igs_tex.render.decode import decode_igs
+
         t0, c0 = time.perf_counter(), time.process_time()
         ref = decode_igs(igs)
-        rows.append(("torch reference, decode_igs (1 run)", str(torch.get_num_threads()),
-                     time.perf_counter() - t0, time.process_time() - c0, texels))
+        rows.append(
+            (
+                "torch reference, decode_igs (1 run)",
+                str(torch.get_num_threads()),
+                time.perf_counter() - t0,
+                time.process_time() - c0,
+                texels,
+            )
+        )
         err = float(np.abs(dec.decode() - ref).max())
 
     print()
-    header = f"| {'operation':<38} | {'threads':>9} | {'wall ms':>9} | {'CPU ms':>9} | {'Mtexels/s':>9} | {'ns/texel':>8} |"
+    header = (
+        f"| {'operation':<38} | {'threads':>9} | {'wall ms':>9} | {'CPU ms':>9} | {'Mtexels/s':>9} | {'ns/texel':>8} |"
+    )
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     for op, threads, wall, cpu, items in rows:
-        print(f"| {op:<38} | {threads:>9} | {wall * 1e3:9.2f} | {cpu * 1e3:9.2f} | "
-              f"{items / wall / 1e6:9.2f} | {wall / items * 1e9:8.1f} |")
+        print(
+            f"| {op:<38} | {threads:>9} | {wall * 1e3:9.2f} | {cpu * 1e3:9.2f} | "
+            f"{items / wall / 1e6:9.2f} | {wall / items * 1e9:8.1f} |"
+        )
     print()
     blend_k = K * (C + 1) + C
     blend_exact = mean_kept * (C + 1) + C
-    print(f"MACs per texel, shaders/README.md rule: {MACS_PER_LISTED_SHADER} x L + K (C + 1) + C = "
-          f"{MACS_PER_LISTED_SHADER} x {mean_l:.2f} + {K} x {C + 1} + {C} = "
-          f"{MACS_PER_LISTED_SHADER * mean_l + blend_k:.0f}")
-    print("  (L = the texel's tile-list length averaged over texels; per listed Gaussian: decode 3 mul, "
-          "p - m 2, rotate 4, scale 2, square-sum 2, x(-1/2) 1; blend: K weights x (C colour MACs + 1 sum) "
-          "+ C divides; exp/sin/cos not counted as MACs)")
-    print(f"MACs per texel, this CPU decoder (parameters dequantised once, blend over min(L, K) = "
-          f"{mean_kept:.2f} kept): {MACS_PER_LISTED_CPU} x {mean_l:.2f} + {mean_kept:.2f} x {C + 1} + {C} "
-          f"= {MACS_PER_LISTED_CPU * mean_l + blend_exact:.0f}, plus one exp per listed Gaussian")
+    print(
+        f"MACs per texel, shaders/README.md rule: {MACS_PER_LISTED_SHADER} x L + K (C + 1) + C = "
+        f"{MACS_PER_LISTED_SHADER} x {mean_l:.2f} + {K} x {C + 1} + {C} = "
+        f"{MACS_PER_LISTED_SHADER * mean_l + blend_k:.0f}"
+    )
+    print(
+        "  (L = the texel's tile-list length averaged over texels; per listed Gaussian: decode 3 mul, "
+        "p - m 2, rotate 4, scale 2, square-sum 2, x(-1/2) 1; blend: K weights x (C colour MACs + 1 sum) "
+        "+ C divides; exp/sin/cos not counted as MACs)"
+    )
+    print(
+        f"MACs per texel, this CPU decoder (parameters dequantised once, blend over min(L, K) = "
+        f"{mean_kept:.2f} kept): {MACS_PER_LISTED_CPU} x {mean_l:.2f} + {mean_kept:.2f} x {C + 1} + {C} "
+        f"= {MACS_PER_LISTED_CPU * mean_l + blend_exact:.0f}, plus one exp per listed Gaussian"
+    )
     if err is not None:
         print(f"max |C decoder - decode_igs| = {err:.2e}")
     load1 = os.getloadavg()[0]
     if max(load0, load1) > 0.5:
-        print(f"note: load average {load0:.2f} -> {load1:.2f}: other processes shared the CPUs, so "
-              f"wall-clock rates are pessimistic (all-core rows most of all)")
+        print(
+            f"note: load average {load0:.2f} -> {load1:.2f}: other processes shared the CPUs, so "
+            f"wall-clock rates are pessimistic (all-core rows most of all)"
+        )
     return 0
 
 

@@ -21,6 +21,7 @@ Counting (shaders/README.md, "Cost per texel"; one MAC per multiply, add or subt
   (a multiply and an add each, in both versions) plus K (C + 1) + C for the normalised sum;
   version 1 adds 2 offset words. Header words are uniform and left out of both.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -97,18 +98,37 @@ def summarise(igs, cand, listed, reads, macs) -> dict:
     w = texel_weights(igs)
     mean = lambda v: float((np.asarray(v, np.float64) * w).sum() / w.sum())  # noqa: E731
     size = igs.size_report()
-    return {"candidates": mean(cand), "listed": mean(listed), "reads": mean(reads), "macs": mean(macs),
-            "kib": size["total_bytes"] / 1024, "bppc": size["bppc_file"]}
+    return {
+        "candidates": mean(cand),
+        "listed": mean(listed),
+        "reads": mean(reads),
+        "macs": mean(macs),
+        "kib": size["total_bytes"] / 1024,
+        "bppc": size["bppc_file"],
+    }
 
 
 def v1_twin(igs2):
     p = igs2.params()
-    return build_igs(p["means"], p["theta"], p["inv_scale"], p["colour"], igs2.width, igs2.height,
-                     igs2.channels, igs2.value_range, {}, tile=igs2.tile, k=igs2.k, eps=igs2.eps)
+    return build_igs(
+        p["means"],
+        p["theta"],
+        p["inv_scale"],
+        p["colour"],
+        igs2.width,
+        igs2.height,
+        igs2.channels,
+        igs2.value_range,
+        {},
+        tile=igs2.tile,
+        k=igs2.k,
+        eps=igs2.eps,
+    )
 
 
 def bake(material: Path, bppc: float, steps: int | None, out: Path) -> Path:
     from igs_tex.bakes.material import BakeOptions, bake_material
+
     opts = BakeOptions(bppc=bppc) if steps is None else BakeOptions(bppc=bppc, steps=steps)
     summary = bake_material(material, out, opts, progress=False)
     return Path(summary["output"])
@@ -132,12 +152,16 @@ def main() -> int:
             return 2
         rows = [("2", igs2, v2_cost(igs2)), ("1 (same Gaussians)", v1 := v1_twin(igs2), v1_cost(v1))]
         for version, igs, c in rows:
-            print(f"| {path.name} | {version} | {igs.gaussian_count} | {igs.tile} | {getattr(igs, 'reach', '-')} | "
-                  f"{c['kib']:.1f} | {c['bppc']:.4f} | {c['candidates']:.1f} | {c['listed']:.1f} | "
-                  f"{c['reads']:.1f} | {c['macs']:.0f} |")
+            print(
+                f"| {path.name} | {version} | {igs.gaussian_count} | {igs.tile} | {getattr(igs, 'reach', '-')} | "
+                f"{c['kib']:.1f} | {c['bppc']:.4f} | {c['candidates']:.1f} | {c['listed']:.1f} | "
+                f"{c['reads']:.1f} | {c['macs']:.0f} |"
+            )
         a, b = rows[0][2], rows[1][2]
-        print(f"| {path.name} | ratio 2 / 1 | | | | {a['kib'] / b['kib']:.2f} | | | | "
-              f"{a['reads'] / b['reads']:.2f} | {a['macs'] / b['macs']:.2f} |")
+        print(
+            f"| {path.name} | ratio 2 / 1 | | | | {a['kib'] / b['kib']:.2f} | | | | "
+            f"{a['reads'] / b['reads']:.2f} | {a['macs'] / b['macs']:.2f} |"
+        )
     return 0
 
 

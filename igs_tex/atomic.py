@@ -4,6 +4,7 @@ A temp file next to the target, then os.replace: a crash, a full disk or a reade
 the same time (hot reload, a parallel bake) sees the old file or the new one, never half of one.
 JSON that igs-tex writes is made by json_text: strict, so every JSON reader accepts it.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,6 +41,7 @@ def atomic_write_bytes(target, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+
     atomic_write(target, write)
 
 

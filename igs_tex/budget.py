@@ -12,6 +12,7 @@ of bits each; the tile index costs one entry for every tile a Gaussian's circle 
 depends on how large the fitted Gaussians are, so the count is solved for an estimate of their
 radius and checked against the fitted file (fit/prune.py removes what does not fit).
 """
+
 from __future__ import annotations
 
 import math
@@ -136,8 +137,13 @@ class FileSize:
 
     @property
     def total_bytes(self) -> int:
-        return (self.header_bytes + self.metadata_bytes + self.gaussian_bytes
-                + self.tile_offsets_bytes + self.tile_indices_bytes)
+        return (
+            self.header_bytes
+            + self.metadata_bytes
+            + self.gaussian_bytes
+            + self.tile_offsets_bytes
+            + self.tile_indices_bytes
+        )
 
     @property
     def budget_bytes(self) -> int:
@@ -150,21 +156,31 @@ class FileSize:
         parameters alone, bppc_total every byte."""
         tc = self.texel_channels
         return {
-            "header_bytes": self.header_bytes, "metadata_bytes": self.metadata_bytes,
-            "gaussian_bytes": self.gaussian_bytes, "tile_offsets_bytes": self.tile_offsets_bytes,
-            "tile_indices_bytes": self.tile_indices_bytes, "total_bytes": self.total_bytes,
-            "param_bits": self.param_bits, "bppc": 8 * self.budget_bytes / tc,
-            "bppc_file": 8 * self.budget_bytes / tc, "bppc_params": self.param_bits / tc,
+            "header_bytes": self.header_bytes,
+            "metadata_bytes": self.metadata_bytes,
+            "gaussian_bytes": self.gaussian_bytes,
+            "tile_offsets_bytes": self.tile_offsets_bytes,
+            "tile_indices_bytes": self.tile_indices_bytes,
+            "total_bytes": self.total_bytes,
+            "param_bits": self.param_bits,
+            "bppc": 8 * self.budget_bytes / tc,
+            "bppc_file": 8 * self.budget_bytes / tc,
+            "bppc_params": self.param_bits / tc,
             "bppc_total": 8 * self.total_bytes / tc,
         }
 
 
-def section_layout(channels: int, metadata_len: int, gaussians: int, tiles: int,
-                   index_entries: int) -> list[tuple[int, int]]:
+def section_layout(
+    channels: int, metadata_len: int, gaussians: int, tiles: int, index_entries: int
+) -> list[tuple[int, int]]:
     """(offset, length) of the five sections in file order, each at align16(end of previous)."""
-    lengths = (CHANNEL_ENTRY_SIZE * channels, metadata_len,
-               4 * gaussians * words_per_gaussian(channels), 4 * (tiles + 1),
-               index_section_bytes(index_entries, index_bits_for(gaussians)))
+    lengths = (
+        CHANNEL_ENTRY_SIZE * channels,
+        metadata_len,
+        4 * gaussians * words_per_gaussian(channels),
+        4 * (tiles + 1),
+        index_section_bytes(index_entries, index_bits_for(gaussians)),
+    )
     sections, pos = [], HEADER_SIZE
     for length in lengths:
         pos = align(pos)
@@ -173,20 +189,24 @@ def section_layout(channels: int, metadata_len: int, gaussians: int, tiles: int,
     return sections
 
 
-def file_size(width: int, height: int, channels: int, tile: int, gaussians: int,
-              index_entries: int, metadata_len: int = 0) -> FileSize:
-    sections = section_layout(channels, metadata_len, gaussians, tile_count(width, height, tile),
-                              index_entries)
+def file_size(
+    width: int, height: int, channels: int, tile: int, gaussians: int, index_entries: int, metadata_len: int = 0
+) -> FileSize:
+    sections = section_layout(channels, metadata_len, gaussians, tile_count(width, height, tile), index_entries)
     total = sections[-1][0] + sections[-1][1] + CRC_SIZE
     gauss, offs, idx = (sections[i][1] for i in (2, 3, 4))
-    return FileSize(header_bytes=total - metadata_len - gauss - offs - idx, metadata_bytes=metadata_len,
-                    gaussian_bytes=gauss, tile_offsets_bytes=offs, tile_indices_bytes=idx,
-                    param_bits=gaussians * bits_per_gaussian(channels),
-                    texel_channels=width * height * channels)
+    return FileSize(
+        header_bytes=total - metadata_len - gauss - offs - idx,
+        metadata_bytes=metadata_len,
+        gaussian_bytes=gauss,
+        tile_offsets_bytes=offs,
+        tile_indices_bytes=idx,
+        param_bits=gaussians * bits_per_gaussian(channels),
+        texel_channels=width * height * channels,
+    )
 
 
-def budget_bytes(width: int, height: int, channels: int, *, bppc: float | None = None,
-                 kib: float | None = None) -> int:
+def budget_bytes(width: int, height: int, channels: int, *, bppc: float | None = None, kib: float | None = None) -> int:
     """The byte budget of a bppc or KiB request (the file without its metadata text)."""
     if (bppc is None) == (kib is None):
         raise IgsError("give exactly one of bppc and kib")
@@ -213,8 +233,7 @@ def radius_for_tiles_met(entries_per_gaussian: float, tile: int) -> float:
     return rho * tile
 
 
-def gaussians_for_bytes(limit: int, width: int, height: int, channels: int, tile: int | None,
-                        radius_px) -> int:
+def gaussians_for_bytes(limit: int, width: int, height: int, channels: int, tile: int | None, radius_px) -> int:
     """The largest count whose file fits in `limit` bytes when each Gaussian is listed in the
     tiles a circle of radius_px(n) meets (tile None: the automatic tile for that count).
     radius_px is a number or a function of the count (an estimate of the fitted radii)."""
@@ -237,15 +256,21 @@ def gaussians_for_bytes(limit: int, width: int, height: int, channels: int, tile
 
 def check_count(n: int, width: int, height: int, channels: int) -> int:
     if n < MIN_GAUSSIANS:
-        raise IgsError(f"budget gives {n} Gaussians for {width}x{height}x{channels}; "
-                       f"need at least {MIN_GAUSSIANS}")
+        raise IgsError(f"budget gives {n} Gaussians for {width}x{height}x{channels}; need at least {MIN_GAUSSIANS}")
     if n > MAX_GAUSSIANS:
         raise IgsError(f"budget gives {n} Gaussians; the format holds at most {MAX_GAUSSIANS}")
     return n
 
 
-def gaussians_for_budget(width: int, height: int, channels: int, *, bppc: float | None = None,
-                         kib: float | None = None, gaussians: int | None = None) -> int:
+def gaussians_for_budget(
+    width: int,
+    height: int,
+    channels: int,
+    *,
+    bppc: float | None = None,
+    kib: float | None = None,
+    gaussians: int | None = None,
+) -> int:
     """Gaussian count for exactly one of: bits per pixel per channel, KiB, or a count.
 
     bppc and kib count only the stored Gaussian parameters (DESIGN.md "Bitrate"), so the tile
@@ -277,18 +302,27 @@ def mean_bits(width: int, height: int) -> int:
 
 def record_bits_v2(width: int, height: int, channels: int, colour_bits: int = COLOUR_BITS) -> int:
     """Bits of a default version 2 record (the layout igs-tex writes)."""
-    return 2 * mean_bits(width, height) + THETA_BITS + 2 * (SCALE_EXP_BITS + SCALE_MANT_BITS) \
+    return (
+        2 * mean_bits(width, height)
+        + THETA_BITS
+        + 2 * (SCALE_EXP_BITS + SCALE_MANT_BITS)
         + int(colour_bits) * int(channels)
+    )
 
 
 def offset_bits_for(gaussian_count: int) -> int:
     return max(1, int(gaussian_count).bit_length())
 
 
-def section_layout_v2(channels: int, metadata_len: int, gaussians: int, record_bits: int,
-                      tiles: int) -> list[tuple[int, int]]:
-    lengths = (CHANNEL_ENTRY_SIZE * channels, metadata_len, 4 * ceil_div(gaussians * record_bits, 32),
-               4 * ceil_div((tiles + 1) * offset_bits_for(gaussians), 32))
+def section_layout_v2(
+    channels: int, metadata_len: int, gaussians: int, record_bits: int, tiles: int
+) -> list[tuple[int, int]]:
+    lengths = (
+        CHANNEL_ENTRY_SIZE * channels,
+        metadata_len,
+        4 * ceil_div(gaussians * record_bits, 32),
+        4 * ceil_div((tiles + 1) * offset_bits_for(gaussians), 32),
+    )
     sections, pos = [], HEADER_SIZE_V2
     for length in lengths:
         pos = align(pos)
@@ -297,19 +331,24 @@ def section_layout_v2(channels: int, metadata_len: int, gaussians: int, record_b
     return sections
 
 
-def file_size_v2(width: int, height: int, channels: int, tile: int, gaussians: int, record_bits: int,
-                 metadata_len: int = 0) -> FileSize:
-    sections = section_layout_v2(channels, metadata_len, gaussians, record_bits,
-                                 tile_count(width, height, tile))
+def file_size_v2(
+    width: int, height: int, channels: int, tile: int, gaussians: int, record_bits: int, metadata_len: int = 0
+) -> FileSize:
+    sections = section_layout_v2(channels, metadata_len, gaussians, record_bits, tile_count(width, height, tile))
     total = sections[-1][0] + sections[-1][1] + CRC_SIZE
     rec, offs = sections[2][1], sections[3][1]
-    return FileSize(header_bytes=total - metadata_len - rec - offs, metadata_bytes=metadata_len,
-                    gaussian_bytes=rec, tile_offsets_bytes=offs, tile_indices_bytes=0,
-                    param_bits=gaussians * record_bits, texel_channels=width * height * channels)
+    return FileSize(
+        header_bytes=total - metadata_len - rec - offs,
+        metadata_bytes=metadata_len,
+        gaussian_bytes=rec,
+        tile_offsets_bytes=offs,
+        tile_indices_bytes=0,
+        param_bits=gaussians * record_bits,
+        texel_channels=width * height * channels,
+    )
 
 
-def gaussians_for_file(limit: int, width: int, height: int, channels: int, tile: int,
-                       record_bits: int) -> int:
+def gaussians_for_file(limit: int, width: int, height: int, channels: int, tile: int, record_bits: int) -> int:
     """The largest count whose version 2 file (less metadata) fits in `limit` bytes: exact,
     since nothing in a version 2 file depends on where the Gaussians are."""
     lo, hi = 0, MAX_GAUSSIANS
@@ -332,8 +371,10 @@ def reach_for(tile: int, max_scale_px: float | None) -> int:
         return MAX_REACH
     r = math.floor(3.0 * max_scale_px / tile) + 1
     if r > MAX_REACH:
-        raise IgsError(f"--max-scale {max_scale_px:g} needs a reach of {r} tiles of {tile} texels; "
-                       f"version 2 allows at most {MAX_REACH}: use a larger --tile or a smaller --max-scale")
+        raise IgsError(
+            f"--max-scale {max_scale_px:g} needs a reach of {r} tiles of {tile} texels; "
+            f"version 2 allows at most {MAX_REACH}: use a larger --tile or a smaller --max-scale"
+        )
     return r
 
 
@@ -350,9 +391,18 @@ def initial_radius(width: int, height: int, gaussians: int, max_scale_px: float 
     return 3.0 * (s if not max_scale_px else min(s, float(max_scale_px)))
 
 
-def plan_bake(width: int, height: int, channels: int, *, bppc: float | None = None,
-              kib: float | None = None, gaussians: int | None = None, version: int = 2,
-              tile: int | None = None, max_scale_px: float | None = None) -> tuple[int, int]:
+def plan_bake(
+    width: int,
+    height: int,
+    channels: int,
+    *,
+    bppc: float | None = None,
+    kib: float | None = None,
+    gaussians: int | None = None,
+    version: int = 2,
+    tile: int | None = None,
+    max_scale_px: float | None = None,
+) -> tuple[int, int]:
     """(Gaussian count, tile) of a bake: for bppc or kib, the most Gaussians whose whole file
     (less its metadata text) fits; version 2 exactly, version 1 with its index estimated from
     the initial radius (the written size is reported; it can land a little either side)."""
@@ -364,8 +414,9 @@ def plan_bake(width: int, height: int, channels: int, *, bppc: float | None = No
         return n, resolve_tile(tile, width, height, n)
     limit = budget_bytes(width, height, channels, bppc=bppc, kib=kib)
     if version == 1:
-        n = gaussians_for_bytes(limit, width, height, channels, tile or None,
-                                lambda k: initial_radius(width, height, k, max_scale_px))
+        n = gaussians_for_bytes(
+            limit, width, height, channels, tile or None, lambda k: initial_radius(width, height, k, max_scale_px)
+        )
         n = check_count(n, width, height, channels)
         return n, resolve_tile(tile, width, height, n)
     rb = record_bits_v2(width, height, channels)

@@ -26,6 +26,7 @@ material that gives kib replaces a bppc from [defaults]; device and backend are 
 Nothing here bakes or imports torch: the file is checked whole before any material is touched,
 so a typo in the last entry costs seconds, not the bakes before it.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -46,9 +47,9 @@ from .fit.settings import DEFAULT_STEPS
 # bakes.material.BakeOptions read them.
 DEFAULT_SEED = 0
 DEFAULT_K = 10
-DEFAULT_MAX_SCALE = 21.0        # px; 0 (None in BakeOptions) = no cap (docs/RESULTS.md, version 2)
-DEFAULT_FORMAT = 2              # .igs version written (docs/FORMAT-v2.md; 1: docs/FORMAT.md)
-DEFAULT_TILE = 0                # 0 (None in BakeOptions) = from the budget
+DEFAULT_MAX_SCALE = 21.0  # px; 0 (None in BakeOptions) = no cap (docs/RESULTS.md, version 2)
+DEFAULT_FORMAT = 2  # .igs version written (docs/FORMAT-v2.md; 1: docs/FORMAT.md)
+DEFAULT_TILE = 0  # 0 (None in BakeOptions) = from the budget
 DEFAULT_OUTPUT = "out"
 DEVICES = ("cpu", "cuda", "auto")
 BACKENDS = ("auto", "torch", "native", "cuda")
@@ -59,18 +60,26 @@ RENDERER_KEYS = ("device", "backend")
 # call. Measured on walnut_wood 512 px at 0.059 bppc (fit/settings.py): 600 steps reach
 # 35.68 dB, 2000 steps 35.75 dB, so 1000 is within a few hundredths of the plateau.
 PRESETS: dict[str, dict[str, object]] = {
-    "fast": {"steps": 300},             # previews and iteration: about a third of the default time
+    "fast": {"steps": 300},  # previews and iteration: about a third of the default time
     "default": {"steps": DEFAULT_STEPS},
-    "high": {"steps": 5000},            # the paper's full schedule (growth every 500 steps)
+    "high": {"steps": 5000},  # the paper's full schedule (growth every 500 steps)
 }
-PRESET_HELP = ("fast: 300 steps (previews, about a third of the time); default: "
-               f"{DEFAULT_STEPS} steps; high: 5000 steps (the paper's schedule, 5x the time, "
-               "last few hundredths of a dB)")
+PRESET_HELP = (
+    "fast: 300 steps (previews, about a third of the time); default: "
+    f"{DEFAULT_STEPS} steps; high: 5000 steps (the paper's schedule, 5x the time, "
+    "last few hundredths of a dB)"
+)
 
 # Built-in values, the bottom layer. The budget and renderer slots hold (key, value) pairs.
 BUILTIN: dict[str, object] = {
-    "budget": ("bppc", DEFAULT_BPPC), "steps": DEFAULT_STEPS, "seed": DEFAULT_SEED, "k": DEFAULT_K,
-    "max_scale": DEFAULT_MAX_SCALE, "tile": DEFAULT_TILE, "format": DEFAULT_FORMAT, "renderer": ("device", "cpu"),
+    "budget": ("bppc", DEFAULT_BPPC),
+    "steps": DEFAULT_STEPS,
+    "seed": DEFAULT_SEED,
+    "k": DEFAULT_K,
+    "max_scale": DEFAULT_MAX_SCALE,
+    "tile": DEFAULT_TILE,
+    "format": DEFAULT_FORMAT,
+    "renderer": ("device", "cpu"),
     "preset": "default",
 }
 
@@ -79,16 +88,16 @@ BUILTIN: dict[str, object] = {
 class BakeSettings:
     """Everything that decides a material's bake, after all layers are merged."""
 
-    budget_key: str                 # bppc | kib | gaussians
+    budget_key: str  # bppc | kib | gaussians
     budget: float | int
     steps: int
     seed: int
     k: int
-    max_scale: float                # 0: no cap
-    tile: int                       # 0: from the budget (budget.auto_tile)
-    format: int                     # .igs version written: 2 (default) or 1
-    renderer_key: str               # device | backend
-    renderer: str                   # cpu|cuda|auto, or auto|torch|native|cuda
+    max_scale: float  # 0: no cap
+    tile: int  # 0: from the budget (budget.auto_tile)
+    format: int  # .igs version written: 2 (default) or 1
+    renderer_key: str  # device | backend
+    renderer: str  # cpu|cuda|auto, or auto|torch|native|cuda
     preset: str
     # Where each value came from ("--steps", "pipeline.toml: [[material]] #2 'device'"), so a
     # problem found later (an unavailable device) names the line to fix.
@@ -100,11 +109,11 @@ class BakeSettings:
 
 @dataclass(frozen=True)
 class MaterialJob:
-    source: Path                    # as written in pipeline.toml, joined to its folder
+    source: Path  # as written in pipeline.toml, joined to its folder
     output_dir: Path
-    name: str | None                # None: the folder name
+    name: str | None  # None: the folder name
     settings: BakeSettings
-    origin: str                     # "[[material]] #2", for messages
+    origin: str  # "[[material]] #2", for messages
 
     @property
     def stem(self) -> str:
@@ -127,6 +136,7 @@ class Project:
 # --------------------------------------------------------------------------- value checks
 # Each check returns the value or raises _Bad with the "expected ..." half of the message;
 # the caller adds the file and key so every message has the same shape.
+
 
 class _Bad(Exception):
     pass
@@ -153,6 +163,7 @@ def _int(lo: int, hi: int | None = None):
         if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
             raise _Bad(f"expected {want}, got {_show(v)}")
         return v
+
     return check
 
 
@@ -164,6 +175,7 @@ def _number(lo: float, *, inclusive: bool):
         if not ok or (v < lo if inclusive else v <= lo):
             raise _Bad(f"expected {want}, got {_show(v)}")
         return float(v)
+
     return check
 
 
@@ -172,6 +184,7 @@ def _choice(choices):
         if not isinstance(v, str) or v not in choices:
             raise _Bad(f"expected one of {', '.join(map(json.dumps, choices))}, got {_show(v)}")
         return v
+
     return check
 
 
@@ -217,7 +230,7 @@ CHECKS = {
     "jobs": _int(1, 256),
     "path": _paths,
     "name": _base_name,
-    "threads": _int(1, 4096),   # igs-tex bake --threads only; not a pipeline.toml key
+    "threads": _int(1, 4096),  # igs-tex bake --threads only; not a pipeline.toml key
 }
 SETTING_KEYS = ("preset", *BUDGET_KEYS, "steps", "seed", "k", "max_scale", "tile", "format", *RENDERER_KEYS)
 DEFAULTS_KEYS = (*SETTING_KEYS, "output", "jobs")
@@ -234,6 +247,7 @@ def check_value(key: str, value, where: str):
 
 # --------------------------------------------------------------------------- layering
 
+
 def _layer(table: dict, origin) -> dict[str, tuple[object, str]]:
     """One level's checked keys -> slots of (value, origin(key)); its preset goes in first so
     the level's own keys beat it."""
@@ -245,8 +259,7 @@ def _layer(table: dict, origin) -> dict[str, tuple[object, str]]:
     for group, slot in ((BUDGET_KEYS, "budget"), (RENDERER_KEYS, "renderer")):
         given = [k for k in table if k in group]  # file order: blame the second one written
         if len(given) > 1:
-            raise IgsError(f"{origin(given[1])}: '{given[0]}' is set too; "
-                           f"give one of {', '.join(group)} per table")
+            raise IgsError(f"{origin(given[1])}: '{given[0]}' is set too; give one of {', '.join(group)} per table")
         if given:
             slots[slot] = ((given[0], table[given[0]]), origin(given[0]))
     for key in ("steps", "seed", "k", "max_scale", "tile", "format"):
@@ -266,23 +279,33 @@ def merge_settings(*layers: dict[str, tuple[object, str]]) -> BakeSettings:
     (budget_key, budget), _ = merged["budget"]
     (renderer_key, renderer), _ = merged["renderer"]
     return BakeSettings(
-        budget_key=budget_key, budget=budget, steps=merged["steps"][0], seed=merged["seed"][0],
-        k=merged["k"][0], max_scale=merged["max_scale"][0], tile=merged["tile"][0],
+        budget_key=budget_key,
+        budget=budget,
+        steps=merged["steps"][0],
+        seed=merged["seed"][0],
+        k=merged["k"][0],
+        max_scale=merged["max_scale"][0],
+        tile=merged["tile"][0],
         format=merged["format"][0],
         renderer_key=renderer_key,
-        renderer=renderer, preset=merged["preset"][0],
-        origins={k: origin for k, (_, origin) in merged.items()})
+        renderer=renderer,
+        preset=merged["preset"][0],
+        origins={k: origin for k, (_, origin) in merged.items()},
+    )
 
 
 def cli_layer(values: dict[str, object]) -> dict[str, tuple[object, str]]:
     """The command line as the top layer. values: setting key -> value (None: not given)."""
+
     def flag(key: str) -> str:
         return "-k/--topk" if key == "k" else "--" + key.replace("_", "-")
+
     given = {k: check_value(k, v, flag(k)) for k, v in values.items() if v is not None}
     return _layer(given, flag)
 
 
 # --------------------------------------------------------------------------- pipeline.toml
+
 
 def _check_table(table, allowed: tuple[str, ...], toml: str, where: str) -> dict:
     if not isinstance(table, dict):
@@ -293,8 +316,7 @@ def _check_table(table, allowed: tuple[str, ...], toml: str, where: str) -> dict
             near = difflib.get_close_matches(key, allowed, n=1)
             hint = f"did you mean '{near[0]}'? " if near else ""
             only = " ([defaults] only)" if key == "jobs" else ""
-            raise IgsError(f"{toml}: {where} '{key}': unknown key{only}; {hint}"
-                           f"known: {', '.join(allowed)}")
+            raise IgsError(f"{toml}: {where} '{key}': unknown key{only}; {hint}known: {', '.join(allowed)}")
         out[key] = check_value(key, value, f"{toml}: {where} '{key}'")
     return out
 
@@ -317,8 +339,9 @@ def _expand(pattern: str, base: Path, toml: str, where: str) -> list[Path]:
     return [joined]
 
 
-def load_project(toml_path: Path, cli: dict[str, object] | None = None,
-                 cli_output: Path | None = None, cli_jobs: int | None = None) -> Project:
+def load_project(
+    toml_path: Path, cli: dict[str, object] | None = None, cli_output: Path | None = None, cli_jobs: int | None = None
+) -> Project:
     """Read and check pipeline.toml whole; every problem is one IgsError line naming the key.
 
     cli: command-line settings (see cli_layer); cli_output / cli_jobs replace every output
@@ -350,8 +373,7 @@ def load_project(toml_path: Path, cli: dict[str, object] | None = None,
     if entries is None:
         raise IgsError(f"{toml}: no [[material]] entries; add at least one with a 'path'")
     if not isinstance(entries, list):
-        raise IgsError(f"{toml}: 'material': expected [[material]] entries (an array of tables), "
-                       f"got {_show(entries)}")
+        raise IgsError(f"{toml}: 'material': expected [[material]] entries (an array of tables), got {_show(entries)}")
     if not entries:
         raise IgsError(f"{toml}: no [[material]] entries; add at least one with a 'path'")
 
@@ -376,10 +398,15 @@ def load_project(toml_path: Path, cli: dict[str, object] | None = None,
                 # The same folder matched again (a glob, then one folder with overrides): the
                 # later entry wins. Two different folders into one file is a mistake.
                 if prev is not None and _key_path(prev.source) != _key_path(src):
-                    fix = ("-o puts every material in that folder; set 'name'" if cli_output is not None
-                           else "set 'name' or 'output'")
-                    raise IgsError(f"{toml}: {where} 'path': {src} and {prev.source} ({prev.origin}) "
-                                   f"would both write {job.igs_path}; {fix}")
+                    fix = (
+                        "-o puts every material in that folder; set 'name'"
+                        if cli_output is not None
+                        else "set 'name' or 'output'"
+                    )
+                    raise IgsError(
+                        f"{toml}: {where} 'path': {src} and {prev.source} ({prev.origin}) "
+                        f"would both write {job.igs_path}; {fix}"
+                    )
                 jobs_by_output[target] = job
 
     jobs = cli_jobs if cli_jobs is not None else defaults.get("jobs", 1)

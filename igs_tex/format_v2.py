@@ -1,6 +1,7 @@
 """The .igs container, version 2 (docs/FORMAT-v2.md): bit-packed records sorted by home tile and
 per-tile offsets instead of a tile index. The reference reader and writer; every other decoder
 is checked against it."""
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,7 @@ _F32_PI_BITS = 0x40490FDB
 _F32_MIN_NORMAL = float(np.finfo(np.float32).tiny)
 # colour_lo and colour_step are zero or at least this large, so that lo + q * step is never
 # subnormal (FORMAT-v2 "Channel table").
-COLOUR_TINY = 2.0 ** -102
+COLOUR_TINY = 2.0**-102
 
 
 def _pow2_f32(e: int) -> np.float32:
@@ -60,7 +61,7 @@ def pack_fields(values: list[np.ndarray], widths: list[int]) -> np.ndarray:
 def _bits_to_words(bits: np.ndarray) -> np.ndarray:
     nwords = ceil_div(bits.shape[0], 32)
     padded = np.zeros(nwords * 32, dtype=np.uint8)
-    padded[:bits.shape[0]] = bits
+    padded[: bits.shape[0]] = bits
     return np.packbits(padded, bitorder="little").view("<u4").astype(np.uint32)
 
 
@@ -100,8 +101,7 @@ class Layout:
 
     @property
     def widths(self) -> list[int]:
-        return [self.mean_bits, self.mean_bits, self.theta_bits, self.scale_bits, self.scale_bits,
-                *self.colour_bits]
+        return [self.mean_bits, self.mean_bits, self.theta_bits, self.scale_bits, self.scale_bits, *self.colour_bits]
 
     @property
     def record_bits(self) -> int:
@@ -127,9 +127,14 @@ class Layout:
 
 def default_layout(width: int, height: int, channels: int, colour_bits: int = 8) -> Layout:
     """What igs-tex writes (FORMAT-v2 "Encoding"); scale_exp_min is set per file from the fit."""
-    return Layout(mean_bits=budget.mean_bits(width, height), theta_bits=budget.THETA_BITS,
-                  scale_exp_bits=budget.SCALE_EXP_BITS, scale_mant_bits=budget.SCALE_MANT_BITS,
-                  scale_exp_min=0, colour_bits=(int(colour_bits),) * int(channels))
+    return Layout(
+        mean_bits=budget.mean_bits(width, height),
+        theta_bits=budget.THETA_BITS,
+        scale_exp_bits=budget.SCALE_EXP_BITS,
+        scale_mant_bits=budget.SCALE_MANT_BITS,
+        scale_exp_min=0,
+        colour_bits=(int(colour_bits),) * int(channels),
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -140,13 +145,15 @@ def minifloat(q: np.ndarray, layout: Layout) -> np.ndarray:
     q = np.asarray(q, dtype=np.uint32)
     e = (q >> np.uint32(layout.scale_mant_bits)).astype(np.int64)
     m = (q & np.uint32((1 << layout.scale_mant_bits) - 1)).astype(np.uint32)
-    bits = (((e + layout.scale_exp_min + 127).astype(np.uint32)) << np.uint32(23)) | \
-        (m << np.uint32(23 - layout.scale_mant_bits))
+    bits = (((e + layout.scale_exp_min + 127).astype(np.uint32)) << np.uint32(23)) | (
+        m << np.uint32(23 - layout.scale_mant_bits)
+    )
     return bits.astype(np.uint32).view(np.float32)
 
 
-def dequantize(codes: list[np.ndarray], layout: Layout, width: int, height: int,
-               colour_lo: np.ndarray, colour_step: np.ndarray) -> dict[str, np.ndarray]:
+def dequantize(
+    codes: list[np.ndarray], layout: Layout, width: int, height: int, colour_lo: np.ndarray, colour_step: np.ndarray
+) -> dict[str, np.ndarray]:
     qx, qy, qt, qa, qb, *qc = codes
     sx = np.float32(width) * _pow2_f32(-layout.mean_bits)
     sy = np.float32(height) * _pow2_f32(-layout.mean_bits)
@@ -210,7 +217,7 @@ def scale_codes(inv_scale: np.ndarray, layout: Layout, floor: float) -> np.ndarr
     a = np.asarray(inv_scale, dtype=np.float64)
     bm, top_e = layout.scale_mant_bits, (1 << layout.scale_exp_bits) - 1
     emin = layout.scale_exp_min
-    lo_val, hi_val = 2.0 ** emin, 2.0 ** (emin + top_e) * (2.0 - 2.0 ** -bm)
+    lo_val, hi_val = 2.0**emin, 2.0 ** (emin + top_e) * (2.0 - 2.0**-bm)
     a = np.clip(a, lo_val, hi_val)
     e = np.floor(np.log2(a)).astype(np.int64)
     mant = a / np.exp2(e.astype(np.float64)) - 1.0
@@ -244,7 +251,7 @@ def scale_exp_min_for(inv_scale: np.ndarray, layout: Layout, floor: float) -> in
     a = np.asarray(inv_scale, dtype=np.float64)
     # Inverse scales under the floor are raised to it, so the range need not start below it.
     lowest = max(float(a.min()) if a.size else floor, floor)
-    e = int(math.floor(math.log2(max(lowest, 2.0 ** -126))))
+    e = int(math.floor(math.log2(max(lowest, 2.0**-126))))
     return max(-126, min(e, 127 - ((1 << layout.scale_exp_bits) - 1)))
 
 
@@ -256,8 +263,9 @@ def home_tiles(means: np.ndarray, width: int, height: int, tile: int) -> np.ndar
     return hy * tx + hx
 
 
-def listed_pairs(means: np.ndarray, inv_scale: np.ndarray, width: int, height: int, tile: int,
-                 reach: int, home: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def listed_pairs(
+    means: np.ndarray, inv_scale: np.ndarray, width: int, height: int, tile: int, reach: int, home: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(tile, gaussian) pairs of the FORMAT-v2 listing rule, in f32, for the tiles within reach
     of each Gaussian's home tile; sorted by tile, then ascending Gaussian."""
     tiles_x, tiles_y = tile_grid(width, height, tile)
@@ -302,18 +310,19 @@ class IgsFileV2:
     eps: float
     reach: int
     channels: list[str]
-    value_range: np.ndarray   # float32 [C, 2]
+    value_range: np.ndarray  # float32 [C, 2]
     layout: Layout
-    colour_lo: np.ndarray     # float32 [C]
-    colour_step: np.ndarray   # float32 [C]
-    codes: list[np.ndarray]   # one uint32 [N] array per field, sorted by home tile
-    offsets: np.ndarray       # uint32 [tiles + 1]: records of home tile t are [offsets[t], offsets[t+1])
+    colour_lo: np.ndarray  # float32 [C]
+    colour_step: np.ndarray  # float32 [C]
+    codes: list[np.ndarray]  # one uint32 [N] array per field, sorted by home tile
+    offsets: np.ndarray  # uint32 [tiles + 1]: records of home tile t are [offsets[t], offsets[t+1])
     metadata: dict = field(default_factory=dict)
     version: int = VERSION
 
     def __post_init__(self) -> None:
         self.width, self.height, self.tile, self.k, self.reach = (
-            int(v) for v in (self.width, self.height, self.tile, self.k, self.reach))
+            int(v) for v in (self.width, self.height, self.tile, self.k, self.reach)
+        )
         with np.errstate(over="ignore"):
             self.eps = float(np.float32(self.eps))
         self.channels = list(self.channels)
@@ -380,15 +389,21 @@ class IgsFileV2:
         if not self.metadata:
             return b""
         try:
-            text = json.dumps(self.metadata, ensure_ascii=False, sort_keys=True,
-                              separators=(",", ":"), allow_nan=False)
+            text = json.dumps(self.metadata, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise IgsError(f"metadata cannot be stored as JSON: {exc}") from None
         return text.encode("utf-8")
 
     def file_size(self) -> budget.FileSize:
-        return budget.file_size_v2(self.width, self.height, self.channel_count, self.tile,
-                                   self.gaussian_count, self.layout.record_bits, len(self._metadata_bytes()))
+        return budget.file_size_v2(
+            self.width,
+            self.height,
+            self.channel_count,
+            self.tile,
+            self.gaussian_count,
+            self.layout.record_bits,
+            len(self._metadata_bytes()),
+        )
 
     def size_report(self) -> dict:
         return self.file_size().report()
@@ -398,18 +413,40 @@ class IgsFileV2:
         n, c = self.gaussian_count, self.channel_count
         records = pack_fields(self.codes, self.layout.widths) if n else np.zeros(0, np.uint32)
         offsets = pack_fields([self.offsets], [self.offset_bits])
-        table = b"".join(CHANNEL.pack(_SEMANTIC_CODES[s], b, float(v[0]), float(v[1]), float(lo), float(st))
-                         for s, b, v, lo, st in zip(self.channels, self.layout.colour_bits, self.value_range,
-                                                    self.colour_lo, self.colour_step))
+        table = b"".join(
+            CHANNEL.pack(_SEMANTIC_CODES[s], b, float(v[0]), float(v[1]), float(lo), float(st))
+            for s, b, v, lo, st in zip(
+                self.channels, self.layout.colour_bits, self.value_range, self.colour_lo, self.colour_step
+            )
+        )
         sections = budget.section_layout_v2(c, len(meta), n, self.layout.record_bits, self.tile_count)
         payload = (table, meta, records.astype("<u4").tobytes(), offsets.astype("<u4").tobytes())
         for (off, length), data in zip(sections, payload):
             assert len(data) == length, (off, length, len(data))
         L = self.layout
-        header = HEADER.pack(MAGIC, VERSION, HEADER_SIZE, self.width, self.height, c, self.tile, self.k,
-                             self.reach, self.eps, n, self.tile_count, L.mean_bits, L.theta_bits,
-                             L.scale_exp_bits, L.scale_mant_bits, L.scale_exp_min, self.offset_bits,
-                             L.record_bits, 0, *[v for s in sections for v in s])
+        header = HEADER.pack(
+            MAGIC,
+            VERSION,
+            HEADER_SIZE,
+            self.width,
+            self.height,
+            c,
+            self.tile,
+            self.k,
+            self.reach,
+            self.eps,
+            n,
+            self.tile_count,
+            L.mean_bits,
+            L.theta_bits,
+            L.scale_exp_bits,
+            L.scale_mant_bits,
+            L.scale_exp_min,
+            self.offset_bits,
+            L.record_bits,
+            0,
+            *[v for s in sections for v in s],
+        )
         out = bytearray(header)
         for (off, _), data in zip(sections, payload):
             out.extend(b"\0" * (off - len(out)))
@@ -422,9 +459,22 @@ _SEMANTIC_CODES = SEMANTIC_CODES
 _SEMANTIC_NAMES = {v: k for k, v in _SEMANTIC_CODES.items()}
 
 
-def build_igs_v2(means, theta, inv_scale, colour, width: int, height: int, channels, value_range,
-                 metadata: dict | None = None, tile: int = 32, k: int = 10, eps: float = 1e-7,
-                 reach: int = 1, colour_bits: int | tuple[int, ...] = 8) -> IgsFileV2:
+def build_igs_v2(
+    means,
+    theta,
+    inv_scale,
+    colour,
+    width: int,
+    height: int,
+    channels,
+    value_range,
+    metadata: dict | None = None,
+    tile: int = 32,
+    k: int = 10,
+    eps: float = 1e-7,
+    reach: int = 1,
+    colour_bits: int | tuple[int, ...] = 8,
+) -> IgsFileV2:
     """Quantise a Gaussian set into version 2 records, sorted by home tile."""
     width, height, tile, k, reach = int(width), int(height), int(tile), int(k), int(reach)
     channels = list(channels)
@@ -446,8 +496,14 @@ def build_igs_v2(means, theta, inv_scale, colour, width: int, height: int, chann
     bits = (int(colour_bits),) * len(channels) if np.isscalar(colour_bits) else tuple(int(b) for b in colour_bits)
     floor = 3.0 / (reach * tile)
     base = default_layout(width, height, len(channels))
-    layout = Layout(base.mean_bits, base.theta_bits, base.scale_exp_bits, base.scale_mant_bits,
-                    scale_exp_min_for(inv_scale, base, floor), bits)
+    layout = Layout(
+        base.mean_bits,
+        base.theta_bits,
+        base.scale_exp_bits,
+        base.scale_mant_bits,
+        scale_exp_min_for(inv_scale, base, floor),
+        bits,
+    )
     layout.check()
     levels = 1 << layout.mean_bits
     qx = np.minimum(np.rint(np.clip(means[:, 0], 0, width) / width * levels), levels - 1).astype(np.uint32)
@@ -465,9 +521,22 @@ def build_igs_v2(means, theta, inv_scale, colour, width: int, height: int, chann
     tiles = budget.tile_count(width, height, tile)
     offsets = np.zeros(tiles + 1, dtype=np.uint32)
     np.cumsum(np.bincount(home, minlength=tiles), out=offsets[1:])
-    return IgsFileV2(width=width, height=height, tile=tile, k=k, eps=float(eps32), reach=reach,
-                     channels=channels, value_range=vrange, layout=layout, colour_lo=lo, colour_step=step,
-                     codes=codes, offsets=offsets, metadata=dict(metadata or {}))
+    return IgsFileV2(
+        width=width,
+        height=height,
+        tile=tile,
+        k=k,
+        eps=float(eps32),
+        reach=reach,
+        channels=channels,
+        value_range=vrange,
+        layout=layout,
+        colour_lo=lo,
+        colour_step=step,
+        codes=codes,
+        offsets=offsets,
+        metadata=dict(metadata or {}),
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -489,8 +558,29 @@ def _parse(data: bytes) -> IgsFileV2:
     size = len(data)
     if size < HEADER_SIZE + budget.CRC_SIZE:
         raise _Invalid(f"truncated: header and CRC need {HEADER_SIZE + budget.CRC_SIZE} bytes, file has {size}")
-    (magic, version, header_size, w, h, c, tile, k, reach, eps, n, tiles, p_bits, t_bits, e_bits, m_bits,
-     e_min, o_bits, rec_bits, flags, *secs) = HEADER.unpack_from(data, 0)
+    (
+        magic,
+        version,
+        header_size,
+        w,
+        h,
+        c,
+        tile,
+        k,
+        reach,
+        eps,
+        n,
+        tiles,
+        p_bits,
+        t_bits,
+        e_bits,
+        m_bits,
+        e_min,
+        o_bits,
+        rec_bits,
+        flags,
+        *secs,
+    ) = HEADER.unpack_from(data, 0)
     if magic != MAGIC:
         raise _Invalid(f"bad magic {magic!r}")
     if version != VERSION or header_size != HEADER_SIZE:
@@ -508,7 +598,7 @@ def _parse(data: bytes) -> IgsFileV2:
     if prev + budget.CRC_SIZE != size:
         raise _Invalid(f"file has {size} bytes but its sections and CRC end at {prev + budget.CRC_SIZE}")
     (stored,) = struct.unpack_from("<I", data, size - budget.CRC_SIZE)
-    if stored != zlib.crc32(memoryview(data)[:size - budget.CRC_SIZE]):
+    if stored != zlib.crc32(memoryview(data)[: size - budget.CRC_SIZE]):
         raise _Invalid("CRC mismatch (file corrupt)")
     if not (1 <= w <= MAX_SIDE and 1 <= h <= MAX_SIDE):
         raise _Invalid(f"image size {w}x{h} is outside 1..{MAX_SIDE}")
@@ -536,7 +626,7 @@ def _parse(data: bytes) -> IgsFileV2:
         raise _Invalid(f"channel table is {ct_len} bytes but {c} channels need {CHANNEL_ENTRY_SIZE * c}")
     entries = [CHANNEL.unpack_from(data, ct_off + CHANNEL_ENTRY_SIZE * i) for i in range(c)]
     for i in range(c):
-        if data[ct_off + CHANNEL_ENTRY_SIZE * i + 2:ct_off + CHANNEL_ENTRY_SIZE * i + 4] != b"\0\0":
+        if data[ct_off + CHANNEL_ENTRY_SIZE * i + 2 : ct_off + CHANNEL_ENTRY_SIZE * i + 4] != b"\0\0":
             raise _Invalid(f"channel {i}: reserved bytes are not zero")
     layout = Layout(p_bits, t_bits, e_bits, m_bits, e_min, tuple(e[1] for e in entries))
     try:
@@ -546,11 +636,15 @@ def _parse(data: bytes) -> IgsFileV2:
     if rec_bits != layout.record_bits:
         raise _Invalid(f"record bits {rec_bits}, but the field widths add up to {layout.record_bits}")
     if rc_len != 4 * ceil_div(n * rec_bits, 32):
-        raise _Invalid(f"records section is {rc_len} bytes but {n} records of {rec_bits} bits need "
-                       f"{4 * ceil_div(n * rec_bits, 32)}")
+        raise _Invalid(
+            f"records section is {rc_len} bytes but {n} records of {rec_bits} bits need "
+            f"{4 * ceil_div(n * rec_bits, 32)}"
+        )
     if to_len != 4 * ceil_div((tiles + 1) * o_bits, 32):
-        raise _Invalid(f"tile offsets section is {to_len} bytes but {tiles + 1} entries of {o_bits} bits "
-                       f"need {4 * ceil_div((tiles + 1) * o_bits, 32)}")
+        raise _Invalid(
+            f"tile offsets section is {to_len} bytes but {tiles + 1} entries of {o_bits} bits "
+            f"need {4 * ceil_div((tiles + 1) * o_bits, 32)}"
+        )
     channels, vrange, lo, step = [], [], [], []
     for i, (code, _bits, vlo, vhi, clo, cst) in enumerate(entries):
         if code not in _SEMANTIC_NAMES:
@@ -570,8 +664,10 @@ def _parse(data: bytes) -> IgsFileV2:
     metadata = {}
     if md_len:
         try:
-            metadata = json.loads(data[md_off:md_off + md_len].decode("utf-8"),
-                                  parse_constant=lambda s: (_ for _ in ()).throw(ValueError(s)))
+            metadata = json.loads(
+                data[md_off : md_off + md_len].decode("utf-8"),
+                parse_constant=lambda s: (_ for _ in ()).throw(ValueError(s)),
+            )
         except (UnicodeDecodeError, ValueError) as e:
             raise _Invalid(f"metadata is not strict UTF-8 JSON: {e}") from None
         if not isinstance(metadata, dict):
@@ -585,15 +681,30 @@ def _parse(data: bytes) -> IgsFileV2:
     (offsets,) = unpack_fields(off_words, tiles + 1, [o_bits])
     if offsets[0] != 0 or offsets[-1] != n or np.any(np.diff(offsets.astype(np.int64)) < 0):
         raise _Invalid("tile offsets must start at 0, end at N and never decrease")
-    igs = IgsFileV2(width=w, height=h, tile=tile, k=k, eps=eps, reach=reach, channels=channels,
-                    value_range=np.array(vrange, np.float32), layout=layout, colour_lo=np.array(lo, np.float32),
-                    colour_step=np.array(step, np.float32), codes=codes, offsets=offsets, metadata=metadata)
+    igs = IgsFileV2(
+        width=w,
+        height=h,
+        tile=tile,
+        k=k,
+        eps=eps,
+        reach=reach,
+        channels=channels,
+        value_range=np.array(vrange, np.float32),
+        layout=layout,
+        colour_lo=np.array(lo, np.float32),
+        colour_step=np.array(step, np.float32),
+        codes=codes,
+        offsets=offsets,
+        metadata=metadata,
+    )
     p = igs.params()
     am = np.minimum(p["inv_scale"][:, 0], p["inv_scale"][:, 1]).astype(np.float64)
     bad = np.nonzero(am * (reach * tile) <= 3.0)[0]
     if bad.size:
-        raise _Invalid(f"record {int(bad[0])}: radius 3 / {float(am[bad[0]])} is not below reach * tile = "
-                       f"{reach * tile} texels ({bad.size} records)")
+        raise _Invalid(
+            f"record {int(bad[0])}: radius 3 / {float(am[bad[0]])} is not below reach * tile = "
+            f"{reach * tile} texels ({bad.size} records)"
+        )
     home = home_tiles(p["means"], w, h, tile)
     stored_home = np.repeat(np.arange(tiles, dtype=np.int64), np.diff(offsets.astype(np.int64)))
     wrong = np.nonzero(home != stored_home)[0]

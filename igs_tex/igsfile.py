@@ -6,6 +6,7 @@ reference implementation. Where they disagree, fix one of them in the same chang
 Decoding is done in numpy float32 with exactly the operation order FORMAT.md prescribes, one
 IEEE-rounded multiply or add at a time, so that every conforming float32 decoder gets the same bits.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,11 +20,31 @@ import numpy as np
 
 from igs_tex import IgsError, budget
 from igs_tex.atomic import atomic_write_bytes
-from igs_tex.budget import (CHANNEL_ENTRY_SIZE, CRC_SIZE, HEADER_SIZE, MAX_CHANNELS, MAX_GAUSSIANS,  # noqa: F401
-                            MAX_GAUSSIANS_16BIT_INDEX, MAX_INDEX_COUNT, MAX_K, MAX_SIDE, MAX_TILE,
-                            SECTION_ALIGN, align, bits_per_gaussian, ceil_div, check_k, check_tile,
-                            file_size, index_bits_for, index_section_bytes, section_layout, tile_count,
-                            tile_grid, words_per_gaussian)
+from igs_tex.budget import (  # noqa: F401
+    CHANNEL_ENTRY_SIZE,
+    CRC_SIZE,
+    HEADER_SIZE,
+    MAX_CHANNELS,
+    MAX_GAUSSIANS,
+    MAX_GAUSSIANS_16BIT_INDEX,
+    MAX_INDEX_COUNT,
+    MAX_K,
+    MAX_SIDE,
+    MAX_TILE,
+    SECTION_ALIGN,
+    align,
+    bits_per_gaussian,
+    ceil_div,
+    check_k,
+    check_tile,
+    file_size,
+    index_bits_for,
+    index_section_bytes,
+    section_layout,
+    tile_count,
+    tile_grid,
+    words_per_gaussian,
+)
 from igs_tex.render.tiles import tile_lists_numpy
 
 MAGIC = b"IGSF"
@@ -52,13 +73,13 @@ _SEMANTIC_NAMES = {code: name for name, code in SEMANTIC_CODES.items()}
 
 # Decode constants, given to shaders as bit patterns so that no decimal parsing can move them.
 UNORM16_STEP = np.uint32(0x37800080).view(np.float32)  # float32(1 / 65535)
-THETA_STEP = np.uint32(0x38490FDB).view(np.float32)    # float32(pi) * 2^-16, exactly pi/65536 rounded
+THETA_STEP = np.uint32(0x38490FDB).view(np.float32)  # float32(pi) * 2^-16, exactly pi/65536 rounded
 
 # fp16 bit patterns of the positive normal finite numbers [2^-14, 65504]; subnormals are refused
 # because some GPU paths flush them to zero, which would make a Gaussian infinitely large.
 _FP16_MIN_NORMAL_BITS = 0x0400
 _FP16_MAX_FINITE_BITS = 0x7BFF
-_FP16_MIN_NORMAL = 2.0 ** -14
+_FP16_MIN_NORMAL = 2.0**-14
 _FP16_MAX = 65504.0
 
 # Minimum width of a colour range. Narrower spreads are flat for any texture purpose, and the floor
@@ -183,7 +204,7 @@ def quantize(means, theta, inv_scale, colour, width: int, height: int) -> tuple[
     halves[:, 3:5] = inv.view(np.uint16)
     lo = crange[:, 0].astype(np.float64)
     hi = crange[:, 1].astype(np.float64)
-    halves[:, 5:5 + c] = _unorm16((colour - lo) / (hi - lo))
+    halves[:, 5 : 5 + c] = _unorm16((colour - lo) / (hi - lo))
     words = halves[:, 0::2].astype(np.uint32) | (halves[:, 1::2].astype(np.uint32) << np.uint32(16))
     return words, crange
 
@@ -216,9 +237,13 @@ def dequantize(words, channel_count: int, width: int, height: int, colour_range)
     inv_scale = h[:, 3:5].copy().view(np.float16).astype(np.float32)
     lo = crange[:, 0]
     step = (crange[:, 1] - lo) * UNORM16_STEP
-    colour = lo + q[:, 5:5 + c] * step
-    return {"means": means, "theta": theta.astype(np.float32), "inv_scale": inv_scale,
-            "colour": colour.astype(np.float32)}
+    colour = lo + q[:, 5 : 5 + c] * step
+    return {
+        "means": means,
+        "theta": theta.astype(np.float32),
+        "inv_scale": inv_scale,
+        "colour": colour.astype(np.float32),
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -235,9 +260,9 @@ class IgsFile:
     k: int
     eps: float
     channels: list[str]
-    value_range: np.ndarray   # float32 [C, 2]: real = lo + v * (hi - lo)
+    value_range: np.ndarray  # float32 [C, 2]: real = lo + v * (hi - lo)
     colour_range: np.ndarray  # float32 [C, 2]: the unorm16 range of stored colours
-    words: np.ndarray         # uint32 [N, words_per_gaussian]
+    words: np.ndarray  # uint32 [N, words_per_gaussian]
     tile_offsets: np.ndarray  # uint32 [tiles + 1]
     tile_indices: np.ndarray  # uint32 [index count]
     metadata: dict = field(default_factory=dict)
@@ -292,23 +317,24 @@ class IgsFile:
             return NotImplemented
         scalars = ("width", "height", "tile", "k", "eps", "channels", "metadata")
         arrays = ("value_range", "colour_range", "words", "tile_offsets", "tile_indices")
-        return (all(getattr(self, s) == getattr(other, s) for s in scalars)
-                and all(getattr(self, a).shape == getattr(other, a).shape
-                        and np.array_equal(getattr(self, a), getattr(other, a)) for a in arrays))
+        return all(getattr(self, s) == getattr(other, s) for s in scalars) and all(
+            getattr(self, a).shape == getattr(other, a).shape and np.array_equal(getattr(self, a), getattr(other, a))
+            for a in arrays
+        )
 
     def _metadata_bytes(self) -> bytes:
         if not self.metadata:
             return b""
         try:
-            text = json.dumps(self.metadata, ensure_ascii=False, sort_keys=True,
-                              separators=(",", ":"), allow_nan=False)
+            text = json.dumps(self.metadata, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise IgsError(f"metadata cannot be stored as JSON: {exc}") from None
         return text.encode("utf-8")
 
     def _layout(self, metadata_len: int) -> list[tuple[int, int]]:
-        return section_layout(self.channel_count, metadata_len, self.gaussian_count, self.tile_count,
-                              int(self.tile_indices.shape[0]))
+        return section_layout(
+            self.channel_count, metadata_len, self.gaussian_count, self.tile_count, int(self.tile_indices.shape[0])
+        )
 
     def _check_writable(self) -> None:
         problems = []
@@ -345,12 +371,27 @@ class IgsFile:
         sections = self._layout(len(meta))
         n = self.gaussian_count
         header = _HEADER.pack(
-            MAGIC, VERSION, HEADER_SIZE, self.width, self.height, self.channel_count, self.tile,
-            self.k, self.index_bits, self.eps, n, self.tile_count, int(self.tile_indices.shape[0]),
-            self.words_per_gaussian, 0, *[v for s in sections for v in s])
+            MAGIC,
+            VERSION,
+            HEADER_SIZE,
+            self.width,
+            self.height,
+            self.channel_count,
+            self.tile,
+            self.k,
+            self.index_bits,
+            self.eps,
+            n,
+            self.tile_count,
+            int(self.tile_indices.shape[0]),
+            self.words_per_gaussian,
+            0,
+            *[v for s in sections for v in s],
+        )
         table = b"".join(
             _CHANNEL.pack(SEMANTIC_CODES[s], *self.value_range[i], *self.colour_range[i])
-            for i, s in enumerate(self.channels))
+            for i, s in enumerate(self.channels)
+        )
         if self.index_bits == 16:
             idx = self.tile_indices.astype(np.uint16)
             if not np.array_equal(idx, self.tile_indices):
@@ -360,8 +401,13 @@ class IgsFile:
             index_payload = idx.astype("<u2").tobytes()
         else:
             index_payload = self.tile_indices.astype("<u4").tobytes()
-        payloads = (table, meta, self.words.astype("<u4").tobytes(),
-                    self.tile_offsets.astype("<u4").tobytes(), index_payload)
+        payloads = (
+            table,
+            meta,
+            self.words.astype("<u4").tobytes(),
+            self.tile_offsets.astype("<u4").tobytes(),
+            index_payload,
+        )
         out = bytearray(header)
         for (offset, length), payload in zip(sections, payloads):
             assert len(payload) == length
@@ -386,16 +432,35 @@ class IgsFile:
 
     def file_size(self):
         """budget.FileSize of this file as it would be written."""
-        return file_size(self.width, self.height, self.channel_count, self.tile, self.gaussian_count,
-                         int(self.tile_indices.shape[0]), len(self._metadata_bytes()))
+        return file_size(
+            self.width,
+            self.height,
+            self.channel_count,
+            self.tile,
+            self.gaussian_count,
+            int(self.tile_indices.shape[0]),
+            len(self._metadata_bytes()),
+        )
 
 
 # ----------------------------------------------------------------------------------------------
 # Building
 
 
-def build_igs(means, theta, inv_scale, colour, width: int, height: int, channels, value_range,
-              metadata: dict | None = None, tile: int = 16, k: int = 10, eps: float = 1e-7) -> IgsFile:
+def build_igs(
+    means,
+    theta,
+    inv_scale,
+    colour,
+    width: int,
+    height: int,
+    channels,
+    value_range,
+    metadata: dict | None = None,
+    tile: int = 16,
+    k: int = 10,
+    eps: float = 1e-7,
+) -> IgsFile:
     """Quantise a Gaussian set and index it.
 
     The tile lists come from the dequantised parameters, because those are what every decoder
@@ -426,10 +491,20 @@ def build_igs(means, theta, inv_scale, colour, width: int, height: int, channels
     offsets, indices = tile_lists_numpy(p["means"], p["inv_scale"], height, width, tile)
     if indices.shape[0] > MAX_INDEX_COUNT:
         raise IgsError(f"tile lists hold {indices.shape[0]} entries, the format holds at most {MAX_INDEX_COUNT}")
-    return IgsFile(width=width, height=height, tile=tile, k=k, eps=float(eps32), channels=channels,
-                   value_range=vrange, colour_range=crange, words=words,
-                   tile_offsets=offsets.astype(np.uint32), tile_indices=indices.astype(np.uint32),
-                   metadata=dict(metadata or {}))
+    return IgsFile(
+        width=width,
+        height=height,
+        tile=tile,
+        k=k,
+        eps=float(eps32),
+        channels=channels,
+        value_range=vrange,
+        colour_range=crange,
+        words=words,
+        tile_offsets=offsets.astype(np.uint32),
+        tile_indices=indices.astype(np.uint32),
+        metadata=dict(metadata or {}),
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -448,8 +523,24 @@ def _parse(data: bytes) -> IgsFile:
     size = len(data)
     if size < HEADER_SIZE + CRC_SIZE:
         raise _Invalid(f"truncated: header and CRC need {HEADER_SIZE + CRC_SIZE} bytes but file has {size} bytes")
-    (magic, version, header_size, width, height, c, tile, k, index_bits, eps, n, tile_count,
-     index_count, wpg, flags, *table) = _HEADER.unpack_from(data, 0)
+    (
+        magic,
+        version,
+        header_size,
+        width,
+        height,
+        c,
+        tile,
+        k,
+        index_bits,
+        eps,
+        n,
+        tile_count,
+        index_count,
+        wpg,
+        flags,
+        *table,
+    ) = _HEADER.unpack_from(data, 0)
     if magic != MAGIC:
         raise _Invalid(f"not an .igs file: magic is {magic!r}, expected {MAGIC!r}")
     if version != VERSION:
@@ -464,9 +555,13 @@ def _parse(data: bytes) -> IgsFile:
         if offset % SECTION_ALIGN:
             raise _Invalid(f"{name} offset {offset} is not a multiple of {SECTION_ALIGN}")
         if offset < prev_end:
-            raise _Invalid(f"{name} (bytes {offset}..{offset + length}) overlaps the {prev_name}, which ends at byte {prev_end}")
+            raise _Invalid(
+                f"{name} (bytes {offset}..{offset + length}) overlaps the {prev_name}, which ends at byte {prev_end}"
+            )
         if offset > size:
-            raise _Invalid(f"truncated or corrupt: {name} starts at byte {offset}, beyond the end of the file ({size} bytes)")
+            raise _Invalid(
+                f"truncated or corrupt: {name} starts at byte {offset}, beyond the end of the file ({size} bytes)"
+            )
         end = offset + length
         if end + CRC_SIZE > size:
             raise _Invalid(f"truncated: {name} end at byte {end} (+{CRC_SIZE} bytes of CRC) but file has {size} bytes")
@@ -474,7 +569,7 @@ def _parse(data: bytes) -> IgsFile:
     if prev_end + CRC_SIZE != size:
         raise _Invalid(f"file has {size} bytes but its sections and CRC end at byte {prev_end + CRC_SIZE}")
     (stored_crc,) = struct.unpack_from("<I", data, size - CRC_SIZE)
-    actual_crc = zlib.crc32(memoryview(data)[:size - CRC_SIZE])
+    actual_crc = zlib.crc32(memoryview(data)[: size - CRC_SIZE])
     if stored_crc != actual_crc:
         raise _Invalid(f"CRC mismatch: stored {stored_crc:08x}, computed {actual_crc:08x} (file corrupt)")
 
@@ -496,7 +591,9 @@ def _parse(data: bytes) -> IgsFile:
         raise _Invalid(f"index bits {index_bits}, but {n} Gaussians require {index_bits_for(n)}")
     expected_tiles = budget.tile_count(width, height, tile)
     if tile_count != expected_tiles:
-        raise _Invalid(f"tile count {tile_count}, but a {width}x{height} image in {tile}-texel tiles has {expected_tiles}")
+        raise _Invalid(
+            f"tile count {tile_count}, but a {width}x{height} image in {tile}-texel tiles has {expected_tiles}"
+        )
     if index_count > MAX_INDEX_COUNT:
         raise _Invalid(f"index count {index_count} exceeds the limit {MAX_INDEX_COUNT}")
     if wpg != words_per_gaussian(c):
@@ -505,11 +602,21 @@ def _parse(data: bytes) -> IgsFile:
         raise _Invalid(f"flags {flags:#06x}: no flags are defined in version {VERSION}")
 
     # Section lengths against the counts (Python ints: no overflow whatever the header says).
-    need = (CHANNEL_ENTRY_SIZE * c, None, 4 * n * wpg, 4 * (tile_count + 1),
-            index_section_bytes(index_count, index_bits))
-    what = (f"{c} channels", None, f"{n} Gaussians of {wpg} words", f"{tile_count} tiles",
-            f"{index_count} indices of {index_bits} bits")
-    for name, (offset, length), want, why in zip(SECTION_NAMES, sections, need, what):
+    need = (
+        CHANNEL_ENTRY_SIZE * c,
+        None,
+        4 * n * wpg,
+        4 * (tile_count + 1),
+        index_section_bytes(index_count, index_bits),
+    )
+    what = (
+        f"{c} channels",
+        None,
+        f"{n} Gaussians of {wpg} words",
+        f"{tile_count} tiles",
+        f"{index_count} indices of {index_bits} bits",
+    )
+    for name, (_, length), want, why in zip(SECTION_NAMES, sections, need, what):
         if want is not None and length != want:
             raise _Invalid(f"{name} section is {length} bytes but {why} need {want}")
     (ct_off, _), (md_off, md_len), (gb_off, _), (to_off, _), (ti_off, ti_len) = sections
@@ -518,7 +625,7 @@ def _parse(data: bytes) -> IgsFile:
     channels, vrange, crange = [], np.empty((c, 2), np.float32), np.empty((c, 2), np.float32)
     for i in range(c):
         pos = ct_off + i * CHANNEL_ENTRY_SIZE
-        if data[pos + 1:pos + 4] != b"\0\0\0":
+        if data[pos + 1 : pos + 4] != b"\0\0\0":
             raise _Invalid(f"channel {i}: reserved bytes are not zero")
         code, vlo, vhi, clo, chi = _CHANNEL.unpack_from(data, pos)
         if code not in _SEMANTIC_NAMES:
@@ -543,13 +650,15 @@ def _parse(data: bytes) -> IgsFile:
     metadata: dict = {}
     if md_len:
         try:
-            text = data[md_off:md_off + md_len].decode("utf-8")
+            text = data[md_off : md_off + md_len].decode("utf-8")
         except UnicodeDecodeError as exc:
             raise _Invalid(f"metadata is not valid UTF-8 (byte {exc.start})") from None
         try:
             metadata = json.loads(text, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as exc:
-            raise _Invalid(f"metadata is not valid JSON: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+            raise _Invalid(
+                f"metadata is not valid JSON: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            ) from None
         if not isinstance(metadata, dict):
             raise _Invalid(f"metadata is JSON {type(metadata).__name__}, not an object")
 
@@ -563,9 +672,11 @@ def _parse(data: bytes) -> IgsFile:
     bad = (inv < _FP16_MIN_NORMAL_BITS) | (inv > _FP16_MAX_FINITE_BITS)
     if bad.any():
         g, axis = (int(v) for v in np.argwhere(bad)[0])
-        value = inv[g, axis:axis + 1].view(np.float16)[0]
-        raise _Invalid(f"gaussian {g}: inverse scale {'xy'[axis]} is {value} (fp16 {int(inv[g, axis]):#06x}); "
-                       "it must be a positive normal finite fp16")
+        value = inv[g, axis : axis + 1].view(np.float16)[0]
+        raise _Invalid(
+            f"gaussian {g}: inverse scale {'xy'[axis]} is {value} (fp16 {int(inv[g, axis]):#06x}); "
+            "it must be a positive normal finite fp16"
+        )
 
     # Tile lists.
     offsets = np.frombuffer(data, dtype="<u4", count=tile_count + 1, offset=to_off).astype(np.uint32)
@@ -596,12 +707,24 @@ def _parse(data: bytes) -> IgsFile:
         if not ascending.all():
             j = int(np.flatnonzero(~ascending)[0]) + 1
             t = int(np.searchsorted(offsets, j, side="right")) - 1
-            raise _Invalid(f"tile {t}: list is not strictly ascending at entry {j} "
-                           f"({int(indices[j - 1])} then {int(indices[j])})")
+            raise _Invalid(
+                f"tile {t}: list is not strictly ascending at entry {j} ({int(indices[j - 1])} then {int(indices[j])})"
+            )
 
-    return IgsFile(width=width, height=height, tile=tile, k=k, eps=float(eps), channels=channels,
-                   value_range=vrange, colour_range=crange, words=words, tile_offsets=offsets,
-                   tile_indices=indices, metadata=metadata)
+    return IgsFile(
+        width=width,
+        height=height,
+        tile=tile,
+        k=k,
+        eps=float(eps),
+        channels=channels,
+        value_range=vrange,
+        colour_range=crange,
+        words=words,
+        tile_offsets=offsets,
+        tile_indices=indices,
+        metadata=metadata,
+    )
 
 
 def from_bytes(data: bytes, name: str = "<bytes>"):
@@ -611,6 +734,7 @@ def from_bytes(data: bytes, name: str = "<bytes>"):
     try:
         if len(data) >= 6 and data[:4] == MAGIC and struct.unpack_from("<H", data, 4)[0] == 2:
             from . import format_v2
+
             try:
                 return format_v2._parse(data)
             except format_v2._Invalid as exc:
@@ -635,4 +759,3 @@ def read_igs(path):
 def write_igs(path, igs: IgsFile) -> None:
     """Write atomically (see atomic.py): readers never see a half-written file."""
     atomic_write_bytes(path, igs.to_bytes())
-

@@ -57,8 +57,10 @@ _EXTENSIONS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tga": "tga", ".
 # Image files that are recognised as such but not read; listed as skipped with this reason.
 _UNREAD_EXTENSIONS = {
     ".ktx2": "KTX2 maps are not read yet",
-    **{ext: f"{ext[1:].upper()} files are not read; use PNG, JPEG, TGA or EXR"
-       for ext in (".ktx", ".dds", ".tif", ".tiff", ".psd", ".webp", ".bmp", ".hdr", ".gif", ".avif")},
+    **{
+        ext: f"{ext[1:].upper()} files are not read; use PNG, JPEG, TGA or EXR"
+        for ext in (".ktx", ".dds", ".tif", ".tiff", ".psd", ".webp", ".bmp", ".hdr", ".gif", ".avif")
+    },
 }
 _SEPARATORS = re.compile(r"[_\-. ]+")
 _SAVE_FORMATS = ("auto", "png8", "png16", "exr")
@@ -107,7 +109,9 @@ class MapSource:
         if not isinstance(d["file"], str) or not d["file"]:
             raise IgsError("map metadata: 'file' must be a non-empty string")
         chans = d["channels"]
-        if not isinstance(chans, list) or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in chans):
+        if not isinstance(chans, list) or not all(
+            isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in chans
+        ):
             raise IgsError(f"map metadata: 'channels' must be a list of non-negative integers, got {chans!r}")
         if d["file_format"] not in ("png", "jpeg", "tga", "exr"):
             raise IgsError(f"map metadata: unknown file_format {d['file_format']!r}")
@@ -118,8 +122,9 @@ class MapSource:
         transform = d.get("transform", "")
         if transform not in TRANSFORMS:
             raise IgsError(f"map metadata: unknown transform {transform!r}")
-        return MapSource(d["kind"], d["file"], list(chans), int(d["bit_depth"]), d["file_format"],
-                         d["colour_space"], transform)
+        return MapSource(
+            d["kind"], d["file"], list(chans), int(d["bit_depth"]), d["file_format"], d["colour_space"], transform
+        )
 
 
 @dataclass
@@ -210,11 +215,19 @@ _GLOSS = "glossiness: roughness = 1 - gloss"
 # Keys are tokens joined without separators.
 _NAMES: dict[str, _Name] = {
     **_named("basecolor", ["basecolor", "basecolour", "albedo", "diffuse", "diff", "color", "colour", "d"]),
-    **_named("normal", ["normalgl", "norgl", "nrmgl", "ngl", "normalopengl", "noropengl", "nrmopengl",
-                        "nopengl"], note="OpenGL (+Y) normal"),
+    **_named(
+        "normal",
+        ["normalgl", "norgl", "nrmgl", "ngl", "normalopengl", "noropengl", "nrmopengl", "nopengl"],
+        note="OpenGL (+Y) normal",
+    ),
     **_named("normal", ["normal", "nor", "nrm", "n"], rank=1, note=_PLAIN_NORMAL),
-    **_named("normal", ["normaldx", "nordx", "nrmdx", "ndx", "normaldirectx", "nordirectx", "nrmdirectx",
-                        "ndirectx"], rank=2, transform="flip_green", note=_DX_NORMAL),
+    **_named(
+        "normal",
+        ["normaldx", "nordx", "nrmdx", "ndx", "normaldirectx", "nordirectx", "nrmdirectx", "ndirectx"],
+        rank=2,
+        transform="flip_green",
+        note=_DX_NORMAL,
+    ),
     **_named("ao", ["ao", "occlusion", "ambientocclusion"]),
     **_named("roughness", ["roughness", "rough", "r"]),
     **_named("roughness", ["gloss", "glossiness", "smoothness"], rank=1, transform="one_minus", note=_GLOSS),
@@ -241,8 +254,9 @@ _ERROR_LISTING = 12  # names shown by the "no recognised map" error
 
 def _classify(filename: str) -> _Name | None:
     tokens = [t for t in _SEPARATORS.split(Path(filename).stem.lower()) if t]
-    while tokens and (_SIZE_TOKEN.fullmatch(tokens[-1]) or tokens[-1] in _POWER_OF_TWO_SIZES
-                      or tokens[-1] in _FORMAT_TOKENS):
+    while tokens and (
+        _SIZE_TOKEN.fullmatch(tokens[-1]) or tokens[-1] in _POWER_OF_TWO_SIZES or tokens[-1] in _FORMAT_TOKENS
+    ):
         tokens.pop()
     for n in range(1, len(tokens) + 1):
         name = _NAMES.get("".join(tokens[-n:]))
@@ -343,8 +357,10 @@ def _override(folder: Path, key, value) -> MapAssignment:
         name = _Name("normal", note="used as stored: OpenGL (+Y)")  # normal, normal_gl, nor, n ...
     if name is None or name.skip:
         why = name.skip if name is not None else "unknown map kind"
-        raise IgsError(f"{folder}: maps: {key!r}: {why} (expected basecolor, normal, normal_gl, "
-                       "normal_dx, ao, roughness, gloss, metalness, orm, opacity or height)")
+        raise IgsError(
+            f"{folder}: maps: {key!r}: {why} (expected basecolor, normal, normal_gl, "
+            "normal_dx, ao, roughness, gloss, metalness, orm, opacity or height)"
+        )
     file = Path(value)
     if not file.is_absolute():
         file = folder / file
@@ -354,8 +370,9 @@ def _override(folder: Path, key, value) -> MapAssignment:
     if ext not in _EXTENSIONS:
         reason = _UNREAD_EXTENSIONS.get(ext, f"unsupported file type (expected {', '.join(sorted(_EXTENSIONS))})")
         raise IgsError(f"{file}: {reason} (maps[{key!r}])")
-    return MapAssignment(file, name.kind, _channel_labels(name.kind, asked_as), name.transform, name.note,
-                         explicit=True)
+    return MapAssignment(
+        file, name.kind, _channel_labels(name.kind, asked_as), name.transform, name.note, explicit=True
+    )
 
 
 def _no_map_error(folder: Path, entries: list[Path], skipped: list[SkippedMap]) -> IgsError:
@@ -371,9 +388,11 @@ def _no_map_error(folder: Path, entries: list[Path], skipped: list[SkippedMap]) 
         shown.append(f"and {len(entries) - _ERROR_LISTING} more")
     saw = ", ".join(shown) if shown else "nothing"
     exts = "/".join(e[1:] for e in _EXTENSIONS)
-    return IgsError(f"{folder}: no recognised map (saw {saw}; expected {exts} maps named like "
-                    "*_basecolor, *_diff_1k, *_Color, *_normal, *_nor_gl, *_NormalDX, *_roughness, "
-                    "*_metalness, *_ao, *_arm or *_ORM)")
+    return IgsError(
+        f"{folder}: no recognised map (saw {saw}; expected {exts} maps named like "
+        "*_basecolor, *_diff_1k, *_Color, *_normal, *_nor_gl, *_NormalDX, *_roughness, "
+        "*_metalness, *_ao, *_arm or *_ORM)"
+    )
 
 
 def discover_maps(path, maps: dict | None = None) -> tuple[list[MapAssignment], list[SkippedMap]]:
@@ -399,7 +418,9 @@ def discover_maps(path, maps: dict | None = None) -> tuple[list[MapAssignment], 
             raise IgsError(f"{path}: maps= needs a material folder, not a file")
         name, reason = _look(path)
         if name is None:
-            raise IgsError(f"{path}: not a material folder or a recognised map file" + (f" ({reason})" if reason else ""))
+            raise IgsError(
+                f"{path}: not a material folder or a recognised map file" + (f" ({reason})" if reason else "")
+            )
         return [MapAssignment(path, name.kind, _channel_labels(name.kind), name.transform, name.note)], []
     try:
         entries = sorted(path.iterdir(), key=lambda p: p.name)
@@ -412,8 +433,9 @@ def discover_maps(path, maps: dict | None = None) -> tuple[list[MapAssignment], 
         a = _override(path, key, value)
         for other in explicit:
             if set(_claims(a.kind)) & set(_claims(other.kind)) or a.path.resolve() == other.path.resolve():
-                raise IgsError(f"{path}: maps: {a.path.name} ({a.kind}) and {other.path.name} "
-                               f"({other.kind}) feed the same channel")
+                raise IgsError(
+                    f"{path}: maps: {a.path.name} ({a.kind}) and {other.path.name} ({other.kind}) feed the same channel"
+                )
         explicit.append(a)
     explicit_paths = {a.path.resolve() for a in explicit}
     explicit_claims = {c: a for a in explicit for c in _claims(a.kind)}
@@ -442,8 +464,7 @@ def discover_maps(path, maps: dict | None = None) -> tuple[list[MapAssignment], 
         rest = []
         for f, n in candidates:
             if n.kind in _ORM_CHANNELS:
-                skipped.append(SkippedMap(f, f"{n.kind} is also packed in {orm.name}, which is used",
-                                          packed_in=orm))
+                skipped.append(SkippedMap(f, f"{n.kind} is also packed in {orm.name}, which is used", packed_in=orm))
             else:
                 rest.append((f, n))
         candidates = rest
@@ -501,7 +522,9 @@ def _read_pil(path: Path, file_format: str) -> _Image:
             im.load()  # Pillow opens lazily; force decoding so truncation is caught here
             mode = im.mode
             if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
-                return _Image(np.asarray(im, dtype=np.uint16)[..., None].astype(np.float64) / 65535.0, 16, file_format, False)
+                return _Image(
+                    np.asarray(im, dtype=np.uint16)[..., None].astype(np.float64) / 65535.0, 16, file_format, False
+                )
             if mode in ("I", "F"):
                 raise IgsError(f"{path}: unsupported pixel mode {mode} (expected 8-bit grey or RGB)")
             if mode not in ("L", "LA", "RGB", "RGBA"):
@@ -667,8 +690,11 @@ def load_material(path, maps: dict | None = None) -> MaterialStack:
                 plane = np.clip((plane - float(lo)) / (float(hi) - float(lo)), 0.0, 1.0)
             data[..., ci] = plane
         srgb = a.kind == "basecolor" and not img.is_float
-        sources.append(MapSource(a.kind, file.name, chan_idx, img.bit_depth, img.file_format,
-                                 "srgb" if srgb else "linear", transform))
+        sources.append(
+            MapSource(
+                a.kind, file.name, chan_idx, img.bit_depth, img.file_format, "srgb" if srgb else "linear", transform
+            )
+        )
 
     for s in skipped:
         if s.packed_in is not None and s.packed_in in packed:
@@ -691,8 +717,9 @@ def _check_same_as_packed(s: SkippedMap, orm: np.ndarray) -> None:
         raise IgsError(f"{s.path}: {where}, at another size ({w}x{h}; ambiguous; remove one)")
     diff = float(np.abs(plane[..., 0] - ref).mean())
     if diff > _SAME_MAP_TOLERANCE:
-        raise IgsError(f"{s.path}: {where} ({'RGB'[slot]}) and differs from it by {diff:.3f} on "
-                       "average (ambiguous; remove one)")
+        raise IgsError(
+            f"{s.path}: {where} ({'RGB'[slot]}) and differs from it by {diff:.3f} on average (ambiguous; remove one)"
+        )
 
 
 def _float_range(plane: np.ndarray) -> tuple[np.float32, np.float32]:

@@ -3,6 +3,7 @@
 SSIM follows Wang et al. 2004: 11-tap Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03, data
 range 1, 'valid' windows only (no padding artefacts at the border), averaged over channels.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,7 +34,7 @@ class SsimAgainst:
     local means and variances are prepared once. The fitter's loss keeps one per fit, on the
     device it trains on."""
 
-    C1, C2 = 0.01 ** 2, 0.03 ** 2
+    C1, C2 = 0.01**2, 0.03**2
 
     def __init__(self, b: torch.Tensor):
         self.w = _window(b.dtype).to(b.device)
@@ -49,8 +50,9 @@ class SsimAgainst:
         mx = _blur(x, w)
         sxx = _blur(x * x, w) - mx * mx
         sxy = _blur(x * y, w) - mx * my
-        s = (((2 * mx * my + self.C1) * (2 * sxy + self.C2))
-             / ((mx * mx + my * my + self.C1) * (sxx + self.syy + self.C2)))
+        s = ((2 * mx * my + self.C1) * (2 * sxy + self.C2)) / (
+            (mx * mx + my * my + self.C1) * (sxx + self.syy + self.C2)
+        )
         return s[0]
 
 
@@ -110,7 +112,7 @@ def _as_chw(x) -> torch.Tensor:
 
 def _ssim_and_cs(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean SSIM and mean contrast-structure term, [C] each."""
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    c1, c2 = 0.01**2, 0.03**2
     mx, my = _blur(x, w), _blur(y, w)
     sxx = _blur(x * x, w) - mx * mx
     syy = _blur(y * y, w) - my * my
@@ -179,8 +181,9 @@ def flip(decoded, target, ppd: float = 67.0) -> float:
     test, ref = rgb(decoded), rgb(target)
     if test.shape != ref.shape:
         raise ValueError(f"flip: shapes differ {test.shape} vs {ref.shape}")
-    _, mean_error, _ = flip_evaluator.evaluate(ref, test, "LDR", inputsRGB=True, applyMagma=False,
-                                               computeMeanError=True, parameters={"ppd": float(ppd)})
+    _, mean_error, _ = flip_evaluator.evaluate(
+        ref, test, "LDR", inputsRGB=True, applyMagma=False, computeMeanError=True, parameters={"ppd": float(ppd)}
+    )
     return float(mean_error)
 
 

@@ -1,4 +1,5 @@
 """Small real bakes for the decoder tests: a crop of a sample material, few Gaussians, few steps."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,12 +7,13 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from igs_tex.igsfile import IgsFile, from_bytes
 from igs_tex.bakes.material import BakeOptions, bake_material
+from igs_tex.igsfile import IgsFile, from_bytes
 
 
-def bake_crop(src: Path, out: Path, box: tuple[int, int, int, int], gaussians: int, steps: int,
-              k: int = 10, backend: str = "auto") -> tuple[IgsFile, bytes]:
+def bake_crop(
+    src: Path, out: Path, box: tuple[int, int, int, int], gaussians: int, steps: int, k: int = 10, backend: str = "auto"
+) -> tuple[IgsFile, bytes]:
     """Bake the PNG maps of `src` cropped to box (left, top, right, bottom); returns the file as
     parsed by the reference reader and its bytes."""
     crop = out / src.name
@@ -22,9 +24,9 @@ def bake_crop(src: Path, out: Path, box: tuple[int, int, int, int], gaussians: i
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        summary = bake_material(crop, out / "baked",
-                                BakeOptions(gaussians=gaussians, steps=steps, k=k, backend=backend),
-                                progress=False)
+        summary = bake_material(
+            crop, out / "baked", BakeOptions(gaussians=gaussians, steps=steps, k=k, backend=backend), progress=False
+        )
     finally:
         torch.set_num_threads(threads)
     data = Path(summary["output"]).read_bytes()

@@ -1,4 +1,5 @@
 """A deliberately plain per-texel loop of the rendering contract (float64), for tests only."""
+
 from __future__ import annotations
 
 import math

@@ -1,6 +1,7 @@
 """Random scenes shared by the CPU and GPU test suites. No Pillow and no pytest fixtures here:
 tests/gpu/run_device_checks.sh runs tests/gpu without tests/conftest.py (--noconftest), on
 machines that may lack Pillow."""
+
 from __future__ import annotations
 
 
@@ -11,6 +12,7 @@ def params_on_texels(target, n, seed):
     import torch
 
     from igs_tex.render.params import GaussianParams
+
     H, W, _ = target.shape
     g = torch.Generator().manual_seed(seed)
     means = torch.rand(n, 2, generator=g, dtype=torch.float64) * torch.tensor([W, H], dtype=torch.float64)

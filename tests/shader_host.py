@@ -12,6 +12,7 @@ file's own dequantised parameters and tile lists (`reference_points`; a version 
 the listing rule's, as IgsFileV2.tile_offsets/tile_indices derive them), plus the decoders of
 igs_tex (Python, and the C++ one when it is built).
 """
+
 from __future__ import annotations
 
 import re
@@ -29,12 +30,12 @@ REPO = Path(__file__).resolve().parents[1]
 SHADERS = REPO / "shaders"
 
 # Kernel modes of the test kernels below (the `mode` word of the control buffer).
-MODE_SAMPLE = 0       # igsSample(uv, address)
+MODE_SAMPLE = 0  # igsSample(uv, address)
 MODE_SAMPLE_GRAD = 1  # igsSampleGrad(uv, ddx, ddy, address)
-MODE_TEXEL = 2        # igsSampleTexel(p): texel-space point, no addressing
-MODE_FOOTPRINT = 3    # igsSampleTexelFootprint(p, F): texel-space point and covariance
-MODE_PARAMS = 4       # the decoded parameters of Gaussian i, as f32 bits
-POINT_STRIDE = 8      # floats per input point: uv or p (2), ddx (2), ddy (2) or F (3), pad
+MODE_TEXEL = 2  # igsSampleTexel(p): texel-space point, no addressing
+MODE_FOOTPRINT = 3  # igsSampleTexelFootprint(p, F): texel-space point and covariance
+MODE_PARAMS = 4  # the decoded parameters of Gaussian i, as f32 bits
+POINT_STRIDE = 8  # floats per input point: uv or p (2), ddx (2), ddy (2) or F (3), pad
 
 # Binding numbers shared by both test kernels: the include's defaults 0..3 for the file sections.
 B_CONTROL, B_POINTS, B_OUT = 4, 5, 6
@@ -199,6 +200,7 @@ def hlsl_test_kernel() -> str:
 
 def gl_source(source: str, defines: dict | None = None) -> str:
     """GLSL for OpenGL: includes pasted in (GL has no include directive), defines after #version."""
+
     def expand(text: str, depth: int = 0) -> str:
         if depth > 8:
             raise RuntimeError("include nesting too deep")
@@ -228,11 +230,12 @@ def gl_source(source: str, defines: dict | None = None) -> str:
 class Sections:
     """The four uint buffers of a .igs file, each padded to a non-empty multiple of 16 bytes.
     Version 2 has no tile indices (a 16-byte dummy) and its records take the Gaussians' place."""
-    header: bytes      # bytes 0 .. the Gaussian buffer's (records') offset: header, channel table, metadata
-    gaussians: bytes   # version 1: the Gaussian buffer; version 2: the records
+
+    header: bytes  # bytes 0 .. the Gaussian buffer's (records') offset: header, channel table, metadata
+    gaussians: bytes  # version 1: the Gaussian buffer; version 2: the records
     offsets: bytes
     indices: bytes
-    whole: bytes       # the whole file, for IGS_ONE_BUFFER
+    whole: bytes  # the whole file, for IGS_ONE_BUFFER
 
     def as_list(self) -> list[bytes]:
         return [self.header, self.gaussians, self.offsets, self.indices]
@@ -256,9 +259,13 @@ def sections(data: bytes) -> Sections:
     else:
         words = struct.unpack_from("<21I", data, 0)
         g_off, g_len, o_off, o_len, i_off, i_len = words[15:21]
-    return Sections(header=_pad(data[:g_off]), gaussians=_pad(data[g_off:g_off + g_len]),
-                    offsets=_pad(data[o_off:o_off + o_len]), indices=_pad(data[i_off:i_off + i_len]),
-                    whole=_pad(data))
+    return Sections(
+        header=_pad(data[:g_off]),
+        gaussians=_pad(data[g_off : g_off + g_len]),
+        offsets=_pad(data[o_off : o_off + o_len]),
+        indices=_pad(data[i_off : i_off + i_len]),
+        whole=_pad(data),
+    )
 
 
 def point_buffer(a: np.ndarray, dx: np.ndarray | None = None, dy: np.ndarray | None = None) -> bytes:
@@ -268,10 +275,10 @@ def point_buffer(a: np.ndarray, dx: np.ndarray | None = None, dy: np.ndarray | N
     buf[:, 0:2] = a
     if dx is not None:
         dx = np.asarray(dx, dtype=np.float32)
-        buf[:, 2:2 + dx.shape[1]] = dx
+        buf[:, 2 : 2 + dx.shape[1]] = dx
     if dy is not None:
         dy = np.asarray(dy, dtype=np.float32)
-        buf[:, 4:4 + dy.shape[1]] = dy
+        buf[:, 4 : 4 + dy.shape[1]] = dy
     return buf.tobytes()
 
 
@@ -295,10 +302,13 @@ class GlRunner:
     def __init__(self):
         try:
             import moderngl
+
             self.ctx = moderngl.create_standalone_context(backend="egl", require=430)
         except Exception as exc:
-            raise RuntimeError(f"no OpenGL 4.3 context through EGL ({exc!r}): run "
-                               "tools/install_shader_deps.sh (moderngl, Mesa llvmpipe)") from exc
+            raise RuntimeError(
+                f"no OpenGL 4.3 context through EGL ({exc!r}): run "
+                "tools/install_shader_deps.sh (moderngl, Mesa llvmpipe)"
+            ) from exc
         self.renderer = self.ctx.info["GL_RENDERER"]
         self._cache: dict = {}
 
@@ -309,8 +319,16 @@ class GlRunner:
                 self._cache[key] = self.ctx.compute_shader(gl_source(source, defines))
         return self._cache[key]
 
-    def run(self, source: str, defines: dict | None, buffers: dict[int, bytes], out_binding: int,
-            out_size: int, groups: tuple[int, int, int], images: dict | None = None):
+    def run(
+        self,
+        source: str,
+        defines: dict | None,
+        buffers: dict[int, bytes],
+        out_binding: int,
+        out_size: int,
+        groups: tuple[int, int, int],
+        images: dict | None = None,
+    ):
         """Dispatch; returns the output buffer bytes and {binding: image bytes} for `images`
         ({binding: (width, height, 'f1' | 'f2')})."""
         prog = self.program(source, defines)
@@ -357,9 +375,9 @@ def mark_images_write_only(spirv: bytes) -> bytes:
     pos = 5
     while pos < len(words):
         count, op = words[pos] >> 16, words[pos] & 0xFFFF
-        if op == 71 and first_decorate is None:       # OpDecorate
+        if op == 71 and first_decorate is None:  # OpDecorate
             first_decorate = pos
-        elif op == 25 and words[pos + 7] == 2:         # OpTypeImage ... Sampled = 2 (storage)
+        elif op == 25 and words[pos + 7] == 2:  # OpTypeImage ... Sampled = 2 (storage)
             storage_images.add(words[pos + 1])
         elif op == 32 and words[pos + 3] in storage_images:  # OpTypePointer to one
             pointers.add(words[pos + 1])
@@ -370,7 +388,7 @@ def mark_images_write_only(spirv: bytes) -> bytes:
         return spirv
     extra = []
     for var in variables:
-        extra += [(3 << 16) | 71, var, 25]            # OpDecorate %var NonReadable
+        extra += [(3 << 16) | 71, var, 25]  # OpDecorate %var NonReadable
     at = first_decorate if first_decorate is not None else pos
     words[at:at] = extra
     return struct.pack(f"<{len(words)}I", *words)
@@ -394,8 +412,9 @@ class WgpuRunner:
             pass
         vulkan = [a for a in wgpu.gpu.enumerate_adapters_sync() if a.info.get("backend_type") == "Vulkan"]
         if not vulkan:
-            raise RuntimeError("wgpu found no Vulkan adapter: run tools/install_shader_deps.sh "
-                               "(mesa-vulkan-drivers provides lavapipe)")
+            raise RuntimeError(
+                "wgpu found no Vulkan adapter: run tools/install_shader_deps.sh (mesa-vulkan-drivers provides lavapipe)"
+            )
         self.adapter = vulkan[0]
         self.renderer = self.adapter.summary
         self.device = self.adapter.request_device_sync()
@@ -405,11 +424,19 @@ class WgpuRunner:
         if spirv not in self._cache:
             module = self.device.create_shader_module(label="igs", code=mark_images_write_only(spirv))
             self._cache[spirv] = self.device.create_compute_pipeline(
-                layout="auto", compute={"module": module, "entry_point": "main"})
+                layout="auto", compute={"module": module, "entry_point": "main"}
+            )
         return self._cache[spirv]
 
-    def run(self, spirv: bytes, buffers: dict[int, bytes], out_binding: int, out_size: int,
-            groups: tuple[int, int, int], images: dict | None = None):
+    def run(
+        self,
+        spirv: bytes,
+        buffers: dict[int, bytes],
+        out_binding: int,
+        out_size: int,
+        groups: tuple[int, int, int],
+        images: dict | None = None,
+    ):
         wgpu = self.wgpu
         pipe = self.pipeline(spirv)
         entries = []
@@ -418,14 +445,16 @@ class WgpuRunner:
             entries.append({"binding": binding, "resource": {"buffer": b, "offset": 0, "size": b.size}})
         out = None
         if out_size:
-            out = self.device.create_buffer(size=max(16, (out_size + 15) // 16 * 16),
-                                            usage=wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_SRC)
+            out = self.device.create_buffer(
+                size=max(16, (out_size + 15) // 16 * 16), usage=wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_SRC
+            )
             entries.append({"binding": out_binding, "resource": {"buffer": out, "offset": 0, "size": out.size}})
         texs = {}
         for binding, (w, h, dtype) in (images or {}).items():
             fmt = {"f1": wgpu.TextureFormat.rgba8unorm, "f2": wgpu.TextureFormat.rgba16float}[dtype]
-            t = self.device.create_texture(size=(w, h, 1), format=fmt,
-                                           usage=wgpu.TextureUsage.STORAGE_BINDING | wgpu.TextureUsage.COPY_SRC)
+            t = self.device.create_texture(
+                size=(w, h, 1), format=fmt, usage=wgpu.TextureUsage.STORAGE_BINDING | wgpu.TextureUsage.COPY_SRC
+            )
             texs[binding] = (t, w, h, 4 if dtype == "f1" else 8)
             entries.append({"binding": binding, "resource": t.create_view()})
         group = self.device.create_bind_group(layout=pipe.get_bind_group_layout(0), entries=entries)
@@ -439,9 +468,11 @@ class WgpuRunner:
         result = bytes(self.device.queue.read_buffer(out))[:out_size] if out is not None else b""
         img = {}
         for binding, (t, w, h, bpp) in texs.items():
-            raw = self.device.queue.read_texture({"texture": t, "origin": (0, 0, 0), "mip_level": 0},
-                                                 {"offset": 0, "bytes_per_row": w * bpp, "rows_per_image": h},
-                                                 (w, h, 1))
+            raw = self.device.queue.read_texture(
+                {"texture": t, "origin": (0, 0, 0), "mip_level": 0},
+                {"offset": 0, "bytes_per_row": w * bpp, "rows_per_image": h},
+                (w, h, 1),
+            )
             img[binding] = bytes(raw)
         return result, img
 
@@ -458,8 +489,7 @@ class Backend:
         self.runner = runner
         self.name = f"{lang} on {'OpenGL' if isinstance(runner, GlRunner) else 'Vulkan'}"
 
-    def _dispatch(self, source: str | Path, defines: dict | None, buffers, out_binding, out_size,
-                  groups, images=None):
+    def _dispatch(self, source: str | Path, defines: dict | None, buffers, out_binding, out_size, groups, images=None):
         if isinstance(self.runner, GlRunner):
             text = source.read_text() if isinstance(source, Path) else source
             return self.runner.run(text, defines, buffers, out_binding, out_size, groups, images)
@@ -475,8 +505,15 @@ class Backend:
             del bufs[3]  # a version-2-only shader declares no tile index binding
         return bufs
 
-    def decode(self, data: bytes, *, one_buffer: bool = False, real_units: bool = False,
-               images: str | None = None, defines: dict | None = None):
+    def decode(
+        self,
+        data: bytes,
+        *,
+        one_buffer: bool = False,
+        real_units: bool = False,
+        images: str | None = None,
+        defines: dict | None = None,
+    ):
         """Run igs_decode.comp.*: [H, W, C] float32, plus {'basecolor','normal','orm': [H, W, 4]}
         when `images` is 'rgba8' or 'rgba16f'."""
         w, h, c = _whc(data)
@@ -492,8 +529,9 @@ class Backend:
             d["IGS_IMAGE_FORMAT"] = images
             dtype = {"rgba8": "f1", "rgba16f": "f2"}[images]
             img_spec = {5: (w, h, dtype), 6: (w, h, dtype), 7: (w, h, dtype)}
-        out, imgs = self._dispatch(src, d, self._file_buffers(data, one_buffer, d), 4, w * h * c * 4,
-                                   ((w + 7) // 8, (h + 7) // 8, 1), img_spec)
+        out, imgs = self._dispatch(
+            src, d, self._file_buffers(data, one_buffer, d), 4, w * h * c * 4, ((w + 7) // 8, (h + 7) // 8, 1), img_spec
+        )
         stack = np.frombuffer(out, dtype=np.float32).reshape(h, w, c).copy()
         if not images:
             return stack
@@ -504,8 +542,19 @@ class Backend:
             named[name] = arr.astype(np.float32) / 255.0 if images == "rgba8" else arr.astype(np.float32)
         return stack, named
 
-    def points(self, data: bytes, mode: int, a: np.ndarray, dx=None, dy=None, *, address: int = 0,
-               F: np.ndarray | None = None, one_buffer: bool = False, defines: dict | None = None) -> np.ndarray:
+    def points(
+        self,
+        data: bytes,
+        mode: int,
+        a: np.ndarray,
+        dx=None,
+        dy=None,
+        *,
+        address: int = 0,
+        F: np.ndarray | None = None,
+        one_buffer: bool = False,
+        defines: dict | None = None,
+    ) -> np.ndarray:
         """The sampling entry points at many points: [P, C] float32."""
         _, _, c = _whc(data)
         a = np.asarray(a, dtype=np.float32).reshape(-1, 2)
@@ -573,8 +622,7 @@ def _listed(igs, p: np.ndarray):
     slot = np.arange(lmax)
     listed = slot[None, :] < count[:, None]
     idx = igs.tile_indices.astype(np.int64)
-    gid = np.where(listed, idx[np.minimum(start[:, None] + slot[None, :], max(idx.size - 1, 0))]
-                   if idx.size else 0, 0)
+    gid = np.where(listed, idx[np.minimum(start[:, None] + slot[None, :], max(idx.size - 1, 0))] if idx.size else 0, 0)
     return torch.from_numpy(gid), torch.from_numpy(listed)
 
 
@@ -596,8 +644,9 @@ def footprint_weight(p, means, theta, inv_scale, F, peak_scale: bool = True):
     return g
 
 
-def reference_points(igs, p: np.ndarray, F: np.ndarray | None = None, peak_scale: bool = True,
-                     k: int | None = None) -> np.ndarray:
+def reference_points(
+    igs, p: np.ndarray, F: np.ndarray | None = None, peak_scale: bool = True, k: int | None = None
+) -> np.ndarray:
     """The contract at texel-space points p [P, 2] (already addressed): the tile of floor(p), its
     stored list, top-K by G with ties to the lower index, normalised blend. Float32 with the torch
     reference's gaussian_weight; with a footprint F [P, 3], float64 and `footprint_weight`.
@@ -608,10 +657,10 @@ def reference_points(igs, p: np.ndarray, F: np.ndarray | None = None, peak_scale
     p = np.asarray(p, dtype=np.float32).reshape(-1, 2)
     gid, listed = _listed(igs, p)
     dtype = torch.float32 if F is None else torch.float64
-    means = torch.from_numpy(prm["means"]).to(dtype)[gid]          # [P, L, 2]
-    theta = torch.from_numpy(prm["theta"]).to(dtype)[gid]          # [P, L]
+    means = torch.from_numpy(prm["means"]).to(dtype)[gid]  # [P, L, 2]
+    theta = torch.from_numpy(prm["theta"]).to(dtype)[gid]  # [P, L]
     inv_scale = torch.from_numpy(prm["inv_scale"]).to(dtype)[gid]  # [P, L, 2]
-    colour = torch.from_numpy(prm["colour"]).to(dtype)[gid]        # [P, L, C]
+    colour = torch.from_numpy(prm["colour"]).to(dtype)[gid]  # [P, L, C]
     pt = torch.from_numpy(p).to(dtype)
     if F is None:
         g = gaussian_weight(pt[:, None, 0], pt[:, None, 1], means, theta, inv_scale)
@@ -636,10 +685,20 @@ def native_decode(igs) -> np.ndarray | None:
         return None
     mod = native._native
     prm = igs.params()
-    image, _ = mod.forward(prm["means"], prm["theta"], prm["inv_scale"], prm["colour"], igs.height,
-                           igs.width, igs.tile, igs.k, float(igs.eps),
-                           igs.tile_offsets.astype(np.int64), igs.tile_indices.astype(np.int32),
-                           fast=False)
+    image, _ = mod.forward(
+        prm["means"],
+        prm["theta"],
+        prm["inv_scale"],
+        prm["colour"],
+        igs.height,
+        igs.width,
+        igs.tile,
+        igs.k,
+        float(igs.eps),
+        igs.tile_offsets.astype(np.int64),
+        igs.tile_indices.astype(np.int32),
+        fast=False,
+    )
     return np.asarray(image, dtype=np.float32)
 
 
@@ -697,9 +756,15 @@ def per_texel_cost(igs) -> dict[str, float]:
         macs = 11 * scanned + 12 * listed + blend_macs
     w = texels / texels.sum()
     mean = lambda v: float((np.asarray(v, np.float64) * w).sum())  # noqa: E731
-    return {"scanned": mean(scanned), "listed": mean(listed), "reads": mean(reads), "macs": mean(macs),
-            "transcendentals": mean(3 * listed + 1), "max_scanned": float(np.max(scanned)),
-            "max_listed": float(np.max(listed))}
+    return {
+        "scanned": mean(scanned),
+        "listed": mean(listed),
+        "reads": mean(reads),
+        "macs": mean(macs),
+        "transcendentals": mean(3 * listed + 1),
+        "max_scanned": float(np.max(scanned)),
+        "max_listed": float(np.max(listed)),
+    }
 
 
 def box_mip(stack: np.ndarray, s: int) -> np.ndarray:
@@ -711,4 +776,3 @@ def box_mip(stack: np.ndarray, s: int) -> np.ndarray:
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
     return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
-

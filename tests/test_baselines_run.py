@@ -1,4 +1,5 @@
 """baselines/run.py: where a labelled run writes, and its one-line errors (exit 2)."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,9 @@ import run as baselines_run  # noqa: E402
 
 
 def script(*args):
-    return subprocess.run([sys.executable, str(REPO / "baselines" / "run.py"), *map(str, args)],
-                          capture_output=True, text=True, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, str(REPO / "baselines" / "run.py"), *map(str, args)], capture_output=True, text=True, cwd=REPO
+    )
 
 
 def test_label_picks_its_own_files_and_the_default_keeps_the_sample_set():
@@ -45,6 +47,7 @@ def test_missing_source_and_empty_results_are_one_line_errors(tmp_path):
 
 def test_markdown_names_the_json_folder_it_came_from():
     from igs_tex.report.comparison import Comparison
+
     files = sorted((REPO / "baselines" / "results").glob("*.json"))
     assert files, "the committed sample-set results are missing"
     comps = [Comparison.from_json(json.loads(f.read_text())) for f in files[:1]]
@@ -58,12 +61,14 @@ def test_equal_rate_verdicts_agree_with_the_layout_script_on_the_committed_resul
     import compact_params
 
     from igs_tex.report.comparison import Comparison, verdict
-    comps = [Comparison.from_json(json.loads(f.read_text()))
-             for f in sorted((REPO / "baselines" / "results").glob("*.json"))]
+
+    comps = [
+        Comparison.from_json(json.loads(f.read_text())) for f in sorted((REPO / "baselines" / "results").glob("*.json"))
+    ]
     points = baselines_run.judged_points(comps)
     assert len(points) == sum(len(c.igs_rows()) for c in comps) >= 16
     fell_back = 0
-    for c, rate, per, _, ok_equal in points:
+    for c, _rate, per, _, ok_equal in points:
         for codec, e in per.items():
             value, how = compact_params.baseline_at(c, codec, e["igs_bppc"])
             assert baselines_run.equal_rate_verdict(e) == verdict(e["igs"] - value)

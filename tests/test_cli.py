@@ -1,4 +1,5 @@
 """The igs-tex command line end to end on real (cropped) materials."""
+
 from __future__ import annotations
 
 import json
@@ -9,14 +10,14 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import MATERIALS, REPO, crop_material
 from PIL import Image
 
-from conftest import MATERIALS, REPO, crop_material
 from igs_tex.igsfile import read_igs
 from igs_tex.material import load_material
+from igs_tex.metrics import psnr
 from igs_tex.render.decode import decode_igs
 from igs_tex.render.native import native_available
-from igs_tex.metrics import psnr
 
 BAKE_FAST = ["--steps", "30", "--backend", "torch", "--gaussians", "64"]
 TINY = ["--steps", "5", "--gaussians", "32"]
@@ -25,8 +26,9 @@ ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os
 
 
 def run(*args, cwd=None, **kw):
-    return subprocess.run([sys.executable, "-m", "igs_tex.cli", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, env=ENV, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "igs_tex.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, env=ENV, **kw
+    )
 
 
 @pytest.fixture(scope="module")
@@ -114,11 +116,14 @@ def test_broken_map_exit_2(tmp_path):
     assert not (tmp_path / "out" / "broken.igs").exists()
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["bake", "/no/such/folder"], "/no/such/folder"),
-    (["decode", "/no/such/file.igs"], "/no/such/file.igs"),
-    (["inspect", "/no/such/file.igs"], "/no/such/file.igs"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["bake", "/no/such/folder"], "/no/such/folder"),
+        (["decode", "/no/such/file.igs"], "/no/such/file.igs"),
+        (["inspect", "/no/such/file.igs"], "/no/such/file.igs"),
+    ],
+)
 def test_missing_inputs(args, needle):
     _assert_one_line_error(run(*args), needle)
 
@@ -151,6 +156,7 @@ def test_no_command_prints_help():
 
 def test_albedo_only_jpeg_material_bakes_and_decodes(tmp_path):
     from conftest import MATERIALS
+
     src = tmp_path / "albedo_only"
     src.mkdir()
     Image.open(MATERIALS / "walnut_wood" / "basecolor.png").crop((0, 0, 64, 48)).save(src / "wood_albedo.jpg")
@@ -160,7 +166,7 @@ def test_albedo_only_jpeg_material_bakes_and_decodes(tmp_path):
     assert igs.channels == ["basecolor.r", "basecolor.g", "basecolor.b"] and (igs.width, igs.height) == (64, 48)
     d = run("decode", tmp_path / "out" / "albedo_only.igs", "-o", tmp_path / "dec")
     assert d.returncode == 0, d.stderr
-    assert [p.name for p in (tmp_path / "dec").iterdir()] == ["wood_albedo.png"]   # JPEG source -> PNG
+    assert [p.name for p in (tmp_path / "dec").iterdir()] == ["wood_albedo.png"]  # JPEG source -> PNG
 
 
 def test_tiny_budget_is_a_clear_error(tmp_path, small_walnut):
@@ -173,12 +179,18 @@ def test_openmp_threads_wait_passively_unless_the_user_says_otherwise():
     import os
     import subprocess
     import sys
+
     code = "import igs_tex, os; print(os.environ['OMP_WAIT_POLICY'])"
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "PASSIVE"
-    out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == "ACTIVE"
 
 
@@ -195,6 +207,7 @@ def test_tile_flag_overrides_the_budget_choice(baked, tmp_path):
 
 
 # --------------------------------------------------------------------------- robust CLI (issue 23)
+
 
 def _fit_lines(stderr: str) -> list[str]:
     return [ln for ln in stderr.splitlines() if ln.startswith("fit: ")]
@@ -219,8 +232,10 @@ def test_unwritable_output_is_one_line_before_the_fit(small_walnut, tmp_path, wh
     assert not _fit_lines(r.stderr)
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
-                    reason="root writes into read-only folders; the other cases above run as root")
+@pytest.mark.skipif(
+    hasattr(os, "geteuid") and os.geteuid() == 0,
+    reason="root writes into read-only folders; the other cases above run as root",
+)
 def test_read_only_output_folder_is_one_line_before_the_fit(small_walnut, tmp_path):
     ro = tmp_path / "ro"
     ro.mkdir()
@@ -259,13 +274,14 @@ def _project(root, entries: str):
 
 
 def test_project_materials_with_one_output_name_are_an_error_before_baking(tmp_path):
-    toml = _project(tmp_path, '[[material]]\npath = "a/wood"\noutput = "oa"\n'
-                              '[[material]]\npath = "b/wood"\noutput = "ob"\n')
+    toml = _project(
+        tmp_path, '[[material]]\npath = "a/wood"\noutput = "oa"\n[[material]]\npath = "b/wood"\noutput = "ob"\n'
+    )
     from igs_tex.config import load_project
-    assert len(load_project(toml).materials) == 2    # apart, they go to two folders
+
+    assert len(load_project(toml).materials) == 2  # apart, they go to two folders
     r = run("bake", "--config", toml, "-o", tmp_path / "all")
-    _assert_one_line_error(r, str(tmp_path / "a" / "wood"), str(tmp_path / "b" / "wood"),
-                           "would both write", "-o")
+    _assert_one_line_error(r, str(tmp_path / "a" / "wood"), str(tmp_path / "b" / "wood"), "would both write", "-o")
     assert not (tmp_path / "all").exists() and not (tmp_path / "oa").exists()
     # A file name is not a project's output.
     _assert_one_line_error(run("bake", "--config", toml, "-o", tmp_path / "x.igs"), "x.igs", "give a folder")
@@ -277,8 +293,11 @@ def _parse_with_node(path):
         if os.environ.get("CI") == "true":
             pytest.fail("node is not on PATH: the strict-JSON check must run in CI")
         pytest.skip("node is not on PATH")
-    return subprocess.run([node, "-e", "JSON.parse(require('fs').readFileSync(process.argv[1]))", str(path)],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [node, "-e", "JSON.parse(require('fs').readFileSync(process.argv[1]))", str(path)],
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_sidecar_is_strict_json_with_infinite_psnr_as_a_string(baked):
@@ -298,8 +317,12 @@ def test_sidecar_is_strict_json_with_infinite_psnr_as_a_string(baked):
 
 def test_json_text_refuses_non_finite_numbers():
     from igs_tex.atomic import json_text
-    assert json.loads(json_text({"a": np.float32(1.5), "b": np.arange(2), "c": np.int64(3)})) == \
-        {"a": 1.5, "b": [0, 1], "c": 3}
+
+    assert json.loads(json_text({"a": np.float32(1.5), "b": np.arange(2), "c": np.int64(3)})) == {
+        "a": 1.5,
+        "b": [0, 1],
+        "c": 3,
+    }
     for bad in (float("inf"), float("nan"), np.float32("inf"), np.array([1.0, np.nan])):
         with pytest.raises(ValueError):
             json_text({"x": bad})
@@ -318,12 +341,17 @@ def test_progress_bar_on_a_terminal(small_walnut, tmp_path):
     import pty
     import struct
     import termios
+
     master, slave = pty.openpty()
     # A terminal has a size (a fresh pty is 0x0, where tqdm draws nothing).
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
     try:
-        p = subprocess.Popen([sys.executable, "-m", "igs_tex.cli", "bake", str(small_walnut), "-o", str(tmp_path),
-                              *TINY], stdout=subprocess.PIPE, stderr=slave, env=ENV)
+        p = subprocess.Popen(
+            [sys.executable, "-m", "igs_tex.cli", "bake", str(small_walnut), "-o", str(tmp_path), *TINY],
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            env=ENV,
+        )
         os.close(slave)
         seen = b""
         while True:
@@ -338,8 +366,8 @@ def test_progress_bar_on_a_terminal(small_walnut, tmp_path):
     finally:
         os.close(master)
     text = seen.decode(errors="replace")
-    assert "fit:" in text and "\r" in text and "%|" in text, text   # a tqdm bar, redrawn in place
-    assert "steps (" not in text, text                                # and no plain lines
+    assert "fit:" in text and "\r" in text and "%|" in text, text  # a tqdm bar, redrawn in place
+    assert "steps (" not in text, text  # and no plain lines
 
 
 def test_quiet_prints_only_errors(small_walnut, tmp_path):
@@ -389,6 +417,7 @@ def test_threads_are_shared_among_workers(tmp_path):
 
 def test_exit_codes_are_documented_and_kept(small_walnut, tmp_path):
     from igs_tex.cli import EXIT_CODES
+
     help_text = run("--help").stdout
     assert "exit codes:" in help_text and "exit codes:" in run("bake", "--help").stdout
     readme = (REPO / "README.md").read_text()
@@ -397,12 +426,17 @@ def test_exit_codes_are_documented_and_kept(small_walnut, tmp_path):
         assert f"`{code}`" in readme, code
     # 1: a bug (an exception that is not bad input) shows its traceback; 130: Ctrl-C.
     for exc, code in (("RuntimeError('kaboom')", 1), ("KeyboardInterrupt()", 130)):
-        script = ("import sys, igs_tex.bakes.material as m\n"
-                  f"def boom(*a, **k):\n    raise {exc}\n"
-                  "m.bake_material = boom\n"
-                  "from igs_tex.cli import main\n"
-                  f"sys.exit(main(['bake', {str(small_walnut)!r}, '-o', {str(tmp_path)!r}]))\n")
+        script = (
+            "import sys, igs_tex.bakes.material as m\n"
+            f"def boom(*a, **k):\n    raise {exc}\n"
+            "m.bake_material = boom\n"
+            "from igs_tex.cli import main\n"
+            f"sys.exit(main(['bake', {str(small_walnut)!r}, '-o', {str(tmp_path)!r}]))\n"
+        )
         r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=ENV)
         assert r.returncode == code, (exc, r.returncode, r.stderr)
-        assert ("Traceback" in r.stderr and "kaboom" in r.stderr) if code == 1 else \
-            r.stderr.strip() == "igs-tex bake: interrupted"
+        assert (
+            ("Traceback" in r.stderr and "kaboom" in r.stderr)
+            if code == 1
+            else r.stderr.strip() == "igs-tex bake: interrupted"
+        )

@@ -5,6 +5,7 @@ texture2ddecoder 1.0.6 and astc-encoder-py 0.1.12 (astcenc thorough) and set abo
 below, so an encoder or packing regression fails loudly while an encoder update that moves
 quality by a few tenths does not.
 """
+
 from __future__ import annotations
 
 import base64
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import MATERIALS
 
 from igs_tex import IgsError
 from igs_tex.codecs import codec_versions, decode, encode, get_format
@@ -29,7 +31,6 @@ from igs_tex.codecs.packing import SCHEMES, Scheme, get_scheme, pack_material, u
 from igs_tex.material import load_material
 from igs_tex.metrics import normal_angular_error, psnr
 
-from conftest import MATERIALS
 CROP = 256
 
 
@@ -204,9 +205,18 @@ def _chain(fmt, w, h, n, srgb=False, seed=0):
 
 @pytest.mark.parametrize(
     "fmt,srgb,w,h,n",
-    [("bc1", True, 50, 37, 6), ("bc1", False, 16, 16, 5), ("bc4", False, 20, 12, 3), ("bc5", False, 33, 17, 2),
-     ("bc7", True, 64, 32, 7), ("bc7", False, 9, 5, 1), ("astc4x4", True, 24, 24, 3), ("astc6x6", False, 50, 37, 4),
-     ("astc12x12", True, 30, 13, 2), ("astc8x5", False, 17, 9, 2)],
+    [
+        ("bc1", True, 50, 37, 6),
+        ("bc1", False, 16, 16, 5),
+        ("bc4", False, 20, 12, 3),
+        ("bc5", False, 33, 17, 2),
+        ("bc7", True, 64, 32, 7),
+        ("bc7", False, 9, 5, 1),
+        ("astc4x4", True, 24, 24, 3),
+        ("astc6x6", False, 50, 37, 4),
+        ("astc12x12", True, 30, 13, 2),
+        ("astc8x5", False, 17, 9, 2),
+    ],
 )
 def test_ktx2_round_trip(tmp_path, fmt, srgb, w, h, n):
     levels = _chain(fmt, w, h, n, srgb)
@@ -315,21 +325,48 @@ def _corruptions():
 
 # What each damaged file must be rejected for (a fragment of the message).
 _REASONS = {
-    "empty": "truncated", "short_identifier": "truncated", "truncated_header": "truncated header",
-    "truncated_level_index": "truncated level index", "truncated_last_level": "outside the data area",
-    "bad_identifier": "identifier", "ktx1_identifier": "identifier", "vkformat_rgba8": "vkFormat 37",
-    "vkformat_undefined": "vkFormat 0", "vkformat_bc6h": "vkFormat 143", "type_size_4": "typeSize",
-    "zero_width": "pixelWidth is 0", "zero_height": "pixelHeight is 0", "huge_width": "needs",
-    "depth_3d": "3D", "array_layers": "array", "cube_faces": "cube", "too_many_levels": "levelCount 9",
-    "zstd_scheme": "supercompressionScheme", "dfd_offset_moved": "dfdByteOffset",
-    "dfd_beyond_file": "DFD of", "dfd_total_size_wrong": "DFD total size", "dfd_vendor": "vendor 1",
-    "dfd_version": "DFD version", "dfd_colour_model_bc1": "colour model", "dfd_transfer_linear_for_srgb": "transfer",
-    "dfd_block_8x8": "texel block", "dfd_bytes_plane": "bytesPlane", "dfd_sample_past_block": "sample 0",
-    "kvd_beyond_file": "key/value data", "kvd_entry_too_long": "key/value entry", "kvd_offset_wrong": "kvdByteOffset",
-    "sgd_present": "global data", "level_beyond_file": "outside the data area",
-    "level_offset_overflow": "outside the data area", "level_inside_header": "outside the data area",
-    "level_misaligned": "not a multiple", "level_wrong_length": "level 0 is", "level_uncompressed_length": "uncompressed",
-    "levels_overlap": "overlap", "level_count_grown": "dfdByteOffset", "level1_inside_level0": "overlap",
+    "empty": "truncated",
+    "short_identifier": "truncated",
+    "truncated_header": "truncated header",
+    "truncated_level_index": "truncated level index",
+    "truncated_last_level": "outside the data area",
+    "bad_identifier": "identifier",
+    "ktx1_identifier": "identifier",
+    "vkformat_rgba8": "vkFormat 37",
+    "vkformat_undefined": "vkFormat 0",
+    "vkformat_bc6h": "vkFormat 143",
+    "type_size_4": "typeSize",
+    "zero_width": "pixelWidth is 0",
+    "zero_height": "pixelHeight is 0",
+    "huge_width": "needs",
+    "depth_3d": "3D",
+    "array_layers": "array",
+    "cube_faces": "cube",
+    "too_many_levels": "levelCount 9",
+    "zstd_scheme": "supercompressionScheme",
+    "dfd_offset_moved": "dfdByteOffset",
+    "dfd_beyond_file": "DFD of",
+    "dfd_total_size_wrong": "DFD total size",
+    "dfd_vendor": "vendor 1",
+    "dfd_version": "DFD version",
+    "dfd_colour_model_bc1": "colour model",
+    "dfd_transfer_linear_for_srgb": "transfer",
+    "dfd_block_8x8": "texel block",
+    "dfd_bytes_plane": "bytesPlane",
+    "dfd_sample_past_block": "sample 0",
+    "kvd_beyond_file": "key/value data",
+    "kvd_entry_too_long": "key/value entry",
+    "kvd_offset_wrong": "kvdByteOffset",
+    "sgd_present": "global data",
+    "level_beyond_file": "outside the data area",
+    "level_offset_overflow": "outside the data area",
+    "level_inside_header": "outside the data area",
+    "level_misaligned": "not a multiple",
+    "level_wrong_length": "level 0 is",
+    "level_uncompressed_length": "uncompressed",
+    "levels_overlap": "overlap",
+    "level_count_grown": "dfdByteOffset",
+    "level1_inside_level0": "overlap",
 }
 
 
@@ -449,7 +486,10 @@ def _ktx_parse_module() -> str | None:
 def _run_ktx_parse(module: str, spec: dict) -> str:
     proc = subprocess.run(
         ["node", "--input-type=module", "-e", _NODE_SCRIPT],
-        input=json.dumps(spec), capture_output=True, text=True, timeout=60,
+        input=json.dumps(spec),
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**os.environ, "KTX_PARSE_MJS": module},
     )
     assert proc.returncode == 0, proc.stderr
@@ -460,10 +500,20 @@ def _ktx_parse_spec(levels, out) -> dict:
     info = levels[0].info
     model = 162 if info.is_astc else {"bc1": 128, "bc4": 131, "bc5": 132, "bc7": 134}[info.name]
     samples = [[0, 63, 0], [64, 63, 1]] if info.name == "bc5" else [[0, info.block_bytes * 8 - 1, 0]]
-    return {"mode": "write", "out": str(out), "vkFormat": info.vk_format(levels[0].srgb), "width": levels[0].width,
-            "height": levels[0].height, "levels": [e.data.hex() for e in levels], "model": model,
-            "transfer": 2 if levels[0].srgb else 1, "bw": info.block_w, "bh": info.block_h,
-            "blockBytes": info.block_bytes, "samples": samples}
+    return {
+        "mode": "write",
+        "out": str(out),
+        "vkFormat": info.vk_format(levels[0].srgb),
+        "width": levels[0].width,
+        "height": levels[0].height,
+        "levels": [e.data.hex() for e in levels],
+        "model": model,
+        "transfer": 2 if levels[0].srgb else 1,
+        "bw": info.block_w,
+        "bh": info.block_h,
+        "blockBytes": info.block_bytes,
+        "samples": samples,
+    }
 
 
 def _flat(fmt, w, h, colours, srgb):
@@ -513,7 +563,12 @@ def test_ktx2_interoperates_with_ktx_parse_live(tmp_path):
         info = get_format(fmt)
         assert seen["vkFormat"] == info.vk_format(srgb)
         assert (seen["pixelWidth"], seen["pixelHeight"], seen["pixelDepth"]) == (w, h, 0)
-        assert (seen["layerCount"], seen["faceCount"], seen["levelCount"], seen["supercompressionScheme"]) == (0, 1, n, 0)
+        assert (seen["layerCount"], seen["faceCount"], seen["levelCount"], seen["supercompressionScheme"]) == (
+            0,
+            1,
+            n,
+            0,
+        )
         assert seen["levels"] == [e.data.hex() for e in levels]
         assert seen["uncompressed"] == [len(e.data) for e in levels]
         assert seen["dfd"]["texelBlockDimension"] == [info.block_w - 1, info.block_h - 1, 0, 0]

@@ -1,22 +1,22 @@
 """Least-squares colours after training (fit/colour_solve.py) on real texels."""
+
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import pytest
+from conftest import MATERIALS
 
+from igs_tex import _native
+from igs_tex.bakes.material import BakeOptions, bake_material
 from igs_tex.fit import FitSettings, fit_stack
 from igs_tex.fit.colour_solve import selection_matrix, solve_colours
 from igs_tex.igsfile import read_igs
 from igs_tex.material import load_material
-from igs_tex.bakes.material import BakeOptions, bake_material
 from igs_tex.render.decode import decode_igs
 from igs_tex.render.native import native_available
 from igs_tex.render.tiles import build_tile_lists
-from igs_tex import _native
-
-from conftest import MATERIALS
 
 pytestmark = pytest.mark.skipif(not native_available(), reason="igs_tex._native is not built")
 
@@ -24,8 +24,9 @@ pytestmark = pytest.mark.skipif(not native_available(), reason="igs_tex._native 
 @pytest.fixture(scope="module")
 def fitted():
     target = np.ascontiguousarray(load_material(MATERIALS / "rock_cliff").data[200:240, 300:352])
-    params = fit_stack(target, FitSettings(gaussians=40, steps=80, backend="native", grow_every=10),
-                       progress=False).params
+    params = fit_stack(
+        target, FitSettings(gaussians=40, steps=80, backend="native", grow_every=10), progress=False
+    ).params
     m, th, a, c = (t.numpy() for t in (params.means, params.theta, params.inv_scale, params.colour))
     off, idx = build_tile_lists(params.means, params.inv_scale, 40, 52, 16)
     return target, m, th, a, c, off.numpy(), idx.numpy()
@@ -64,10 +65,12 @@ def test_solved_colours_are_the_least_squares_optimum(fitted):
 
 def test_bake_with_colour_solve_beats_bake_without(tmp_path):
     from conftest import crop_material
+
     src = crop_material(MATERIALS / "walnut_wood", tmp_path / "walnut", 64, 500, 300)
     with_solve = bake_material(src, tmp_path / "a", BakeOptions(gaussians=48, steps=60), progress=False)
-    without = bake_material(src, tmp_path / "b", BakeOptions(gaussians=48, steps=60, colour_solve=False),
-                            progress=False)
+    without = bake_material(
+        src, tmp_path / "b", BakeOptions(gaussians=48, steps=60, colour_solve=False), progress=False
+    )
     assert with_solve["metrics"]["all"]["psnr"] > without["metrics"]["all"]["psnr"] + 0.05
     # The stored colours are the solved ones and decode to the reported quality.
     igs = read_igs(tmp_path / "a" / "walnut.igs")

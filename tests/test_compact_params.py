@@ -1,5 +1,6 @@
 """baselines/compact_params.py: the bit counts of the layouts it simulates, and that its rounding
 costs next to nothing on a real bake (the premise of the measurement)."""
+
 from __future__ import annotations
 
 import math
@@ -8,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from baking import bake_crop
 from conftest import MATERIALS
+
 from igs_tex.igsfile import build_igs
 from igs_tex.material import load_material
-from igs_tex.render.decode import decode_stack
 from igs_tex.metrics import psnr
+from igs_tex.render.decode import decode_stack
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "baselines"))
@@ -63,8 +64,18 @@ def test_compact_rounding_is_within_its_grid_and_costs_little_on_a_real_bake(rea
     assert np.abs(np.log(s2 / np.clip(s, *cp.INV_SCALE_RANGE))).max() <= 0.5 * (hi - lo) / 255 + 1e-9
     colour = cp.colours_8bit(np.asarray(p["colour"], dtype=np.float64))
     assert all(len(np.unique(colour[:, c])) <= 256 for c in range(colour.shape[1]))
-    lean = build_igs(*(x.astype(np.float32) for x in (m2, t2, s2)), colour.astype(np.float32), w, h,
-                     igs.channels, igs.value_range, {}, tile=igs.tile, k=igs.k, eps=igs.eps)
+    lean = build_igs(
+        *(x.astype(np.float32) for x in (m2, t2, s2)),
+        colour.astype(np.float32),
+        w,
+        h,
+        igs.channels,
+        igs.value_range,
+        {},
+        tile=igs.tile,
+        k=igs.k,
+        eps=igs.eps,
+    )
     full_db, lean_db = psnr(decode_stack(igs), target), psnr(decode_stack(lean), target)
     # Measured 32.576 dB with 16 bits, 32.581 with the compact rounding: the dropped bits
     # carry no precision a texel shows.
@@ -76,6 +87,7 @@ def test_baselines_below_their_lowest_rate_are_taken_at_the_next_up_point():
     import json
 
     from igs_tex.report.comparison import Comparison
+
     c = Comparison.from_json(json.loads((REPO / "baselines" / "results" / "pipes_trak.json").read_text()))
     bc1 = c.codec_rows("bc1")
     lowest = bc1[0]
@@ -84,12 +96,14 @@ def test_baselines_below_their_lowest_rate_are_taken_at_the_next_up_point():
     mid = (bc1[0]["bppc"] * bc1[1]["bppc"]) ** 0.5  # halfway in log(rate)
     value, how = cp.baseline_at(c, "bc1", mid)
     assert how == "" and value == pytest.approx(
-        0.5 * (bc1[0]["metrics"]["all"]["psnr"] + bc1[1]["metrics"]["all"]["psnr"]))
+        0.5 * (bc1[0]["metrics"]["all"]["psnr"] + bc1[1]["metrics"]["all"]["psnr"])
+    )
     assert cp.baseline_at(c, "bc1", bc1[-1]["bppc"] * 2) == (None, "")
 
 
 def test_file_size_with_records_replaced_matches_the_real_file_for_its_own_records(real_bake):
     from igs_tex.igsfile import words_per_gaussian
+
     igs, _ = real_bake
     own = 32 * words_per_gaussian(igs.channel_count)
     assert cp.file_bits_with_records(igs, own) == 8 * len(igs.to_bytes())

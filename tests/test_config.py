@@ -1,5 +1,6 @@
 """Project bakes: pipeline.toml parsing and validation, presets, up-to-date stamps, worker
 processes and --device. Bakes use 32 px crops, 40 Gaussians and 20 steps."""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,23 +10,24 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import MATERIALS, REPO, crop_material
 from PIL import Image
 
-from conftest import MATERIALS, REPO, crop_material
 from igs_tex import IgsError
 from igs_tex.bakes import project as project_mod
-from igs_tex.config import PRESETS, cli_layer, load_project, merge_settings
 from igs_tex.bakes.project import bake_all, exit_status, resolve_backend, stamp_key
+from igs_tex.config import PRESETS, cli_layer, load_project, merge_settings
 from igs_tex.render.cuda import cuda_available, cuda_unavailable_reason
 from igs_tex.render.native import native_available
 
-TINY = 'gaussians = 40\nsteps = 20\n'
+TINY = "gaussians = 40\nsteps = 20\n"
 CPU_BACKEND = "native" if native_available() else "torch"
 
 
 def run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "igs_tex.cli", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "igs_tex.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd
+    )
 
 
 def one_line_error(r, *needles, code=2):
@@ -53,6 +55,7 @@ def proj(tmp_path) -> Path:
 
 # --------------------------------------------------------------------------- parsing
 
+
 def test_example_pipeline_toml_at_repo_root_is_valid():
     p = load_project(REPO / "pipeline.toml")
     assert {m.source.name for m in p.materials} == {"walnut_wood", "rock_cliff", "boombox_atlas", "pipes_trak"}
@@ -62,7 +65,9 @@ def test_example_pipeline_toml_at_repo_root_is_valid():
 
 
 def test_defaults_materials_and_overrides(proj):
-    t = write(proj / "pipeline.toml", """
+    t = write(
+        proj / "pipeline.toml",
+        """
 [defaults]
 bppc = 0.1
 steps = 500
@@ -84,13 +89,21 @@ name = "hero_wood"
 kib = 6.5
 steps = 700
 backend = "torch"
-""")
+""",
+    )
     p = load_project(t)
     assert p.jobs == 3 and p.path == t
     by_out = {m.igs_path: m for m in p.materials}
     assert set(by_out) == {proj / "baked" / "rock.igs", proj / "baked" / "wood.igs", proj / "hero" / "hero_wood.igs"}
     rock = by_out[proj / "baked" / "rock.igs"].settings
-    assert (rock.budget_key, rock.budget, rock.steps, rock.seed, rock.k, rock.max_scale) == ("bppc", 0.1, 500, 3, 8, 0.0)
+    assert (rock.budget_key, rock.budget, rock.steps, rock.seed, rock.k, rock.max_scale) == (
+        "bppc",
+        0.1,
+        500,
+        3,
+        8,
+        0.0,
+    )
     assert (rock.renderer_key, rock.renderer, rock.tile) == ("device", "auto", 8)
     hero = by_out[proj / "hero" / "hero_wood.igs"]
     assert hero.settings.budget_kwargs() == {"bppc": None, "kib": 6.5, "gaussians": None}
@@ -123,40 +136,53 @@ def test_glob_matches_folders_only(proj):
 
 
 def test_later_entry_for_the_same_folder_wins(proj):
-    p = load_project(write(proj / "pipeline.toml", """
+    p = load_project(
+        write(
+            proj / "pipeline.toml",
+            """
 [[material]]
 path = "mats/*"
 [[material]]
 path = "mats/wood"
 steps = 77
-"""))
+""",
+        )
+    )
     steps = {m.source.name: m.settings.steps for m in p.materials}
     assert steps == {"rock": 1000, "wood": 77}
 
 
 def test_same_folder_into_two_outputs_is_two_bakes(proj):
-    p = load_project(write(proj / "pipeline.toml", """
+    p = load_project(
+        write(
+            proj / "pipeline.toml",
+            """
 [[material]]
 path = "mats/wood"
 [[material]]
 path = "mats/wood"
 output = "small"
 kib = 2
-"""))
+""",
+        )
+    )
     assert [m.igs_path for m in p.materials] == [proj / "out" / "wood.igs", proj / "small" / "wood.igs"]
 
 
 # Presets fill in values at their own level; explicit keys there and every later level win.
-@pytest.mark.parametrize("defaults,material,cli,steps", [
-    ({}, {}, {}, 1000),
-    ({"preset": '"fast"'}, {}, {}, PRESETS["fast"]["steps"]),
-    ({"preset": '"high"'}, {}, {}, PRESETS["high"]["steps"]),
-    ({"preset": '"fast"', "steps": "400"}, {}, {}, 400),                    # key beats its own preset
-    ({"steps": "400"}, {"preset": '"high"'}, {}, 5000),                     # material preset beats defaults
-    ({"preset": '"high"'}, {"preset": '"fast"', "steps": "60"}, {}, 60),
-    ({"preset": '"high"'}, {}, {"preset": "fast"}, 300),                    # command line beats the file
-    ({"steps": "400"}, {"preset": '"high"'}, {"steps": 9}, 9),
-])
+@pytest.mark.parametrize(
+    "defaults,material,cli,steps",
+    [
+        ({}, {}, {}, 1000),
+        ({"preset": '"fast"'}, {}, {}, PRESETS["fast"]["steps"]),
+        ({"preset": '"high"'}, {}, {}, PRESETS["high"]["steps"]),
+        ({"preset": '"fast"', "steps": "400"}, {}, {}, 400),  # key beats its own preset
+        ({"steps": "400"}, {"preset": '"high"'}, {}, 5000),  # material preset beats defaults
+        ({"preset": '"high"'}, {"preset": '"fast"', "steps": "60"}, {}, 60),
+        ({"preset": '"high"'}, {}, {"preset": "fast"}, 300),  # command line beats the file
+        ({"steps": "400"}, {"preset": '"high"'}, {"steps": 9}, 9),
+    ],
+)
 def test_preset_precedence(proj, defaults, material, cli, steps):
     d = "".join(f"{k} = {v}\n" for k, v in defaults.items())
     m = "".join(f"{k} = {v}\n" for k, v in material.items())
@@ -173,7 +199,9 @@ def test_every_preset_is_documented_and_valid():
 
 
 def test_budget_and_renderer_are_single_slots(proj):
-    t = write(proj / "pipeline.toml", """
+    t = write(
+        proj / "pipeline.toml",
+        """
 [defaults]
 bppc = 0.2
 backend = "torch"
@@ -181,7 +209,8 @@ backend = "torch"
 path = "mats/wood"
 gaussians = 100
 device = "cpu"
-""")
+""",
+    )
     (m,) = load_project(t).materials
     assert m.settings.budget_kwargs() == {"bppc": None, "kib": None, "gaussians": 100}
     assert (m.settings.renderer_key, m.settings.renderer) == ("device", "cpu")
@@ -201,58 +230,81 @@ def test_command_line_output_and_jobs_replace_the_file(proj, tmp_path):
 
 BAD = [
     # (file text, key fragment, message fragment)
-    ('[defaults]\nstpes = 3\n', "[defaults] 'stpes'", "did you mean 'steps'"),
-    ('[defaults]\nfoo = 3\n', "[defaults] 'foo'", "unknown key"),
+    ("[defaults]\nstpes = 3\n", "[defaults] 'stpes'", "did you mean 'steps'"),
+    ("[defaults]\nfoo = 3\n", "[defaults] 'foo'", "unknown key"),
     ('[[material]]\npath = "mats/wood"\njobs = 2\n', "[[material]] #1 'jobs'", "[defaults] only"),
-    ('[[material]]\npath = "mats/wood"\n[[material]]\npath = "mats/rock"\nsteps = "x"\n',
-     "[[material]] #2 'steps'", 'expected an integer >= 1, got "x"'),
-    ('[defaults]\nsteps = 0\n', "[defaults] 'steps'", "expected an integer >= 1, got 0"),
-    ('[defaults]\nsteps = 1.5\n', "[defaults] 'steps'", "got 1.5"),
-    ('[defaults]\nsteps = true\n', "[defaults] 'steps'", "got true"),
-    ('[defaults]\nsteps = [1]\n', "[defaults] 'steps'", "got an array"),
-    ('[defaults]\nseed = -1\n', "[defaults] 'seed'", "expected an integer in 0.."),
-    ('[defaults]\nk = 0\n', "[defaults] 'k'", "expected an integer in 1..32, got 0"),
-    ('[defaults]\nk = 33\n', "[defaults] 'k'", "got 33"),
-    ('[defaults]\nbppc = 0\n', "[defaults] 'bppc'", "expected a number > 0, got 0"),
-    ('[defaults]\nbppc = -0.1\n', "[defaults] 'bppc'", "got -0.1"),
-    ('[defaults]\nbppc = nan\n', "[defaults] 'bppc'", "got nan"),
-    ('[defaults]\nbppc = inf\n', "[defaults] 'bppc'", "got inf"),
+    (
+        '[[material]]\npath = "mats/wood"\n[[material]]\npath = "mats/rock"\nsteps = "x"\n',
+        "[[material]] #2 'steps'",
+        'expected an integer >= 1, got "x"',
+    ),
+    ("[defaults]\nsteps = 0\n", "[defaults] 'steps'", "expected an integer >= 1, got 0"),
+    ("[defaults]\nsteps = 1.5\n", "[defaults] 'steps'", "got 1.5"),
+    ("[defaults]\nsteps = true\n", "[defaults] 'steps'", "got true"),
+    ("[defaults]\nsteps = [1]\n", "[defaults] 'steps'", "got an array"),
+    ("[defaults]\nseed = -1\n", "[defaults] 'seed'", "expected an integer in 0.."),
+    ("[defaults]\nk = 0\n", "[defaults] 'k'", "expected an integer in 1..32, got 0"),
+    ("[defaults]\nk = 33\n", "[defaults] 'k'", "got 33"),
+    ("[defaults]\nbppc = 0\n", "[defaults] 'bppc'", "expected a number > 0, got 0"),
+    ("[defaults]\nbppc = -0.1\n", "[defaults] 'bppc'", "got -0.1"),
+    ("[defaults]\nbppc = nan\n", "[defaults] 'bppc'", "got nan"),
+    ("[defaults]\nbppc = inf\n", "[defaults] 'bppc'", "got inf"),
     ('[defaults]\nbppc = "0.05"\n', "[defaults] 'bppc'", 'got "0.05"'),
-    ('[defaults]\nkib = 0\n', "[defaults] 'kib'", "expected a number > 0"),
-    ('[defaults]\ngaussians = 8\n', "[defaults] 'gaussians'", "expected an integer in 16..67108864, got 8"),
-    ('[defaults]\ngaussians = 70000000\n', "[defaults] 'gaussians'", "got 70000000"),
-    ('[defaults]\nmax_scale = -1\n', "[defaults] 'max_scale'", "expected a number >= 0, got -1"),
-    ('[defaults]\ntile = 300\n', "[defaults] 'tile'", "expected an integer in 0..256, got 300"),
+    ("[defaults]\nkib = 0\n", "[defaults] 'kib'", "expected a number > 0"),
+    ("[defaults]\ngaussians = 8\n", "[defaults] 'gaussians'", "expected an integer in 16..67108864, got 8"),
+    ("[defaults]\ngaussians = 70000000\n", "[defaults] 'gaussians'", "got 70000000"),
+    ("[defaults]\nmax_scale = -1\n", "[defaults] 'max_scale'", "expected a number >= 0, got -1"),
+    ("[defaults]\ntile = 300\n", "[defaults] 'tile'", "expected an integer in 0..256, got 300"),
     ('[defaults]\ndevice = "gpu"\n', "[defaults] 'device'", 'expected one of "cpu", "cuda", "auto", got "gpu"'),
     ('[defaults]\nbackend = "vulkan"\n', "[defaults] 'backend'", 'got "vulkan"'),
     ('[defaults]\npreset = "ultra"\n', "[defaults] 'preset'", 'expected one of "fast", "default", "high"'),
-    ('[defaults]\noutput = 3\n', "[defaults] 'output'", "expected a non-empty string, got 3"),
+    ("[defaults]\noutput = 3\n", "[defaults] 'output'", "expected a non-empty string, got 3"),
     ('[defaults]\noutput = ""\n', "[defaults] 'output'", 'got ""'),
-    ('[defaults]\njobs = 0\n', "[defaults] 'jobs'", "expected an integer in 1..256, got 0"),
-    ('[defaults]\nbppc = 0.1\nkib = 4\n', "[defaults] 'kib'", "'bppc' is set too"),
-    ('[[material]]\npath = "mats/wood"\ngaussians = 40\nbppc = 0.1\n', "[[material]] #1 'bppc'", "'gaussians' is set too"),
-    ('[[material]]\npath = "mats/wood"\ndevice = "cpu"\nbackend = "torch"\n', "[[material]] #1 'backend'", "'device' is set too"),
-    ('[[material]]\npath = 3\n', "[[material]] #1 'path'", "got 3"),
-    ('[[material]]\npath = []\n', "[[material]] #1 'path'", "empty array"),
+    ("[defaults]\njobs = 0\n", "[defaults] 'jobs'", "expected an integer in 1..256, got 0"),
+    ("[defaults]\nbppc = 0.1\nkib = 4\n", "[defaults] 'kib'", "'bppc' is set too"),
+    (
+        '[[material]]\npath = "mats/wood"\ngaussians = 40\nbppc = 0.1\n',
+        "[[material]] #1 'bppc'",
+        "'gaussians' is set too",
+    ),
+    (
+        '[[material]]\npath = "mats/wood"\ndevice = "cpu"\nbackend = "torch"\n',
+        "[[material]] #1 'backend'",
+        "'device' is set too",
+    ),
+    ("[[material]]\npath = 3\n", "[[material]] #1 'path'", "got 3"),
+    ("[[material]]\npath = []\n", "[[material]] #1 'path'", "empty array"),
     ('[[material]]\npath = ["mats/wood", 1]\n', "[[material]] #1 'path'", "got 1"),
-    ('[[material]]\nsteps = 3\n', "[[material]] #1 'path'", "missing"),
+    ("[[material]]\nsteps = 3\n", "[[material]] #1 'path'", "missing"),
     ('[[material]]\npath = "mats/nope"\n', "[[material]] #1 'path'", "mats/nope: no such material folder"),
-    ('[[material]]\npath = ["mats/wood", "mats/gone"]\n', "[[material]] #1 'path'", "mats/gone: no such material folder"),
+    (
+        '[[material]]\npath = ["mats/wood", "mats/gone"]\n',
+        "[[material]] #1 'path'",
+        "mats/gone: no such material folder",
+    ),
     ('[[material]]\npath = "nothing/*"\n', "[[material]] #1 'path'", 'no material folder matches "nothing/*"'),
     ('[[material]]\npath = "mats/*/*.png"\n', "[[material]] #1 'path'", "no material folder matches"),
     ('[[material]]\npath = "mats/wood"\nname = "a/b"\n', "[[material]] #1 'name'", "without folders"),
     ('[[material]]\npath = "mats/wood"\nname = ""\n', "[[material]] #1 'name'", 'got ""'),
     ('[[material]]\npath = "mats/*"\nname = "same"\n', "[[material]] #1 'path'", "would both write"),
-    ('[[material]]\npath = "mats/wood"\noutput = "o"\nname = "x"\n[[material]]\npath = "mats/rock"\noutput = "o"\nname = "x"\n',
-     "[[material]] #2 'path'", "([[material]] #1) would both write"),
+    (
+        '[[material]]\npath = "mats/wood"\noutput = "o"\nname = "x"\n'
+        '[[material]]\npath = "mats/rock"\noutput = "o"\nname = "x"\n',
+        "[[material]] #2 'path'",
+        "([[material]] #1) would both write",
+    ),
     ('defaults = 3\n[[material]]\npath = "mats/wood"\n', "[defaults]", "expected a table, got 3"),
     ('[[material]]\npath = "mats/wood"\n[extra]\nx = 1\n', "'extra'", "unknown top-level key"),
-    ('[defaults]\nsteps = 3\n', "", "no [[material]] entries"),
-    ('material = []\n', "", "no [[material]] entries"),
-    ('[material]\npath = "mats/wood"\n', "'material'", "expected [[material]] entries (an array of tables), got a table"),
-    ('material = [3]\n', "[[material]] #1", "expected a table, got 3"),
-    ('[defaults\nsteps = 3\n', "", "invalid TOML: "),
-    ('[defaults]\nsteps = 3\nsteps = 4\n', "", "invalid TOML: "),
+    ("[defaults]\nsteps = 3\n", "", "no [[material]] entries"),
+    ("material = []\n", "", "no [[material]] entries"),
+    (
+        '[material]\npath = "mats/wood"\n',
+        "'material'",
+        "expected [[material]] entries (an array of tables), got a table",
+    ),
+    ("material = [3]\n", "[[material]] #1", "expected a table, got 3"),
+    ("[defaults\nsteps = 3\n", "", "invalid TOML: "),
+    ("[defaults]\nsteps = 3\nsteps = 4\n", "", "invalid TOML: "),
 ]
 
 
@@ -276,13 +328,16 @@ def test_not_utf8_and_missing_file(proj):
         load_project(proj / "nope.toml")
 
 
-@pytest.mark.parametrize("cli,msg", [
-    ({"steps": 0}, "--steps: expected an integer >= 1, got 0"),
-    ({"k": 40}, "-k/--topk: expected an integer in 1..32, got 40"),
-    ({"bppc": -1.0}, "--bppc: expected a number > 0, got -1.0"),
-    ({"max_scale": -2.0}, "--max-scale: expected a number >= 0"),
-    ({"seed": -1}, "--seed: expected an integer in 0.."),
-])
+@pytest.mark.parametrize(
+    "cli,msg",
+    [
+        ({"steps": 0}, "--steps: expected an integer >= 1, got 0"),
+        ({"k": 40}, "-k/--topk: expected an integer in 1..32, got 40"),
+        ({"bppc": -1.0}, "--bppc: expected a number > 0, got -1.0"),
+        ({"max_scale": -2.0}, "--max-scale: expected a number >= 0"),
+        ({"seed": -1}, "--seed: expected an integer in 0.."),
+    ],
+)
 def test_command_line_values_are_checked_like_the_file(proj, cli, msg):
     t = write(proj / "pipeline.toml", '[[material]]\npath = "mats/wood"\n')
     with pytest.raises(IgsError) as e:
@@ -291,10 +346,12 @@ def test_command_line_values_are_checked_like_the_file(proj, cli, msg):
 
 
 def test_cli_validation_error_is_one_line_exit_2_and_bakes_nothing(proj):
-    write(proj / "pipeline.toml", f'[defaults]\n{TINY}[[material]]\npath = "mats/wood"\n'
-          '[[material]]\npath = "mats/rock"\nsteps = "x"\n')
+    write(
+        proj / "pipeline.toml",
+        f'[defaults]\n{TINY}[[material]]\npath = "mats/wood"\n[[material]]\npath = "mats/rock"\nsteps = "x"\n',
+    )
     line = one_line_error(run("bake", cwd=proj))
-    assert line.endswith('pipeline.toml: [[material]] #2 \'steps\': expected an integer >= 1, got "x"'), line
+    assert line.endswith("pipeline.toml: [[material]] #2 'steps': expected an integer >= 1, got \"x\""), line
     assert not (proj / "out").exists()
     one_line_error(run("bake", "--config", proj / "pipeline.toml", "-j", "0"), "-j/--jobs", "got 0")
     one_line_error(run("bake", "--config", proj / "missing.toml"), "missing.toml: no such file")
@@ -304,9 +361,14 @@ def test_cli_without_folder_or_pipeline_toml(tmp_path):
     one_line_error(run("bake", cwd=tmp_path), "no pipeline.toml here")
 
 
-@pytest.mark.parametrize("flags,needle", [
-    (["-j", "2"], "-j/--jobs"), (["--force"], "--force"), (["--config", "x.toml"], "--config"),
-])
+@pytest.mark.parametrize(
+    "flags,needle",
+    [
+        (["-j", "2"], "-j/--jobs"),
+        (["--force"], "--force"),
+        (["--config", "x.toml"], "--config"),
+    ],
+)
 def test_project_flags_with_one_folder_are_usage_errors(small_walnut, flags, needle):
     one_line_error(run("bake", small_walnut, *flags), needle)
 
@@ -318,9 +380,11 @@ def test_name_flag_in_project_mode_is_a_usage_error(proj):
 
 # --------------------------------------------------------------------------- devices
 
+
 def test_device_resolution_here():
     def backend(**cli):
         return resolve_backend(merge_settings(cli_layer(cli)))
+
     assert backend() == CPU_BACKEND
     assert backend(device="cpu") == CPU_BACKEND
     assert backend(backend="auto") == CPU_BACKEND
@@ -348,7 +412,9 @@ def test_device_cuda_without_gpu_is_one_line_exit_2(small_walnut, proj, tmp_path
     assert not (tmp_path / "o").exists()
     write(proj / "pipeline.toml", '[defaults]\ndevice = "cuda"\n[[material]]\npath = "mats/wood"\n')
     one_line_error(run("bake", cwd=proj), "pipeline.toml: [defaults] 'device': cuda is unavailable")
-    write(proj / "pipeline.toml", '[[material]]\npath = "mats/wood"\n[[material]]\npath = "mats/rock"\nbackend = "cuda"\n')
+    write(
+        proj / "pipeline.toml", '[[material]]\npath = "mats/wood"\n[[material]]\npath = "mats/rock"\nbackend = "cuda"\n'
+    )
     one_line_error(run("bake", cwd=proj), "pipeline.toml: [[material]] #2 'backend': cuda is unavailable")
     assert not (proj / "out").exists()
 
@@ -359,6 +425,7 @@ def test_device_and_backend_flags_exclude_each_other(small_walnut):
 
 
 # --------------------------------------------------------------------------- incremental
+
 
 def _project_jobs(root: Path, extra: str = "", cli=None):
     t = write(root / "pipeline.toml", f'[defaults]\n{TINY}[[material]]\npath = "mats/*"\n{extra}')
@@ -440,6 +507,7 @@ def test_stamp_key_covers_maps_settings_renderer_and_version(proj, monkeypatch):
 
 # --------------------------------------------------------------------------- failures
 
+
 def test_failing_material_does_not_stop_the_others(proj):
     broken = crop_material(MATERIALS / "walnut_wood", proj / "mats" / "broken", 32)
     (broken / "roughness.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
@@ -463,6 +531,7 @@ def test_internal_error_is_reported_and_exits_1(proj, monkeypatch):
         if Path(src).name == "rock":
             raise RuntimeError("kaboom")
         return real(src, *a, **kw)
+
     real = pipeline.bake_material
     monkeypatch.setattr(pipeline, "bake_material", boom)
     res, code = _bake(_project_jobs(proj))
@@ -471,6 +540,7 @@ def test_internal_error_is_reported_and_exits_1(proj, monkeypatch):
 
 
 # --------------------------------------------------------------------------- end to end
+
 
 def test_project_cli_end_to_end_and_parallel_bytes_match_serial(proj):
     """-j 1 then -j 2 --force (worker processes, 1 native thread each) give the same bytes."""
@@ -499,8 +569,19 @@ def test_project_cli_end_to_end_and_parallel_bytes_match_serial(proj):
 def test_bake_help_explains_project_mode():
     h = run("bake", "--help")
     assert h.returncode == 0
-    for needle in ("pipeline.toml", "[[material]]", "--config", "--force", "-j N", "up to date",
-                   "--device", "cuda", "auto", "fast", "high"):
+    for needle in (
+        "pipeline.toml",
+        "[[material]]",
+        "--config",
+        "--force",
+        "-j N",
+        "up to date",
+        "--device",
+        "cuda",
+        "auto",
+        "fast",
+        "high",
+    ):
         assert needle in h.stdout, needle
 
 

@@ -1,9 +1,9 @@
 """Empty-tile repair (fit/coverage.py): finding the holes, and fits that ship none."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from igs_tex.budget import gaussians_for_budget
@@ -35,7 +35,7 @@ def test_coverage_is_one_where_listed_and_zero_in_empty_tiles():
     # listed ones have decayed to below eps (the texel renders black there too).
     assert torch.all((cover >= 0) & (cover <= 1))
     assert cover[8, 8] > 0.999 and cover[24, 20] > 0.999
-    assert cover[31, 0] < 0.5        # tile (0, 1) lists the second Gaussian, 20 px (10 sigma) away
+    assert cover[31, 0] < 0.5  # tile (0, 1) lists the second Gaussian, 20 px (10 sigma) away
     # Each texel's weights sum to its coverage, so the per-Gaussian totals add up to it too.
     assert abs(float(weight.sum()) - float(cover.sum())) < 1e-3 * float(cover.sum())
     assert weight[0] > 0 and weight[1] > 0
@@ -51,13 +51,13 @@ def test_native_coverage_matches_the_reference():
 
 def test_holes_gives_each_empty_tile_its_worst_texel():
     cover = torch.ones(40, 40)
-    cover[0:16, 16:32] = 0           # tile (1, 0): whole tile empty
-    cover[32:40, 0:5] = 0            # tile (0, 2): a partial hole at the cut image edge
+    cover[0:16, 16:32] = 0  # tile (1, 0): whole tile empty
+    cover[32:40, 0:5] = 0  # tile (0, 2): a partial hole at the cut image edge
     err = torch.zeros(40, 40)
-    err[3, 20] = 5.0                 # worst texel of the first hole
-    err[10, 10] = 9.0                # larger, but covered: not a hole
+    err[3, 20] = 5.0  # worst texel of the first hole
+    err[10, 10] = 9.0  # larger, but covered: not a hole
     err[35, 4] = 2.0
-    err[36, 4] = 2.0                 # tie: the lower flat index wins
+    err[36, 4] = 2.0  # tie: the lower flat index wins
     spots = holes(cover, err, 16).tolist()
     assert spots == [3 * 40 + 20, 35 * 40 + 4]
     assert holes(torch.ones(8, 8), err[:8, :8], 16).numel() == 0

@@ -8,6 +8,7 @@ the kernels needs a GPU: tests/gpu/run_device_checks.sh does that.
 Skipped (with the reason) only when nvcc is not installed; set IGS_REQUIRE_NVCC=1 to make a
 missing nvcc a failure instead.
 """
+
 from __future__ import annotations
 
 import ast
@@ -26,10 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 ARCH = "sm_90"  # H100; any arch nvcc supports would do for a compile check
 SOURCES = igs_cuda.sources()
 NVCC = igs_cuda.find_nvcc()
-NO_NVCC = ("nvcc not found on PATH, in $CUDA_HOME/bin or /usr/local/cuda/bin: the CUDA kernels "
-           "were NOT compile-checked")
-needs_nvcc = pytest.mark.skipif(NVCC is None and os.environ.get("IGS_REQUIRE_NVCC") != "1",
-                                reason=NO_NVCC)
+NO_NVCC = "nvcc not found on PATH, in $CUDA_HOME/bin or /usr/local/cuda/bin: the CUDA kernels were NOT compile-checked"
+needs_nvcc = pytest.mark.skipif(NVCC is None and os.environ.get("IGS_REQUIRE_NVCC") != "1", reason=NO_NVCC)
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +40,9 @@ def objects(tmp_path_factory):
 
     def build(src: Path):
         obj = out / (src.stem + ".o")
-        proc = subprocess.run(igs_cuda.compile_command(NVCC, src, obj, ARCH), capture_output=True,
-                              text=True, cwd=REPO, check=False)
+        proc = subprocess.run(
+            igs_cuda.compile_command(NVCC, src, obj, ARCH), capture_output=True, text=True, cwd=REPO, check=False
+        )
         return src, (proc.returncode, proc.stdout + proc.stderr, obj)
 
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
@@ -71,8 +71,11 @@ def test_compiles(src, objects):
     assert rc == 0, f"nvcc failed on {src.name}:\n{log}"
     assert obj.exists() and obj.stat().st_size > 0
     # Warnings in our own files are treated as errors (those of CUDA's headers are not ours).
-    ours = [line for line in log.splitlines()
-            if "warning" in line.lower() and ("native/cuda" in line or "native/include" in line)]
+    ours = [
+        line
+        for line in log.splitlines()
+        if "warning" in line.lower() and ("native/cuda" in line or "native/include" in line)
+    ]
     assert not ours, "\n".join(ours)
 
 
@@ -108,8 +111,7 @@ def _code(path: Path) -> str:
 REQUIRED_CALLS = {
     "binning.cu": ["for_each_tile_of("],
     "forward.cu": ["eval(", ".push(", "blend(", "texel_centre("],
-    "backward.cu": ["eval(", "blend_backward(", "texel_geom_backward(", "moments_to_grad(",
-                    "texel_centre("],
+    "backward.cu": ["eval(", "blend_backward(", "texel_geom_backward(", "moments_to_grad(", "texel_centre("],
 }
 
 
@@ -130,9 +132,12 @@ def test_no_math_reimplemented_in_kernels():
     """exp, the quadratic form and the top-K compare belong to the header, not to the kernels."""
     for path in [*SOURCES, *igs_cuda.CUDA_DIR.glob("*.cuh")]:
         code = _code(path)
-        for pattern, what in [(r"\b(__)?exp[f2]?\s*\(", "an exp"), (r"\bexp10f?\s*\(", "an exp"),
-                              (r"\bsincosf?\s*\(|\b__(sin|cos)f\s*\(", "a fast sin/cos"),
-                              (r"ranks_before\s*\(|>\s*g\[worst\]", "a top-K compare")]:
+        for pattern, what in [
+            (r"\b(__)?exp[f2]?\s*\(", "an exp"),
+            (r"\bexp10f?\s*\(", "an exp"),
+            (r"\bsincosf?\s*\(|\b__(sin|cos)f\s*\(", "a fast sin/cos"),
+            (r"ranks_before\s*\(|>\s*g\[worst\]", "a top-K compare"),
+        ]:
             assert not re.search(pattern, code), f"{path.name} contains {what}; call native/include/igs"
 
 
@@ -142,9 +147,14 @@ def test_cpu_tests_of_shared_header_exist():
     assert path.exists(), "tests/test_native.py (CPU tests of native/include/igs) is missing"
     names = {n.name for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.FunctionDef)}
     # The "simple" path is the per-texel header functions exactly as a CUDA thread calls them.
-    for test in ("test_golden_forward", "test_forward_random", "test_gradients_vs_float64_autograd",
-                 "test_fast_and_simple_paths_agree", "test_tile_lists_equal_python",
-                 "test_exp_accuracy"):
+    for test in (
+        "test_golden_forward",
+        "test_forward_random",
+        "test_gradients_vs_float64_autograd",
+        "test_fast_and_simple_paths_agree",
+        "test_tile_lists_equal_python",
+        "test_exp_accuracy",
+    ):
         assert test in names, f"tests/test_native.py lost {test}"
     assert '"simple"' in path.read_text(), "test_native.py no longer runs the header's simple path"
 
@@ -163,4 +173,5 @@ def test_import_without_cuda_reports_a_reason():
 
 def _tiny_params():
     from igs_tex.render.params import GaussianParams
+
     return GaussianParams(torch.zeros(1, 2), torch.zeros(1), torch.ones(1, 2), torch.ones(1, 3))

@@ -11,6 +11,7 @@ If the extension is not built the Python-side tests skip with a loud reason, and
 tests skip when gcc/cmake are absent; IGS_REQUIRE_NATIVE=1 (CI) turns both into failures.
 Measured numbers: `pytest -s tests/test_decoder.py`. Version 2 files: tests/test_decoder_v2.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import shader_host as sh
 from baking import bake_crop
 from conftest import MATERIALS
-from igs_tex.igsfile import IgsFile, IgsFormatError, build_igs, from_bytes
+
 from igs_tex.format_v2 import build_igs_v2
+from igs_tex.igsfile import IgsFile, IgsFormatError, build_igs, from_bytes
 from igs_tex.render.decode import decode_igs
 from igs_tex.render.native import native_available, native_unavailable_reason
 from igs_tex.render.tiles import tile_lists_numpy
@@ -41,9 +42,11 @@ REQUIRE = os.environ.get("IGS_REQUIRE_NATIVE") == "1"
 if native_available():
     from igs_tex import _native
 HAVE_DECODER = native_available() and hasattr(_native, "IgsDecoder")
-NOT_BUILT = ("igs_tex._native with the C decoder IS NOT BUILT -- the C++ decoder is untested! "
-             f"({native_unavailable_reason() or 'extension predates IgsDecoder'}); rebuild with "
-             "`python setup.py build_ext --inplace`")
+NOT_BUILT = (
+    "igs_tex._native with the C decoder IS NOT BUILT -- the C++ decoder is untested! "
+    f"({native_unavailable_reason() or 'extension predates IgsDecoder'}); rebuild with "
+    "`python setup.py build_ext --inplace`"
+)
 needs_decoder = pytest.mark.skipif(not HAVE_DECODER, reason=NOT_BUILT)
 
 TOL = 1e-6  # C++ vs the torch reference: exp/sin/cos differ by an ulp, nothing else may
@@ -83,9 +86,20 @@ def as_version_1(igs, tile: int = 16) -> tuple[IgsFile, bytes]:
     if igs.version == 1 and igs.tile == tile:
         return igs, igs.to_bytes()
     p = igs.params()
-    data = build_igs(p["means"], p["theta"], p["inv_scale"], p["colour"], igs.width, igs.height,
-                     igs.channels, igs.value_range, metadata=igs.metadata, tile=tile, k=igs.k,
-                     eps=igs.eps).to_bytes()
+    data = build_igs(
+        p["means"],
+        p["theta"],
+        p["inv_scale"],
+        p["colour"],
+        igs.width,
+        igs.height,
+        igs.channels,
+        igs.value_range,
+        metadata=igs.metadata,
+        tile=tile,
+        k=igs.k,
+        eps=igs.eps,
+    ).to_bytes()
     return from_bytes(data), data
 
 
@@ -93,17 +107,28 @@ def as_version_1(igs, tile: int = 16) -> tuple[IgsFile, bytes]:
 def walnut(tmp_path_factory) -> tuple[IgsFile, bytes]:
     # 75 x 53: neither side a multiple of the tile (16) nor of 8. The baker may write version 2
     # (config.DEFAULT_FORMAT); these tests are version 1's, so the bake is stored as version 1.
-    igs, data = bake_crop(MATERIALS / "walnut_wood", tmp_path_factory.mktemp("walnut"),
-                          (300, 200, 375, 253), gaussians=120, steps=60)
+    igs, data = bake_crop(
+        MATERIALS / "walnut_wood", tmp_path_factory.mktemp("walnut"), (300, 200, 375, 253), gaussians=120, steps=60
+    )
     return (igs, data) if igs.version == 1 and igs.tile == 16 else as_version_1(igs)
 
 
 def derive(igs: IgsFile, **changes) -> tuple[IgsFile, bytes]:
     """A variant of igs through the validating writer and reader: only legal files here."""
-    fields = dict(width=igs.width, height=igs.height, tile=igs.tile, k=igs.k, eps=igs.eps,
-                  channels=igs.channels, value_range=igs.value_range, colour_range=igs.colour_range,
-                  words=igs.words, tile_offsets=igs.tile_offsets, tile_indices=igs.tile_indices,
-                  metadata=igs.metadata)
+    fields = dict(
+        width=igs.width,
+        height=igs.height,
+        tile=igs.tile,
+        k=igs.k,
+        eps=igs.eps,
+        channels=igs.channels,
+        value_range=igs.value_range,
+        colour_range=igs.colour_range,
+        words=igs.words,
+        tile_offsets=igs.tile_offsets,
+        tile_indices=igs.tile_indices,
+        metadata=igs.metadata,
+    )
     fields.update(changes)
     if "tile" in changes or "words" in changes:
         tmp = IgsFile(**fields)
@@ -119,19 +144,22 @@ def with_index32(igs: IgsFile) -> tuple[IgsFile, bytes]:
     real Gaussians have indices above 65535. The fillers sit on the image corner (0, 0) with the
     largest inverse scale: G is exactly 0 at every texel centre, so the decode must not change."""
     filler = np.zeros((65600, igs.words.shape[1]), dtype=np.uint32)
-    filler[:, 1] = 0x7BFF << 16   # inv_scale_x = 65504 (high half of word 1)
-    filler[:, 2] = 0x7BFF         # inv_scale_y = 65504 (low half of word 2)
+    filler[:, 1] = 0x7BFF << 16  # inv_scale_x = 65504 (high half of word 1)
+    filler[:, 2] = 0x7BFF  # inv_scale_y = 65504 (low half of word 2)
     return derive(igs, words=np.concatenate([filler, igs.words]))
 
 
 def with_empty_tiles(igs: IgsFile, tiles: list[int]) -> tuple[IgsFile, bytes]:
     off = igs.tile_offsets.astype(np.int64)
-    lists = [igs.tile_indices[off[t]:off[t + 1]] for t in range(igs.tile_count)]
+    lists = [igs.tile_indices[off[t] : off[t + 1]] for t in range(igs.tile_count)]
     for t in tiles:
         lists[t] = lists[t][:0]
     counts = np.array([len(x) for x in lists])
-    return derive(igs, tile_offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.uint32),
-                  tile_indices=np.concatenate(lists).astype(np.uint32))
+    return derive(
+        igs,
+        tile_offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.uint32),
+        tile_indices=np.concatenate(lists).astype(np.uint32),
+    )
 
 
 VARIANTS = ["bake", "k1", "k32", "tile7_k4", "tile13", "index32", "empty_tiles"]
@@ -154,18 +182,37 @@ def variants(walnut) -> dict[str, tuple[IgsFile, bytes]]:
 def as_version_2(igs: IgsFile, **options) -> bytes:
     """The version 2 file of igs's decoded parameters (igs_tex.format_v2.build_igs_v2)."""
     p = igs.params()
-    return build_igs_v2(p["means"], p["theta"], p["inv_scale"], p["colour"], igs.width, igs.height,
-                        igs.channels, igs.value_range, metadata=igs.metadata,
-                        **{"k": igs.k, **options}).to_bytes()
+    return build_igs_v2(
+        p["means"],
+        p["theta"],
+        p["inv_scale"],
+        p["colour"],
+        igs.width,
+        igs.height,
+        igs.channels,
+        igs.value_range,
+        metadata=igs.metadata,
+        **{"k": igs.k, **options},
+    ).to_bytes()
 
 
 def native_forward(igs: IgsFile) -> np.ndarray:
     """The native training kernel's per-texel path on the file's parameters and stored lists."""
     p = igs.params()
-    image, _ = _native.forward(p["means"], p["theta"], p["inv_scale"], p["colour"], igs.height,
-                               igs.width, igs.tile, igs.k, float(igs.eps),
-                               igs.tile_offsets.astype(np.int64), igs.tile_indices.astype(np.int32),
-                               fast=False)
+    image, _ = _native.forward(
+        p["means"],
+        p["theta"],
+        p["inv_scale"],
+        p["colour"],
+        igs.height,
+        igs.width,
+        igs.tile,
+        igs.k,
+        float(igs.eps),
+        igs.tile_offsets.astype(np.int64),
+        igs.tile_indices.astype(np.int32),
+        fast=False,
+    )
     return np.asarray(image)
 
 
@@ -220,8 +267,12 @@ def _format_md_example() -> tuple[bytes, list[list[str]]]:
     text = FORMAT_MD.read_text(encoding="utf-8")
     dump = text.split("The file (184 bytes):")[1].split("```")[1]
     data = bytes(int(b, 16) for line in dump.strip().splitlines() for b in line.split(":")[1].split())
-    rows = re.findall(r"^\| +(\d) \| (0x[0-9a-f]{8}) \| (0x[0-9a-f]{8}) \| (0x[0-9a-f]{8}) \| "
-                      r"(0x[0-9a-f]{8}) \| (0x[0-9a-f]{8}) \| (0x[0-9a-f]{8}) \|$", text, re.M)
+    rows = re.findall(
+        r"^\| +(\d) \| (0x[0-9a-f]{8}) \| (0x[0-9a-f]{8}) \| (0x[0-9a-f]{8}) \| "
+        r"(0x[0-9a-f]{8}) \| (0x[0-9a-f]{8}) \| (0x[0-9a-f]{8}) \|$",
+        text,
+        re.M,
+    )
     return data, [list(r[1:]) for r in rows]
 
 
@@ -244,8 +295,18 @@ def test_format_md_worked_example():
 def test_info_matches_the_file(walnut):
     igs, data = walnut
     info = _native.IgsDecoder(data).info
-    codes = {"basecolor.r": 1, "basecolor.g": 2, "basecolor.b": 3, "normal.x": 4, "normal.y": 5,
-             "normal.z": 6, "ao": 7, "roughness": 8, "metalness": 9, "other": 0}
+    codes = {
+        "basecolor.r": 1,
+        "basecolor.g": 2,
+        "basecolor.b": 3,
+        "normal.x": 4,
+        "normal.y": 5,
+        "normal.z": 6,
+        "ao": 7,
+        "roughness": 8,
+        "metalness": 9,
+        "other": 0,
+    }
     assert info["semantic"] == [codes[c] for c in igs.channels]
     assert (info["width"], info["height"], info["channels"]) == (igs.width, igs.height, igs.channel_count)
     assert (info["gaussian_count"], info["index_count"]) == (igs.gaussian_count, len(igs.tile_indices))
@@ -269,13 +330,20 @@ def test_rect_and_texel_agree_with_the_image(variants, rng):
     d = _native.IgsDecoder(data)
     full = d.decode()
     W, H = igs.width, igs.height
-    rects = [(0, 0, W, H), (0, 0, 1, 1), (W - 1, H - 1, 1, 1), (5, 7, 30, 11), (12, 12, 2, 30),
-             (W - 20, 0, 20, H), (3, 4, 0, 5)]
+    rects = [
+        (0, 0, W, H),
+        (0, 0, 1, 1),
+        (W - 1, H - 1, 1, 1),
+        (5, 7, 30, 11),
+        (12, 12, 2, 30),
+        (W - 20, 0, 20, H),
+        (3, 4, 0, 5),
+    ]
     for x0, y0, w, h in rects:
         for threads in (1, 0):
             got = _native.decode_igs_rect(data, x0, y0, w, h, threads=threads)
             assert got.shape == (h, w, igs.channel_count)
-            assert np.array_equal(got, full[y0:y0 + h, x0:x0 + w]), (x0, y0, w, h)
+            assert np.array_equal(got, full[y0 : y0 + h, x0 : x0 + w]), (x0, y0, w, h)
     xy = np.stack([rng.integers(0, W, 500), rng.integers(0, H, 500)], axis=1)
     assert np.array_equal(d.texels(xy), full[xy[:, 1], xy[:, 0]])
     assert np.array_equal(d.texel(W - 1, 0), full[0, W - 1])
@@ -301,8 +369,10 @@ def test_uv_addressing_matches_shaders(mode, walnut, rng):
     igs, data = walnut
     d = _native.IgsDecoder(data)
     uv = rng.uniform(-2.5, 3.5, (4000, 2)).astype(np.float32)
-    edges = np.array([[0, 0], [1, 1], [-1e-9, -1e-9], [1 - 1e-9, 0.5], [-1, 2], [0.5 / igs.width, 0.2],
-                      [1e-30, -3e-8], [7, -7]], dtype=np.float32)
+    edges = np.array(
+        [[0, 0], [1, 1], [-1e-9, -1e-9], [1 - 1e-9, 0.5], [-1, 2], [0.5 / igs.width, 0.2], [1e-30, -3e-8], [7, -7]],
+        dtype=np.float32,
+    )
     uv = np.concatenate([edges, uv])
     p = sh.texel_coords(uv, mode, igs.width, igs.height)
     got = d.sample_uv(uv, mode=mode)
@@ -339,9 +409,10 @@ def test_footprint_sampling_matches_reference(variants, rng):
     # uv entry point = addressing + the texel-space one.
     uv = rng.uniform(-1, 2, (300, 2)).astype(np.float32)
     for mode in (0, 1):
-        assert np.array_equal(d.sample_footprint(uv, F[:300], mode=mode),
-                              d.sample_footprint(sh.texel_coords(uv, mode, igs.width, igs.height),
-                                                 F[:300], texel_space=True))
+        assert np.array_equal(
+            d.sample_footprint(uv, F[:300], mode=mode),
+            d.sample_footprint(sh.texel_coords(uv, mode, igs.width, igs.height), F[:300], texel_space=True),
+        )
 
 
 @needs_decoder
@@ -351,13 +422,17 @@ def test_footprint_helpers_follow_the_shader():
     dudx, dvdx, dudy, dvdy = 0.1, -0.02, 0.03, 0.2
     jx = np.float32([dudx * 24, dvdx * 12])
     jy = np.float32([dudy * 24, dvdy * 12])
-    want = np.float32(1 / 12) * np.float32([jx[0] ** 2 + jy[0] ** 2, jx[0] * jx[1] + jy[0] * jy[1],
-                                            jx[1] ** 2 + jy[1] ** 2])
+    want = np.float32(1 / 12) * np.float32(
+        [jx[0] ** 2 + jy[0] ** 2, jx[0] * jx[1] + jy[0] * jy[1], jx[1] ** 2 + jy[1] ** 2]
+    )
     np.testing.assert_allclose(d.footprint_from_uv_derivatives(dudx, dvdx, dudy, dvdy), want, rtol=1e-6)
     for level in (0, 1, 2.5, 3):
-        s = 2.0 ** level
-        np.testing.assert_allclose(_native.IgsDecoder.footprint_for_mip_level(level),
-                                   d.footprint_from_uv_derivatives(s / 24, 0, 0, s / 12), rtol=1e-6)
+        s = 2.0**level
+        np.testing.assert_allclose(
+            _native.IgsDecoder.footprint_for_mip_level(level),
+            d.footprint_from_uv_derivatives(s / 24, 0, 0, s / 12),
+            rtol=1e-6,
+        )
     with pytest.raises(ValueError, match="IGS_ERR_BAD_ARGUMENT"):
         _native.IgsDecoder.footprint_for_mip_level(float("nan"))
 
@@ -370,7 +445,7 @@ def test_footprint_beats_point_sampling_on_mips(walnut):
     d = _native.IgsDecoder(data)
     full = d.decode()
     for level in (2, 3):
-        s = 2 ** level
+        s = 2**level
         h, w = igs.height // s * s, igs.width // s * s
         mip = sh.box_mip(full[:h, :w], s)
         jj, ii = np.meshgrid(np.arange(h // s), np.arange(w // s), indexing="ij")
@@ -407,19 +482,24 @@ def test_bad_arguments_are_refused(walnut):
     igs, data = walnut
     d = _native.IgsDecoder(data)
     W, H = igs.width, igs.height
-    bad = [lambda: d.decode_rect(0, 0, W + 1, 1), lambda: d.decode_rect(W, 0, 1, 1),
-           lambda: d.decode_rect(1, H - 1, 1, 2), lambda: d.decode_rect(2**32 - 1, 0, 2, 1),
-           lambda: d.texel(W, 0), lambda: d.texel(0, H),
-           lambda: d.texels(np.array([[0, 0], [-1, 0]])),
-           lambda: d.sample_points(np.float32([[W + 0.01, 1]])),
-           lambda: d.sample_points(np.float32([[-0.01, 1]])),
-           lambda: d.sample_points(np.float32([[np.nan, 1]])),
-           lambda: d.sample_uv(np.float32([[np.inf, 0]])),
-           lambda: d.sample_uv(np.float32([[0, 0]]), mode=2),
-           lambda: d.sample_footprint(np.float32([[1, 1]]), np.float32([-1, 0, 1]), texel_space=True),
-           lambda: d.sample_footprint(np.float32([[1, 1]]), np.float32([1, 2, 1]), texel_space=True),
-           lambda: d.sample_footprint(np.float32([[1, 1]]), np.float32([1, np.nan, 1])),
-           lambda: d.sample_footprint(np.float32([[1, 1]]), np.float32([1e30, 0, 1e30]))]
+    bad = [
+        lambda: d.decode_rect(0, 0, W + 1, 1),
+        lambda: d.decode_rect(W, 0, 1, 1),
+        lambda: d.decode_rect(1, H - 1, 1, 2),
+        lambda: d.decode_rect(2**32 - 1, 0, 2, 1),
+        lambda: d.texel(W, 0),
+        lambda: d.texel(0, H),
+        lambda: d.texels(np.array([[0, 0], [-1, 0]])),
+        lambda: d.sample_points(np.float32([[W + 0.01, 1]])),
+        lambda: d.sample_points(np.float32([[-0.01, 1]])),
+        lambda: d.sample_points(np.float32([[np.nan, 1]])),
+        lambda: d.sample_uv(np.float32([[np.inf, 0]])),
+        lambda: d.sample_uv(np.float32([[0, 0]]), mode=2),
+        lambda: d.sample_footprint(np.float32([[1, 1]]), np.float32([-1, 0, 1]), texel_space=True),
+        lambda: d.sample_footprint(np.float32([[1, 1]]), np.float32([1, 2, 1]), texel_space=True),
+        lambda: d.sample_footprint(np.float32([[1, 1]]), np.float32([1, np.nan, 1])),
+        lambda: d.sample_footprint(np.float32([[1, 1]]), np.float32([1e30, 0, 1e30])),
+    ]
     for i, f in enumerate(bad):
         with pytest.raises(ValueError) as info:
             f()
@@ -432,31 +512,52 @@ def test_bad_arguments_are_refused(walnut):
 # The Python reader's message for each corruption of tests/test_igsfile.py, and the C error the
 # same defect must give (FORMAT.md "Validation", step by step).
 CODE_FOR_MESSAGE = {
-    "truncated": "IGS_ERR_TRUNCATED", "beyond the end": "IGS_ERR_TRUNCATED",
-    "end at byte": "IGS_ERR_BAD_LAYOUT", "multiple of 16": "IGS_ERR_BAD_LAYOUT",
-    "overlaps": "IGS_ERR_BAD_LAYOUT", "overlaps the header": "IGS_ERR_BAD_LAYOUT",
-    "magic": "IGS_ERR_BAD_MAGIC", "version": "IGS_ERR_BAD_VERSION",
-    "header size": "IGS_ERR_BAD_HEADER", "CRC mismatch": "IGS_ERR_BAD_CRC",
-    "channel count 0": "IGS_ERR_BAD_HEADER", "channel count 17": "IGS_ERR_BAD_HEADER",
-    "tile size 0": "IGS_ERR_BAD_HEADER", "tile size 257": "IGS_ERR_BAD_HEADER",
-    "K 0": "IGS_ERR_BAD_HEADER", "K 33": "IGS_ERR_BAD_HEADER", "image size": "IGS_ERR_BAD_HEADER",
-    "epsilon": "IGS_ERR_BAD_HEADER", "flags": "IGS_ERR_BAD_HEADER",
-    "words per gaussian": "IGS_ERR_BAD_HEADER", "index bits": "IGS_ERR_BAD_HEADER",
-    "tile count 13": "IGS_ERR_BAD_HEADER", "tile count": "IGS_ERR_BAD_HEADER",
-    "gaussian count": "IGS_ERR_BAD_HEADER", "index count": "IGS_ERR_BAD_HEADER",
+    "truncated": "IGS_ERR_TRUNCATED",
+    "beyond the end": "IGS_ERR_TRUNCATED",
+    "end at byte": "IGS_ERR_BAD_LAYOUT",
+    "multiple of 16": "IGS_ERR_BAD_LAYOUT",
+    "overlaps": "IGS_ERR_BAD_LAYOUT",
+    "overlaps the header": "IGS_ERR_BAD_LAYOUT",
+    "magic": "IGS_ERR_BAD_MAGIC",
+    "version": "IGS_ERR_BAD_VERSION",
+    "header size": "IGS_ERR_BAD_HEADER",
+    "CRC mismatch": "IGS_ERR_BAD_CRC",
+    "channel count 0": "IGS_ERR_BAD_HEADER",
+    "channel count 17": "IGS_ERR_BAD_HEADER",
+    "tile size 0": "IGS_ERR_BAD_HEADER",
+    "tile size 257": "IGS_ERR_BAD_HEADER",
+    "K 0": "IGS_ERR_BAD_HEADER",
+    "K 33": "IGS_ERR_BAD_HEADER",
+    "image size": "IGS_ERR_BAD_HEADER",
+    "epsilon": "IGS_ERR_BAD_HEADER",
+    "flags": "IGS_ERR_BAD_HEADER",
+    "words per gaussian": "IGS_ERR_BAD_HEADER",
+    "index bits": "IGS_ERR_BAD_HEADER",
+    "tile count 13": "IGS_ERR_BAD_HEADER",
+    "tile count": "IGS_ERR_BAD_HEADER",
+    "gaussian count": "IGS_ERR_BAD_HEADER",
+    "index count": "IGS_ERR_BAD_HEADER",
     "gaussian buffer section": "IGS_ERR_BAD_SECTION_SIZE",
     "tile indices section": "IGS_ERR_BAD_SECTION_SIZE",
     "tile offsets section": "IGS_ERR_BAD_SECTION_SIZE",
     "unknown semantic code 10": "IGS_ERR_BAD_CHANNEL_TABLE",
-    "unknown semantic code 255": "IGS_ERR_BAD_CHANNEL_TABLE", "reserved": "IGS_ERR_BAD_CHANNEL_TABLE",
-    "value range": "IGS_ERR_BAD_CHANNEL_TABLE", "colour range": "IGS_ERR_BAD_CHANNEL_TABLE",
-    "subnormal": "IGS_ERR_BAD_CHANNEL_TABLE", "subnormal decode step": "IGS_ERR_BAD_CHANNEL_TABLE",
+    "unknown semantic code 255": "IGS_ERR_BAD_CHANNEL_TABLE",
+    "reserved": "IGS_ERR_BAD_CHANNEL_TABLE",
+    "value range": "IGS_ERR_BAD_CHANNEL_TABLE",
+    "colour range": "IGS_ERR_BAD_CHANNEL_TABLE",
+    "subnormal": "IGS_ERR_BAD_CHANNEL_TABLE",
+    "subnormal decode step": "IGS_ERR_BAD_CHANNEL_TABLE",
     "wider": "IGS_ERR_BAD_CHANNEL_TABLE",
-    "not valid JSON": "IGS_ERR_BAD_METADATA", "UTF-8": "IGS_ERR_BAD_METADATA",
-    "not an object": "IGS_ERR_BAD_METADATA", "strict JSON": "IGS_ERR_BAD_METADATA",
-    "inverse scale": "IGS_ERR_BAD_GAUSSIAN", "padding half": "IGS_ERR_BAD_GAUSSIAN",
-    "not 0": "IGS_ERR_BAD_TILE_LIST", "decrease": "IGS_ERR_BAD_TILE_LIST",
-    "last tile offset": "IGS_ERR_BAD_TILE_LIST", "only 40 Gaussians": "IGS_ERR_INDEX_OUT_OF_RANGE",
+    "not valid JSON": "IGS_ERR_BAD_METADATA",
+    "UTF-8": "IGS_ERR_BAD_METADATA",
+    "not an object": "IGS_ERR_BAD_METADATA",
+    "strict JSON": "IGS_ERR_BAD_METADATA",
+    "inverse scale": "IGS_ERR_BAD_GAUSSIAN",
+    "padding half": "IGS_ERR_BAD_GAUSSIAN",
+    "not 0": "IGS_ERR_BAD_TILE_LIST",
+    "decrease": "IGS_ERR_BAD_TILE_LIST",
+    "last tile offset": "IGS_ERR_BAD_TILE_LIST",
+    "only 40 Gaussians": "IGS_ERR_INDEX_OUT_OF_RANGE",
     "not strictly ascending": "IGS_ERR_BAD_TILE_LIST",
 }
 
@@ -468,6 +569,7 @@ CODE_FOR_NAME = {"bad_version_2": "IGS_ERR_BAD_HEADER"}
 
 def _corruptions():
     import test_igsfile
+
     return test_igsfile.CORRUPTIONS, test_igsfile.BASE_BYTES
 
 
@@ -554,8 +656,7 @@ def test_rejects_targeted_corruptions_of_a_real_bake(variants):
         # Tile indices >= N, and lists out of order.
         fmt = "H" if isz == 2 else "I"
         for j, value in ((0, n), (m - 1, n), (m // 2, (1 << (8 * isz)) - 1)):
-            expect_error(put(data, i_off + isz * j, fmt, value), "IGS_ERR_INDEX_OUT_OF_RANGE",
-                         f"only {n} Gaussians")
+            expect_error(put(data, i_off + isz * j, fmt, value), "IGS_ERR_INDEX_OUT_OF_RANGE", f"only {n} Gaussians")
         j = int(off[t])
         first = struct.unpack_from("<" + fmt, data, i_off + isz * j)[0]
         expect_error(put(data, i_off + isz * (j + 1), fmt, first), "IGS_ERR_BAD_TILE_LIST", "not strictly ascending")
@@ -564,8 +665,11 @@ def test_rejects_targeted_corruptions_of_a_real_bake(variants):
         grown = put(put(data, 28, "I", n + 1, fix_crc=False), 64, "I", g_len + 4 * wpg)
         expect_error(grown, "IGS_ERR_BAD_LAYOUT")  # the Gaussian buffer now overlaps the offsets
         # 64 more index entries and a section long enough for them: it runs past the buffer.
-        expect_error(put(put(data, 36, "I", m + 64, fix_crc=False), 80, "I", i_len + 64 * isz),
-                     "IGS_ERR_TRUNCATED", "tile indices end")
+        expect_error(
+            put(put(data, 36, "I", m + 64, fix_crc=False), 80, "I", i_len + 64 * isz),
+            "IGS_ERR_TRUNCATED",
+            "tile indices end",
+        )
         expect_error(put(data, 36, "I", m + 2), "IGS_ERR_BAD_SECTION_SIZE", "tile indices section")
         expect_error(put(data, 80, "I", 0xFFFFFFF0), "IGS_ERR_TRUNCATED")
         expect_error(put(data, 76, "I", 0xFFFFFFF0), "IGS_ERR_TRUNCATED", "beyond the end")
@@ -626,8 +730,10 @@ def test_differential_fuzz_against_the_python_reader(walnut):
 GCC = shutil.which("gcc")
 GXX = shutil.which("g++")
 CMAKE = shutil.which("cmake")
-TOOLCHAIN_MISSING = ("gcc and cmake (or g++) are needed to build the C decoder library and "
-                     "tests/c/decode_main.c: install build-essential and cmake")
+TOOLCHAIN_MISSING = (
+    "gcc and cmake (or g++) are needed to build the C decoder library and "
+    "tests/c/decode_main.c: install build-essential and cmake"
+)
 
 
 def toolchain_or_skip() -> None:
@@ -661,20 +767,34 @@ def c_library(tmp_path_factory) -> dict[str, Path]:
     objs = []
     for src in sorted((REPO / "native" / "decoder").glob("*.cpp")):
         objs.append(tmp / f"{src.stem}.o")
-        run([GXX, "-std=c++17", "-O2", "-ffp-contract=off", f"-I{REPO / 'native/include'}", "-c",
-             src, "-o", objs[-1]])
+        run([GXX, "-std=c++17", "-O2", "-ffp-contract=off", f"-I{REPO / 'native/include'}", "-c", src, "-o", objs[-1]])
     run(["ar", "rcs", prefix / "lib" / "libigs_decoder.a", *objs])
-    return {"include": REPO / "native" / "include", "static": prefix / "lib" / "libigs_decoder.a",
-            "libdir": None}
+    return {"include": REPO / "native" / "include", "static": prefix / "lib" / "libigs_decoder.a", "libdir": None}
 
 
 @needs_decoder
 def test_c_program_decodes_like_python(c_library, variants, tmp_path):
     exe = tmp_path / "decode_main"
     # Plain C99 with warnings as errors: the header must be valid C, not only C++.
-    run([GCC, "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-O2",
-         f"-I{c_library['include']}", REPO / "tests/c/decode_main.c", c_library["static"],
-         "-lstdc++", "-lpthread", "-lm", "-o", exe])
+    run(
+        [
+            GCC,
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-pedantic",
+            "-Werror",
+            "-O2",
+            f"-I{c_library['include']}",
+            REPO / "tests/c/decode_main.c",
+            c_library["static"],
+            "-lstdc++",
+            "-lpthread",
+            "-lm",
+            "-o",
+            exe,
+        ]
+    )
     cases = [(name, *variants[name]) for name in ("bake", "index32", "tile7_k4")]
     # A version 2 file of the same bake (tests/test_decoder_v2.py has the rest of version 2).
     v2 = as_version_2(variants["bake"][0], tile=16)
@@ -684,8 +804,9 @@ def test_c_program_decodes_like_python(c_library, variants, tmp_path):
         src.write_bytes(data)
         raw = tmp_path / f"{name}.raw"
         r = run([exe, src, raw, "2"])
-        assert r.stdout.split() == [str(v) for v in (igs.width, igs.height, igs.channel_count,
-                                                     igs.gaussian_count, igs.k)]
+        assert r.stdout.split() == [
+            str(v) for v in (igs.width, igs.height, igs.channel_count, igs.gaussian_count, igs.k)
+        ]
         got = np.fromfile(raw, dtype=np.float32).reshape(igs.height, igs.width, igs.channel_count)
         assert np.array_equal(got, _native.decode_igs_bytes(data)), name
         err = float(np.abs(got - decode_igs(igs)).max())
@@ -707,14 +828,29 @@ def test_c_library_shared_build_links(c_library, tmp_path):
     libdir = c_library["libdir"]
     assert (libdir / "libigs_decoder.so").exists() and (c_library["include"] / "igs_decoder.h").exists()
     src = tmp_path / "probe.c"
-    src.write_text('#include "igs_decoder.h"\n#include <stdio.h>\n#include <string.h>\n'
-                   "int main(void) {\n"
-                   "    igs_decoder* d = (igs_decoder*)1;\n"
-                   '    igs_error e = igs_decoder_create("IGSF", 4, &d);\n'
-                   '    printf("%s\\n", igs_error_string(e));\n'
-                   "    return e == IGS_ERR_TRUNCATED && d == NULL ? 0 : 1;\n}\n")
+    src.write_text(
+        '#include "igs_decoder.h"\n#include <stdio.h>\n#include <string.h>\n'
+        "int main(void) {\n"
+        "    igs_decoder* d = (igs_decoder*)1;\n"
+        '    igs_error e = igs_decoder_create("IGSF", 4, &d);\n'
+        '    printf("%s\\n", igs_error_string(e));\n'
+        "    return e == IGS_ERR_TRUNCATED && d == NULL ? 0 : 1;\n}\n"
+    )
     exe = tmp_path / "probe"
-    run([GCC, "-std=c99", "-Wall", "-Werror", f"-I{c_library['include']}", src, f"-L{libdir}",
-         "-ligs_decoder", f"-Wl,-rpath,{libdir}", "-o", exe])
+    run(
+        [
+            GCC,
+            "-std=c99",
+            "-Wall",
+            "-Werror",
+            f"-I{c_library['include']}",
+            src,
+            f"-L{libdir}",
+            "-ligs_decoder",
+            f"-Wl,-rpath,{libdir}",
+            "-o",
+            exe,
+        ]
+    )
     r = run([exe])
     assert r.stdout.startswith("IGS_ERR_TRUNCATED")

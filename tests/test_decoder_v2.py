@@ -8,6 +8,7 @@ a file packed here by hand from FORMAT-v2.md alone, and the Python reader for wh
 rejected (targeted corruptions and a differential fuzz). Version 1 is tests/test_decoder.py.
 Measured numbers: `pytest -s tests/test_decoder_v2.py`.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,15 +18,15 @@ import zlib
 
 import numpy as np
 import pytest
-
 import shader_host as sh
 from baking import bake_crop
 from conftest import MATERIALS
+from test_decoder import HAVE_DECODER, NOT_BUILT, TOL, error_name
+
 from igs_tex import format_v2
 from igs_tex.format_v2 import IgsFileV2, Layout, build_igs_v2
 from igs_tex.igsfile import IgsFormatError, from_bytes
 from igs_tex.render.decode import decode_igs, decode_stack
-from test_decoder import HAVE_DECODER, NOT_BUILT, TOL, error_name
 
 if HAVE_DECODER:
     from igs_tex import _native
@@ -50,8 +51,9 @@ def _print_report():
 @pytest.fixture(scope="module")
 def baked(tmp_path_factory):
     # 75 x 53 (neither side a multiple of 16 or 32), a short bake: real parameters, not a good fit.
-    return bake_crop(MATERIALS / "walnut_wood", tmp_path_factory.mktemp("walnut_v2"),
-                     (300, 200, 375, 253), gaussians=120, steps=30)
+    return bake_crop(
+        MATERIALS / "walnut_wood", tmp_path_factory.mktemp("walnut_v2"), (300, 200, 375, 253), gaussians=120, steps=30
+    )
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +65,18 @@ def v2_from(igs, **options) -> tuple[IgsFileV2, bytes]:
     """build_igs_v2 on a version 1 file's decoded parameters; the file as the Python reader reads it."""
     p = igs.params()
     options.setdefault("k", igs.k)
-    f = build_igs_v2(p["means"], p["theta"], p["inv_scale"], p["colour"], igs.width, igs.height,
-                     igs.channels, igs.value_range, metadata=igs.metadata, **options)
+    f = build_igs_v2(
+        p["means"],
+        p["theta"],
+        p["inv_scale"],
+        p["colour"],
+        igs.width,
+        igs.height,
+        igs.channels,
+        igs.value_range,
+        metadata=igs.metadata,
+        **options,
+    )
     data = f.to_bytes()
     parsed = from_bytes(data)
     assert isinstance(parsed, IgsFileV2)
@@ -79,7 +91,8 @@ def variants(bake, baked):
     C = bake.channel_count
     odd = tuple(1 + (5 * c + 3) % 16 for c in range(C))  # widths 1..16, fields cross words
     # "baker": the file bake_material wrote, where it writes version 2 (its own tile and reach).
-    return {**({"baker": baked} if bake.version == 2 else {}),
+    return {
+        **({"baker": baked} if bake.version == 2 else {}),
         "t16": v2_from(bake, tile=16),
         "t32": v2_from(bake, tile=32),
         "t7_k4": v2_from(bake, tile=7, k=4),
@@ -99,14 +112,27 @@ def random_scene(seed: int) -> tuple[IgsFileV2, bytes]:
     tile = int(rng.choice([1, 2, 3, 5, 8, 16, 32, 64]))
     reach = int(rng.integers(1, 4))
     k = int(rng.integers(1, 33))
-    means = rng.uniform(-0.05, 1.05, (n, 2)) * [W, H]         # some outside: the writer clamps
+    means = rng.uniform(-0.05, 1.05, (n, 2)) * [W, H]  # some outside: the writer clamps
     theta = rng.uniform(-7, 7, n)
     inv_scale = np.exp(rng.uniform(np.log(0.05), np.log(4.0), (n, 2)))
     colour = rng.normal(0.4, 0.3, (n, C))
     bits = tuple(int(b) for b in rng.integers(1, 17, C))
-    f = build_igs_v2(means, theta, inv_scale, colour, W, H, ["other"] * C, [[-1.0, 2.0]] * C,
-                     metadata={"seed": seed}, tile=tile, k=k, reach=reach, colour_bits=bits,
-                     eps=float(rng.choice([1e-7, 1e-3])))
+    f = build_igs_v2(
+        means,
+        theta,
+        inv_scale,
+        colour,
+        W,
+        H,
+        ["other"] * C,
+        [[-1.0, 2.0]] * C,
+        metadata={"seed": seed},
+        tile=tile,
+        k=k,
+        reach=reach,
+        colour_bits=bits,
+        eps=float(rng.choice([1e-7, 1e-3])),
+    )
     data = f.to_bytes()
     return from_bytes(data), data
 
@@ -126,10 +152,20 @@ def scene_with_unused_record_bits() -> tuple[IgsFileV2, bytes]:
 def native_forward(igs: IgsFileV2) -> np.ndarray:
     """The native training kernel's per-texel path on format_v2's parameters and lists."""
     p = igs.params()
-    image, _ = _native.forward(p["means"], p["theta"], p["inv_scale"], p["colour"], igs.height,
-                               igs.width, igs.tile, igs.k, float(igs.eps),
-                               igs.tile_offsets.astype(np.int64), igs.tile_indices.astype(np.int32),
-                               fast=False)
+    image, _ = _native.forward(
+        p["means"],
+        p["theta"],
+        p["inv_scale"],
+        p["colour"],
+        igs.height,
+        igs.width,
+        igs.tile,
+        igs.k,
+        float(igs.eps),
+        igs.tile_offsets.astype(np.int64),
+        igs.tile_indices.astype(np.int32),
+        fast=False,
+    )
     return np.asarray(image)
 
 
@@ -143,7 +179,12 @@ def check_against_references(name: str, igs: IgsFileV2, data: bytes) -> np.ndarr
     info = d.info
     assert (info["version"], info["reach"], info["index_bits"]) == (2, igs.reach, 0)
     assert (info["width"], info["height"], info["channels"], info["tile"], info["k"]) == (
-        igs.width, igs.height, igs.channel_count, igs.tile, igs.k)
+        igs.width,
+        igs.height,
+        igs.channel_count,
+        igs.tile,
+        igs.k,
+    )
     assert (info["gaussian_count"], info["tile_count"]) == (igs.gaussian_count, igs.tile_count)
     # The decoder's lists have as many entries as format_v2's listing rule gives.
     assert info["index_count"] == len(igs.tile_indices)
@@ -183,7 +224,8 @@ def test_bake_decodes_like_the_references(name, variants):
     igs, data = variants[name]
     check_against_references(name, igs, data)
     REPORT[f"max |C++ - decode_igs| {name} (T={igs.tile}, R={igs.reach}, K={igs.k})"] = (
-        f"{float(np.abs(_native.decode_igs_bytes(data) - decode_igs(igs)).max()):.2e}")
+        f"{float(np.abs(_native.decode_igs_bytes(data) - decode_igs(igs)).max()):.2e}"
+    )
 
 
 @needs_decoder
@@ -207,7 +249,7 @@ def test_variants_exercise_what_they_claim(variants):
     offs = igs.tile_offsets.astype(np.int64)
     far = 0
     for t in range(igs.tile_count):
-        g = igs.tile_indices[offs[t]:offs[t + 1]]
+        g = igs.tile_indices[offs[t] : offs[t + 1]]
         far = max(far, int(np.abs(home[g] % igs.tiles_x - t % igs.tiles_x).max(initial=0)))
     assert far == 2
     assert len(set(variants["t16_bits"][0].layout.colour_bits)) > 3
@@ -228,7 +270,7 @@ def test_texel_rect_and_points_agree_with_the_image(variants, rng):
     assert np.array_equal(d.texels(xy), full.reshape(-1, igs.channel_count))
     assert np.array_equal(d.sample_points((xy + 0.5).astype(np.float32)), full.reshape(-1, igs.channel_count))
     for x0, y0, w, h in [(0, 0, W, H), (W - 1, H - 1, 1, 1), (5, 7, 30, 11), (W - 20, 0, 20, H)]:
-        assert np.array_equal(_native.decode_igs_rect(data, x0, y0, w, h), full[y0:y0 + h, x0:x0 + w])
+        assert np.array_equal(_native.decode_igs_rect(data, x0, y0, w, h), full[y0 : y0 + h, x0 : x0 + w])
 
 
 @needs_decoder
@@ -276,30 +318,65 @@ def hand_made_file() -> tuple[bytes, np.ndarray]:
     lo = np.float32([0.1, -0.5])
     step = np.float32([0.003, 1 / 31])
     # qx, qy, qt, qa, qb, colours: mean (3, 5.48) in tile 0, (20.25, 9) in tile 1
-    recs = [(32, 117, 0, (2 << Bm) | 0, (1 << Bm) | 16, 200, 31),
-            (216, 192, 81, (3 << Bm) | 0, (4 << Bm) | 0, 7, 0)]
+    recs = [(32, 117, 0, (2 << Bm) | 0, (1 << Bm) | 16, 200, 31), (216, 192, 81, (3 << Bm) | 0, (4 << Bm) | 0, 7, 0)]
     widths = [P, P, Bt, Be + Bm, Be + Bm, *bits]
     records = pack_bits([(v, w) for r in recs for v, w in zip(r, widths)])
     offsets = pack_bits([(0, 2), (1, 2), (2, 2)])  # bit_length(2) = 2 bits each
-    table = b"".join(struct.pack("<BB2xffff", code, b, 0.0, 1.0, float(l), float(s))
-                     for code, b, l, s in zip((8, 7), bits, lo, step))
+    table = b"".join(
+        struct.pack("<BB2xffff", code, b, 0.0, 1.0, float(lo_), float(s))
+        for code, b, lo_, s in zip((8, 7), bits, lo, step)
+    )
     sections = [(80, len(table)), (128, 0), (128, len(records)), (144, len(offsets))]
-    header = struct.pack("<4sHHIIHHHHfIIBBBBbBHI8I", b"IGSF", 2, 80, W, H, C, T, K, R, 1e-7, 2, 2,
-                         P, Bt, Be, Bm, E, 2, rb, 0, *[v for s in sections for v in s])
+    header = struct.pack(
+        "<4sHHIIHHHHfIIBBBBbBHI8I",
+        b"IGSF",
+        2,
+        80,
+        W,
+        H,
+        C,
+        T,
+        K,
+        R,
+        1e-7,
+        2,
+        2,
+        P,
+        Bt,
+        Be,
+        Bm,
+        E,
+        2,
+        rb,
+        0,
+        *[v for s in sections for v in s],
+    )
     body = header + table + b"\0" * 8 + records + offsets
     data = body + struct.pack("<I", zlib.crc32(body))
     # The decoded values, each line of FORMAT-v2 "Records" as one f32 operation.
     f32 = np.float32
-    sx, sy = f32(W) * f32(2.0 ** -P), f32(H) * f32(2.0 ** -P)
-    tstep = np.uint32(0x40490FDB).view(np.float32) * f32(2.0 ** -Bt)
+    sx, sy = f32(W) * f32(2.0**-P), f32(H) * f32(2.0**-P)
+    tstep = np.uint32(0x40490FDB).view(np.float32) * f32(2.0**-Bt)
 
     def mini(q):
         e, m = q >> Bm, q & ((1 << Bm) - 1)
         return np.uint32(((e + E + 127) << 23) | (m << (23 - Bm))).view(np.float32)
 
-    want = np.array([[f32(r[0]) * sx, f32(r[1]) * sy, f32(r[2]) * tstep, mini(r[3]), mini(r[4]),
-                      lo[0] + f32(r[5]) * step[0], lo[1] + f32(r[6]) * step[1]] for r in recs],
-                    dtype=np.float32)
+    want = np.array(
+        [
+            [
+                f32(r[0]) * sx,
+                f32(r[1]) * sy,
+                f32(r[2]) * tstep,
+                mini(r[3]),
+                mini(r[4]),
+                lo[0] + f32(r[5]) * step[0],
+                lo[1] + f32(r[6]) * step[1],
+            ]
+            for r in recs
+        ],
+        dtype=np.float32,
+    )
     return data, want
 
 
@@ -307,8 +384,9 @@ def hand_made_file() -> tuple[bytes, np.ndarray]:
 def test_hand_made_file_from_the_document():
     data, want = hand_made_file()
     assert len(data) == 152
-    np.testing.assert_allclose(want[:, :5], [[3.0, 5.484375, 0.0, 0.5, 0.375],
-                                             [20.25, 9.0, 81 * math.pi / 256, 1.0, 2.0]], rtol=1e-6)
+    np.testing.assert_allclose(
+        want[:, :5], [[3.0, 5.484375, 0.0, 0.5, 0.375], [20.25, 9.0, 81 * math.pi / 256, 1.0, 2.0]], rtol=1e-6
+    )
     d = _native.IgsDecoder(data)
     assert np.array_equal(d.gaussians().view(np.uint32), want.view(np.uint32))
     py = format_v2.parse_v2(data)
@@ -321,36 +399,67 @@ def test_hand_made_file_from_the_document():
 # ----------------------------------------------------------------------------------------------
 # Rejection of malformed files
 
-FIELDS = {"magic": (0, "4s"), "version": (4, "H"), "header_size": (6, "H"), "width": (8, "I"),
-          "height": (12, "I"), "channels": (16, "H"), "tile": (18, "H"), "k": (20, "H"),
-          "reach": (22, "H"), "eps": (24, "f"), "gaussian_count": (28, "I"), "tile_count": (32, "I"),
-          "mean_bits": (36, "B"), "theta_bits": (37, "B"), "scale_exp_bits": (38, "B"),
-          "scale_mant_bits": (39, "B"), "scale_exp_min": (40, "b"), "offset_bits": (41, "B"),
-          "record_bits": (42, "H"), "flags": (44, "I")}
+FIELDS = {
+    "magic": (0, "4s"),
+    "version": (4, "H"),
+    "header_size": (6, "H"),
+    "width": (8, "I"),
+    "height": (12, "I"),
+    "channels": (16, "H"),
+    "tile": (18, "H"),
+    "k": (20, "H"),
+    "reach": (22, "H"),
+    "eps": (24, "f"),
+    "gaussian_count": (28, "I"),
+    "tile_count": (32, "I"),
+    "mean_bits": (36, "B"),
+    "theta_bits": (37, "B"),
+    "scale_exp_bits": (38, "B"),
+    "scale_mant_bits": (39, "B"),
+    "scale_exp_min": (40, "b"),
+    "offset_bits": (41, "B"),
+    "record_bits": (42, "H"),
+    "flags": (44, "I"),
+}
 for _i, _s in enumerate(format_v2.SECTION_NAMES):
     FIELDS[f"{_s} offset"] = (48 + 8 * _i, "I")
     FIELDS[f"{_s} length"] = (52 + 8 * _i, "I")
 
 # The Python reader's message -> the C error for the same defect (first phrase that matches).
 CODE_FOR_MESSAGE = [
-    ("truncated", "IGS_ERR_TRUNCATED"), ("bad magic", "IGS_ERR_BAD_MAGIC"),
-    ("not an .igs file", "IGS_ERR_BAD_MAGIC"), ("unsupported version", "IGS_ERR_BAD_VERSION"),
-    ("header size", "IGS_ERR_BAD_HEADER"), ("multiple of 16", "IGS_ERR_BAD_LAYOUT"),
-    ("overlaps", "IGS_ERR_BAD_LAYOUT"), ("sections and CRC end", "IGS_ERR_BAD_LAYOUT"),
-    ("CRC mismatch", "IGS_ERR_BAD_CRC"), ("image size", "IGS_ERR_BAD_HEADER"),
-    ("channel count", "IGS_ERR_BAD_HEADER"), ("tile size", "IGS_ERR_BAD_HEADER"),
-    ("is outside 1..32", "IGS_ERR_BAD_HEADER"), ("radius 3", "IGS_ERR_BAD_GAUSSIAN"),
-    ("reach", "IGS_ERR_BAD_HEADER"), ("epsilon", "IGS_ERR_BAD_HEADER"),
-    ("gaussian count", "IGS_ERR_BAD_HEADER"), ("tile count", "IGS_ERR_BAD_HEADER"),
-    ("offset bits", "IGS_ERR_BAD_HEADER"), ("flags", "IGS_ERR_BAD_HEADER"),
-    ("channel table is", "IGS_ERR_BAD_SECTION_SIZE"), ("reserved bytes", "IGS_ERR_BAD_CHANNEL_TABLE"),
+    ("truncated", "IGS_ERR_TRUNCATED"),
+    ("bad magic", "IGS_ERR_BAD_MAGIC"),
+    ("not an .igs file", "IGS_ERR_BAD_MAGIC"),
+    ("unsupported version", "IGS_ERR_BAD_VERSION"),
+    ("header size", "IGS_ERR_BAD_HEADER"),
+    ("multiple of 16", "IGS_ERR_BAD_LAYOUT"),
+    ("overlaps", "IGS_ERR_BAD_LAYOUT"),
+    ("sections and CRC end", "IGS_ERR_BAD_LAYOUT"),
+    ("CRC mismatch", "IGS_ERR_BAD_CRC"),
+    ("image size", "IGS_ERR_BAD_HEADER"),
+    ("channel count", "IGS_ERR_BAD_HEADER"),
+    ("tile size", "IGS_ERR_BAD_HEADER"),
+    ("is outside 1..32", "IGS_ERR_BAD_HEADER"),
+    ("radius 3", "IGS_ERR_BAD_GAUSSIAN"),
+    ("reach", "IGS_ERR_BAD_HEADER"),
+    ("epsilon", "IGS_ERR_BAD_HEADER"),
+    ("gaussian count", "IGS_ERR_BAD_HEADER"),
+    ("tile count", "IGS_ERR_BAD_HEADER"),
+    ("offset bits", "IGS_ERR_BAD_HEADER"),
+    ("flags", "IGS_ERR_BAD_HEADER"),
+    ("channel table is", "IGS_ERR_BAD_SECTION_SIZE"),
+    ("reserved bytes", "IGS_ERR_BAD_CHANNEL_TABLE"),
     ("invalid record layout: colour_bits", "IGS_ERR_BAD_CHANNEL_TABLE"),
-    ("invalid record layout", "IGS_ERR_BAD_HEADER"), ("record bits", "IGS_ERR_BAD_HEADER"),
+    ("invalid record layout", "IGS_ERR_BAD_HEADER"),
+    ("record bits", "IGS_ERR_BAD_HEADER"),
     ("records section is", "IGS_ERR_BAD_SECTION_SIZE"),
     ("tile offsets section is", "IGS_ERR_BAD_SECTION_SIZE"),
     ("unknown semantic code", "IGS_ERR_BAD_CHANNEL_TABLE"),
-    ("ranges must be finite", "IGS_ERR_BAD_CHANNEL_TABLE"), ("zero or of magnitude", "IGS_ERR_BAD_CHANNEL_TABLE"), ("decodes to", "IGS_ERR_BAD_CHANNEL_TABLE"),
-    ("metadata", "IGS_ERR_BAD_METADATA"), ("records: unused bits", "IGS_ERR_BAD_GAUSSIAN"),
+    ("ranges must be finite", "IGS_ERR_BAD_CHANNEL_TABLE"),
+    ("zero or of magnitude", "IGS_ERR_BAD_CHANNEL_TABLE"),
+    ("decodes to", "IGS_ERR_BAD_CHANNEL_TABLE"),
+    ("metadata", "IGS_ERR_BAD_METADATA"),
+    ("records: unused bits", "IGS_ERR_BAD_GAUSSIAN"),
     ("tile offsets: unused bits", "IGS_ERR_BAD_TILE_LIST"),
     ("tile offsets must start at 0", "IGS_ERR_BAD_TILE_LIST"),
     ("outside its home tile", "IGS_ERR_BAD_TILE_LIST"),
@@ -403,11 +512,22 @@ def put_at(data: bytes, pos: int, fmt: str, value) -> bytes:
 
 def rebuilt(igs: IgsFileV2, codes=None, offsets=None, layout=None, **changes) -> bytes:
     """igs with other codes / offsets / layout through the (non-validating) writer."""
-    fields = dict(width=igs.width, height=igs.height, tile=igs.tile, k=igs.k, eps=igs.eps,
-                  reach=igs.reach, channels=igs.channels, value_range=igs.value_range,
-                  layout=layout or igs.layout, colour_lo=igs.colour_lo, colour_step=igs.colour_step,
-                  codes=[c.copy() for c in igs.codes] if codes is None else codes,
-                  offsets=igs.offsets.copy() if offsets is None else offsets, metadata=igs.metadata)
+    fields = dict(
+        width=igs.width,
+        height=igs.height,
+        tile=igs.tile,
+        k=igs.k,
+        eps=igs.eps,
+        reach=igs.reach,
+        channels=igs.channels,
+        value_range=igs.value_range,
+        layout=layout or igs.layout,
+        colour_lo=igs.colour_lo,
+        colour_step=igs.colour_step,
+        codes=[c.copy() for c in igs.codes] if codes is None else codes,
+        offsets=igs.offsets.copy() if offsets is None else offsets,
+        metadata=igs.metadata,
+    )
     fields.update(changes)
     return IgsFileV2(**fields).to_bytes()
 
@@ -417,7 +537,7 @@ def with_metadata_bytes(igs: IgsFileV2, raw: bytes) -> bytes:
     data = bytearray(rebuilt(igs, metadata={"x": "y" * max(0, len(raw) - 8)}))
     off, length = get(bytes(data), "metadata offset"), get(bytes(data), "metadata length")
     assert length == len(raw), (length, len(raw))
-    data[off:off + length] = raw
+    data[off : off + length] = raw
     return recrc(bytes(data))
 
 
@@ -425,35 +545,70 @@ def targeted_corruptions(igs: IgsFileV2, data: bytes) -> dict[str, tuple[bytes, 
     """name -> (corrupt bytes, the C error it must give). Each has one defect."""
     n, tiles = igs.gaussian_count, igs.tile_count
     L = igs.layout
-    ct_off, rc_off, to_off = get(data, "channel table offset"), get(data, "records offset"), get(data, "tile offsets offset")
+    ct_off, rc_off, to_off = (
+        get(data, "channel table offset"),
+        get(data, "records offset"),
+        get(data, "tile offsets offset"),
+    )
     rc_len, to_len = get(data, "records length"), get(data, "tile offsets length")
     out: dict[str, tuple[bytes, str]] = {}
-    H, CT, SZ, G, TL = ("IGS_ERR_BAD_HEADER", "IGS_ERR_BAD_CHANNEL_TABLE", "IGS_ERR_BAD_SECTION_SIZE",
-                        "IGS_ERR_BAD_GAUSSIAN", "IGS_ERR_BAD_TILE_LIST")
+    H, CT, SZ, G, TL = (
+        "IGS_ERR_BAD_HEADER",
+        "IGS_ERR_BAD_CHANNEL_TABLE",
+        "IGS_ERR_BAD_SECTION_SIZE",
+        "IGS_ERR_BAD_GAUSSIAN",
+        "IGS_ERR_BAD_TILE_LIST",
+    )
     out["magic"] = (put(data, "magic", b"IGSX"), "IGS_ERR_BAD_MAGIC")
     out["version 3"] = (put(data, "version", 3), "IGS_ERR_BAD_VERSION")
     out["version 1"] = (put(data, "version", 1), H)  # a version 1 reader: header size 80 != 84
     out["header size 84"] = (put(data, "header_size", 84), H)
     out["crc"] = (data[:-1] + bytes([data[-1] ^ 1]), "IGS_ERR_BAD_CRC")
-    out["payload flip, stale crc"] = (data[:rc_off] + bytes([data[rc_off] ^ 4]) + data[rc_off + 1:], "IGS_ERR_BAD_CRC")
+    out["payload flip, stale crc"] = (data[:rc_off] + bytes([data[rc_off] ^ 4]) + data[rc_off + 1 :], "IGS_ERR_BAD_CRC")
     out["bytes after the crc"] = (recrc(data + b"\0" * 8), "IGS_ERR_BAD_LAYOUT")
     out["records misaligned"] = (put(data, "records offset", rc_off + 4), "IGS_ERR_BAD_LAYOUT")
     out["records overlap the metadata"] = (put(data, "records offset", ct_off), "IGS_ERR_BAD_LAYOUT")
     out["offsets beyond the end"] = (put(data, "tile offsets offset", 0xFFFFFFF0), "IGS_ERR_TRUNCATED")
     out["offsets run past the end"] = (put(data, "tile offsets length", to_len + 64), "IGS_ERR_TRUNCATED")
-    for field, value in [("width", 0), ("width", 16385), ("height", 0), ("channels", 0), ("channels", 17),
-                         ("tile", 0), ("tile", 257), ("k", 0), ("k", 33), ("reach", 0), ("reach", 9),
-                         ("eps", 0.0), ("eps", float("nan")), ("eps", float("inf")), ("eps", -1.0),
-                         ("gaussian_count", (1 << 26) + 1), ("tile_count", tiles + 1),
-                         ("mean_bits", 0), ("mean_bits", 25), ("theta_bits", 0), ("theta_bits", 17),
-                         ("scale_exp_bits", 0), ("scale_exp_bits", 9), ("scale_mant_bits", 17),
-                         ("scale_exp_min", -127), ("scale_exp_min", 127 - (1 << L.scale_exp_bits) + 2),
-                         ("offset_bits", igs.offset_bits + 1), ("offset_bits", 0),
-                         ("record_bits", L.record_bits + 1), ("flags", 1), ("flags", 1 << 31)]:
+    for field, value in [
+        ("width", 0),
+        ("width", 16385),
+        ("height", 0),
+        ("channels", 0),
+        ("channels", 17),
+        ("tile", 0),
+        ("tile", 257),
+        ("k", 0),
+        ("k", 33),
+        ("reach", 0),
+        ("reach", 9),
+        ("eps", 0.0),
+        ("eps", float("nan")),
+        ("eps", float("inf")),
+        ("eps", -1.0),
+        ("gaussian_count", (1 << 26) + 1),
+        ("tile_count", tiles + 1),
+        ("mean_bits", 0),
+        ("mean_bits", 25),
+        ("theta_bits", 0),
+        ("theta_bits", 17),
+        ("scale_exp_bits", 0),
+        ("scale_exp_bits", 9),
+        ("scale_mant_bits", 17),
+        ("scale_exp_min", -127),
+        ("scale_exp_min", 127 - (1 << L.scale_exp_bits) + 2),
+        ("offset_bits", igs.offset_bits + 1),
+        ("offset_bits", 0),
+        ("record_bits", L.record_bits + 1),
+        ("flags", 1),
+        ("flags", 1 << 31),
+    ]:
         out[f"{field} {value}"] = (put(data, field, value), H)
     # A different P with record_bits to match: the records section no longer fits the count.
     out["mean bits + 1, record bits to match"] = (
-        put(put(data, "mean_bits", L.mean_bits + 1, fix_crc=False), "record_bits", L.record_bits + 2), SZ)
+        put(put(data, "mean_bits", L.mean_bits + 1, fix_crc=False), "record_bits", L.record_bits + 2),
+        SZ,
+    )
     out["channel table length"] = (put(data, "channel table length", 20 * igs.channel_count - 20), SZ)
     # One record more (or fewer) with the same offset width: the records section is too short.
     other = n + 1 if (n + 1).bit_length() == n.bit_length() else n - 1
@@ -463,10 +618,16 @@ def targeted_corruptions(igs: IgsFileV2, data: bytes) -> dict[str, tuple[bytes, 
     out["semantic 10"] = (put_at(data, entry, "B", 10), CT)
     out["semantic 255"] = (put_at(data, entry, "B", 255), CT)
     out["reserved byte"] = (put_at(data, entry + 3, "B", 1), CT)
-    for name, at, value in [("value_lo nan", 4, float("nan")), ("value_hi inf", 8, float("inf")),
-                            ("value_hi < value_lo", 8, -5.0), ("colour_lo nan", 12, float("nan")),
-                            ("colour_lo subnormal", 12, 1e-40), ("colour_step subnormal", 16, 1e-41),
-                            ("colour_step negative", 16, -0.5), ("colour_step inf", 16, float("inf"))]:
+    for name, at, value in [
+        ("value_lo nan", 4, float("nan")),
+        ("value_hi inf", 8, float("inf")),
+        ("value_hi < value_lo", 8, -5.0),
+        ("colour_lo nan", 12, float("nan")),
+        ("colour_lo subnormal", 12, 1e-40),
+        ("colour_step subnormal", 16, 1e-41),
+        ("colour_step negative", 16, -0.5),
+        ("colour_step inf", 16, float("inf")),
+    ]:
         out[name] = (put_at(data, entry + at, "f", value), CT)
     for b in (0, 17):
         bits = list(L.colour_bits)
@@ -476,8 +637,13 @@ def targeted_corruptions(igs: IgsFileV2, data: bytes) -> dict[str, tuple[bytes, 
         codes[5] = np.zeros(n, np.uint32)
         out[f"colour bits {b}"] = (rebuilt(igs, codes=codes, layout=lay), CT)
     # Metadata.
-    for name, raw in [("not json", b'{"a": 1,}   '), ("not an object", b'[1, 2, 3]   '),
-                      ("NaN", b'{"a": NaN}  '), ("bad utf-8", b'{"a": "\xff"}'), ("overlong", b'{"\xc0\xaf": 1}')]:
+    for name, raw in [
+        ("not json", b'{"a": 1,}   '),
+        ("not an object", b"[1, 2, 3]   "),
+        ("NaN", b'{"a": NaN}  '),
+        ("bad utf-8", b'{"a": "\xff"}'),
+        ("overlong", b'{"\xc0\xaf": 1}'),
+    ]:
         out[f"metadata {name}"] = (with_metadata_bytes(igs, raw), "IGS_ERR_BAD_METADATA")
     # Records: unused bits, reach rule.
     used = n * L.record_bits
@@ -499,8 +665,11 @@ def targeted_corruptions(igs: IgsFileV2, data: bytes) -> dict[str, tuple[bytes, 
     nonempty = np.flatnonzero(np.diff(offs) >= 1)
     assert len(nonempty) >= 2
     t = int(nonempty[len(nonempty) // 2])  # a home tile with records, and records before it
-    for name, change in [("offsets[0] = 1", (0, 1)), ("offsets[-1] = N - 1", (tiles, n - 1)),
-                         ("an offset decreases", (t + 1, int(offs[t]) - 1))]:
+    for name, change in [
+        ("offsets[0] = 1", (0, 1)),
+        ("offsets[-1] = N - 1", (tiles, n - 1)),
+        ("an offset decreases", (t + 1, int(offs[t]) - 1)),
+    ]:
         o = igs.offsets.copy()
         o[change[0]] = change[1]
         out[name] = (rebuilt(igs, offsets=o), TL)
@@ -544,16 +713,21 @@ def test_error_details_name_the_defect(variants):
     checked: set[str] = set()
     for igs, data in (variants["t16"], variants["t16_bits"], scene_with_unused_record_bits()):
         cases = targeted_corruptions(igs, data)
-        phrases = {"reach rule broken on axis 0": "is not below reach * tile",
-                   "scale exponent min - 4": "is not below reach * tile",
-                   "record moved to the next tile": "outside its home tile's range",
-                   "two records of different tiles exchanged": "outside its home tile's range",
-                   "two offsets swapped": "tile offsets decrease", "offsets[0] = 1": "not 0",
-                   "records unused bits": "records: unused bits", "reach 9": "reach 9 is outside 1..8",
-                   "colour bits 17": "colour bits 17 outside 1..16", "version 3": "unsupported version 3",
-                   "record_bits %d" % (igs.layout.record_bits + 1): "record bits",
-                   "gaussian count changed": "records section is",
-                   "offsets unused bits": "tile offsets: unused bits"}
+        phrases = {
+            "reach rule broken on axis 0": "is not below reach * tile",
+            "scale exponent min - 4": "is not below reach * tile",
+            "record moved to the next tile": "outside its home tile's range",
+            "two records of different tiles exchanged": "outside its home tile's range",
+            "two offsets swapped": "tile offsets decrease",
+            "offsets[0] = 1": "not 0",
+            "records unused bits": "records: unused bits",
+            "reach 9": "reach 9 is outside 1..8",
+            "colour bits 17": "colour bits 17 outside 1..16",
+            "version 3": "unsupported version 3",
+            "record_bits %d" % (igs.layout.record_bits + 1): "record bits",
+            "gaussian count changed": "records section is",
+            "offsets unused bits": "tile offsets: unused bits",
+        }
         for label, phrase in phrases.items():
             if label not in cases:  # a stream that fills its last word has no unused bits
                 continue

@@ -1,17 +1,17 @@
 """Fitting: budget arithmetic, initialisation, convergence on real texels, determinism."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from conftest import MATERIALS
 
 from igs_tex import IgsError
 from igs_tex.budget import auto_tile, gaussians_for_budget
 from igs_tex.fit import FitSettings, fit_stack
 from igs_tex.fit.init import gradient_magnitude, initial_positions
 from igs_tex.material import load_material
-
-from conftest import MATERIALS
 
 
 def test_budget_paper_rate():
@@ -30,13 +30,13 @@ def test_budget_rejects(kw):
 
 def test_init_follows_gradients():
     t = torch.zeros(64, 64, 1)
-    t[:, 32:] = 1.0                       # one vertical edge at x = 32
+    t[:, 32:] = 1.0  # one vertical edge at x = 32
     g = gradient_magnitude(t)
     assert g[:, 31:33].min() > 0 and g[:, :30].max() == 0
     idx = initial_positions(t, 200, 0.3, torch.Generator().manual_seed(0))
     x = idx % 64
     near_edge = ((x >= 31) & (x <= 32)).float().mean()
-    assert near_edge > 0.5                # 70% of the mass sits on the edge's 128 texels
+    assert near_edge > 0.5  # 70% of the mass sits on the edge's 128 texels
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +46,10 @@ def real_crop():
 
 
 def test_fit_converges_on_real_material(real_crop):
-    s = FitSettings(gaussians=120, steps=120, seed=3, backend="torch", grow_every=25,
-                    history_steps=(1, 120))
+    s = FitSettings(gaussians=120, steps=120, seed=3, backend="torch", grow_every=25, history_steps=(1, 120))
     r = fit_stack(real_crop, s, progress=False)
-    assert r.params.count == 120          # grew from N/2 to N
-    assert r.psnr_history[120] > r.psnr_history[1] + 0.75   # measured: 31.3 -> 32.3 dB
+    assert r.params.count == 120  # grew from N/2 to N
+    assert r.psnr_history[120] > r.psnr_history[1] + 0.75  # measured: 31.3 -> 32.3 dB
     assert np.isfinite(r.params.means.numpy()).all()
     m = r.params.means.numpy()
     assert (m >= 0).all() and (m[:, 0] <= 48).all() and (m[:, 1] <= 48).all()
@@ -64,14 +63,16 @@ def test_fit_is_deterministic(real_crop):
     b = fit_stack(real_crop, s, progress=False).params
     for x, y in zip((a.means, a.theta, a.inv_scale, a.colour), (b.means, b.theta, b.inv_scale, b.colour)):
         assert torch.equal(x, y)
-    c = fit_stack(real_crop, FitSettings(gaussians=60, steps=40, seed=8, backend="torch", grow_every=10),
-                  progress=False).params
+    c = fit_stack(
+        real_crop, FitSettings(gaussians=60, steps=40, seed=8, backend="torch", grow_every=10), progress=False
+    ).params
     assert not torch.equal(a.means, c.means)
 
 
 def test_coarse_to_fine_fits_at_half_size_then_full():
     from igs_tex.metrics import psnr
     from igs_tex.render.native import NativeRenderer, native_available
+
     if not native_available():
         pytest.skip("igs_tex._native is not built")
     target = np.ascontiguousarray(load_material(MATERIALS / "walnut_wood").data[300:396, 400:496])
@@ -94,18 +95,19 @@ def test_coarse_to_fine_fits_at_half_size_then_full():
 
 
 def test_auto_tile_follows_the_gaussian_spacing():
-    assert auto_tile(512, 512, 268) == 32      # 0.03 bppc, 6 channels: 31 px apart
-    assert auto_tile(512, 512, 2234) == 16     # 0.25 bppc: 10.8 px apart
-    assert auto_tile(512, 512, 1820) == 32     # 12.001 px: the threshold is inclusive
-    assert auto_tile(512, 512, 1821) == 16     # 11.998 px
+    assert auto_tile(512, 512, 268) == 32  # 0.03 bppc, 6 channels: 31 px apart
+    assert auto_tile(512, 512, 2234) == 16  # 0.25 bppc: 10.8 px apart
+    assert auto_tile(512, 512, 1820) == 32  # 12.001 px: the threshold is inclusive
+    assert auto_tile(512, 512, 1821) == 16  # 11.998 px
 
 
 @pytest.mark.parametrize("gaussians, tile", [(16, 32), (64, 16)])
 def test_bake_ships_the_tile_size_it_trained_with(tmp_path, gaussians, tile):
     from conftest import crop_material
 
-    from igs_tex.igsfile import read_igs
     from igs_tex.bakes.material import BakeOptions, bake_material
+    from igs_tex.igsfile import read_igs
+
     src = crop_material(MATERIALS / "walnut_wood", tmp_path / "wood", 64, 300, 200)
     s = bake_material(src, tmp_path / "out", BakeOptions(gaussians=gaussians, steps=5), progress=False)
     assert s["settings"]["tile"] == tile

@@ -6,11 +6,13 @@ dispatch mode that raises where a host tensor meets a device tensor in one opera
 does. A fit on that device must run without mixing, hand the renderer only device tensors,
 return host tensors, and compute exactly what the host fit computes.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from conftest import MATERIALS
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten, tree_map
@@ -20,12 +22,10 @@ from igs_tex.fit import FitSettings, fit_stack
 from igs_tex.fit.losses import channel_ssim, fit_loss, make_loss
 from igs_tex.fit.optim import RowAdam
 from igs_tex.material import load_material
+from igs_tex.metrics import ssim_map
 from igs_tex.render import GaussianParams
 from igs_tex.render.native import NativeRenderer
 from igs_tex.render.torch_ref import TorchRenderer
-from igs_tex.metrics import ssim_map
-
-from conftest import MATERIALS
 
 FAKE = torch.device("meta")
 _COPIES = (torch.ops.aten._to_copy.default, torch.ops.aten.copy_.default)
@@ -41,8 +41,14 @@ class OnFake(torch.Tensor):
     @staticmethod
     def __new__(cls, inner: torch.Tensor):
         return torch.Tensor._make_wrapper_subclass(
-            cls, inner.shape, strides=inner.stride(), storage_offset=inner.storage_offset(),
-            dtype=inner.dtype, device=FAKE, requires_grad=inner.requires_grad)
+            cls,
+            inner.shape,
+            strides=inner.stride(),
+            storage_offset=inner.storage_offset(),
+            dtype=inner.dtype,
+            device=FAKE,
+            requires_grad=inner.requires_grad,
+        )
 
     def __init__(self, inner: torch.Tensor):
         self.inner = inner
@@ -124,9 +130,19 @@ def crop():
 
 # Small and sparse: growth ends at step 16, then thin Gaussians leave holes for the repair; the
 # first 6 steps run on the 20 x 20 coarse level.
-SETTINGS = dict(gaussians=24, steps=30, seed=5, grow_every=4, init_scale_px=1.5, max_scale_px=3.0,
-                coarse_fraction=0.2, coarse_min_side=16, history_steps=(3, 30), log_every=5,
-                channel_weights=[1.0, 2.0, 3.0])
+SETTINGS = dict(
+    gaussians=24,
+    steps=30,
+    seed=5,
+    grow_every=4,
+    init_scale_px=1.5,
+    max_scale_px=3.0,
+    coarse_fraction=0.2,
+    coarse_min_side=16,
+    history_steps=(3, 30),
+    log_every=5,
+    channel_weights=[1.0, 2.0, 3.0],
+)
 
 
 def _fields(p: GaussianParams):
@@ -159,7 +175,7 @@ def test_fit_on_a_device_keeps_it_there_and_equals_the_host_fit(monkeypatch, cro
     renderer = OnDevice(TorchRenderer(), "torch", FAKE)
     with FakeFactories(), FakeDevice():
         dev = _fit_with(monkeypatch, renderer, crop)
-    assert renderer.calls > SETTINGS["steps"]   # training, full-size history and coverage renders
+    assert renderer.calls > SETTINGS["steps"]  # training, full-size history and coverage renders
     for t in _fields(dev.params):
         assert type(t) is torch.Tensor and t.device.type == "cpu" and t.is_contiguous()
     # Same seed, same draws (sampling stays on the host generator), same arithmetic.
@@ -225,8 +241,7 @@ def test_training_ssim_is_the_metrics_ssim_bit_for_bit(dtype):
 def test_row_adam_moves_host_rows_to_its_device():
     # Growth samples and colours new Gaussians on the host; the optimiser takes them to its device.
     with FakeFactories(), FakeDevice():
-        opt = RowAdam([torch.zeros(4, 2).to(FAKE).requires_grad_(True), torch.zeros(4, 3).to(FAKE)],
-                      [1e-3, 1e-2])
+        opt = RowAdam([torch.zeros(4, 2).to(FAKE).requires_grad_(True), torch.zeros(4, 3).to(FAKE)], [1e-3, 1e-2])
         grown = opt.append_rows([torch.ones(2, 2), torch.ones(2, 3, dtype=torch.float64)])
         opt.replace_rows(torch.tensor([0, 5]), [torch.full((2, 2), 2.0), torch.full((2, 3), 3.0)])
         opt.tensors[0].grad = torch.ones(6, 2).to(FAKE)

@@ -1,5 +1,6 @@
 """The version 2 container (docs/FORMAT-v2.md): exact decode rules, the listing rule, the
 home-tile scan a sampler does, validation of every rule, and the size rule budgets use."""
+
 from __future__ import annotations
 
 import math
@@ -8,16 +9,23 @@ import zlib
 
 import numpy as np
 import pytest
+from conftest import MATERIALS
 
 from igs_tex import budget
-from igs_tex.format_v2 import (HEADER, IgsFileV2, build_igs_v2, listed_pairs, minifloat, pack_fields,
-                               parse_v2, unpack_fields)
+from igs_tex.format_v2 import (
+    HEADER,
+    IgsFileV2,
+    build_igs_v2,
+    listed_pairs,
+    minifloat,
+    pack_fields,
+    parse_v2,
+    unpack_fields,
+)
 from igs_tex.igsfile import IgsFormatError, from_bytes
 from igs_tex.material import load_material
 from igs_tex.render.decode import decode_igs
 from igs_tex.render.tiles import tile_lists_numpy
-
-from conftest import MATERIALS
 
 CHANNELS = ["basecolor.r", "basecolor.g", "basecolor.b", "roughness", "metalness"]
 
@@ -46,8 +54,10 @@ def real_scene(rng, target, n=300, tile=16):
 
 
 def names(c):
-    return (["basecolor.r", "basecolor.g", "basecolor.b", "normal.x", "normal.y", "normal.z", "roughness",
-             "metalness"] + ["other"] * 8)[:c]
+    return (
+        ["basecolor.r", "basecolor.g", "basecolor.b", "normal.x", "normal.y", "normal.z", "roughness", "metalness"]
+        + ["other"] * 8
+    )[:c]
 
 
 def test_round_trip_is_byte_identical(rng):
@@ -85,11 +95,13 @@ def test_dequantisation_follows_the_written_rules(rng):
     qx, qy, qt, qa, qb, *qc = (c.astype(np.int64) for c in igs.codes)
     p = igs.params()
     # Exact real values: mean = q * W / 2^P, theta = q * f32(pi) / 2^B, a = 2^(e+E) (1 + m / 2^Bm).
-    assert np.array_equal(p["means"][:, 0], np.float32(qx * 200.0 / 2 ** L.mean_bits))
-    assert np.array_equal(p["means"][:, 1], np.float32(qy * 150.0 / 2 ** L.mean_bits))
-    assert np.array_equal(p["theta"], np.float32(qt * float(np.float32(math.pi)) / 2 ** L.theta_bits))
+    assert np.array_equal(p["means"][:, 0], np.float32(qx * 200.0 / 2**L.mean_bits))
+    assert np.array_equal(p["means"][:, 1], np.float32(qy * 150.0 / 2**L.mean_bits))
+    assert np.array_equal(p["theta"], np.float32(qt * float(np.float32(math.pi)) / 2**L.theta_bits))
     e, m = qa >> L.scale_mant_bits, qa & ((1 << L.scale_mant_bits) - 1)
-    assert np.array_equal(p["inv_scale"][:, 0], (2.0 ** (e + L.scale_exp_min) * (1 + m / 2 ** L.scale_mant_bits)).astype(np.float32))
+    assert np.array_equal(
+        p["inv_scale"][:, 0], (2.0 ** (e + L.scale_exp_min) * (1 + m / 2**L.scale_mant_bits)).astype(np.float32)
+    )
     for c in range(5):
         want = np.float32(igs.colour_lo[c]) + (qc[c].astype(np.float32) * igs.colour_step[c]).astype(np.float32)
         assert np.array_equal(p["colour"][:, c], want)
@@ -97,7 +109,7 @@ def test_dequantisation_follows_the_written_rules(rng):
     order = np.argsort(budget_home(means, 200, 150, 32, p), kind="stable")
     assert np.abs(p["colour"] - colour[order]).max() <= igs.colour_step.max() * 0.5 + 1e-6
     dt = np.abs(np.mod(p["theta"] - theta[order] + math.pi / 2, math.pi) - math.pi / 2)
-    assert dt.max() <= math.pi / 2 ** L.theta_bits / 2 + 1e-6
+    assert dt.max() <= math.pi / 2**L.theta_bits / 2 + 1e-6
 
 
 def budget_home(means, w, h, tile, p):
@@ -108,7 +120,9 @@ def budget_home(means, w, h, tile, p):
     qy = np.minimum(np.rint(np.clip(means[:, 1], 0, h) / h * levels), levels - 1)
     mx, my = np.float32(qx * w / levels), np.float32(qy * h / levels)
     tx = budget.tile_grid(w, h, tile)[0]
-    return np.minimum(np.floor(my / tile), budget.tile_grid(w, h, tile)[1] - 1) * tx + np.minimum(np.floor(mx / tile), tx - 1)
+    return np.minimum(np.floor(my / tile), budget.tile_grid(w, h, tile)[1] - 1) * tx + np.minimum(
+        np.floor(mx / tile), tx - 1
+    )
 
 
 def test_minifloat_rounds_to_nearest_and_meets_the_reach_rule(rng):
@@ -135,8 +149,12 @@ def test_listing_rule_is_the_contracts_test(rng):
     p = igs.params()
     o1, i1 = tile_lists_numpy(p["means"], p["inv_scale"], 150, 200, 16)
     v1 = set(zip(np.repeat(np.arange(len(o1) - 1), np.diff(o1)).tolist(), i1.tolist()))
-    v2 = set(zip(np.repeat(np.arange(len(igs.tile_offsets) - 1), np.diff(igs.tile_offsets)).tolist(),
-                 igs.tile_indices.tolist()))
+    v2 = set(
+        zip(
+            np.repeat(np.arange(len(igs.tile_offsets) - 1), np.diff(igs.tile_offsets)).tolist(),
+            igs.tile_indices.tolist(),
+        )
+    )
     assert len(v1) > 1000
     assert len(v1 ^ v2) <= 0.001 * len(v1)
 
@@ -166,7 +184,7 @@ def naive_scan(igs, x, y):
                 g = math.exp(-0.5 * ((uu * p["inv_scale"][i][0]) ** 2 + (vv * p["inv_scale"][i][1]) ** 2))
                 cands.append((-g, i))
     assert [i for _, i in cands] == sorted(i for _, i in cands)  # rows visit ascending indices
-    top = sorted(cands)[:igs.k]
+    top = sorted(cands)[: igs.k]
     w = np.array([-g for g, _ in top])
     cols = np.array([p["colour"][i] for _, i in top]).reshape(len(top), -1)
     return (w[:, None] * cols).sum(0) / (w.sum() + igs.eps)
@@ -205,16 +223,30 @@ def with_header(data: bytes, index: int, value) -> bytes:
     f = header_fields(data)
     f[index] = value
     out = bytearray(data)
-    out[:HEADER.size] = HEADER.pack(*f)
+    out[: HEADER.size] = HEADER.pack(*f)
     return reseal(out)
 
 
-@pytest.mark.parametrize("index,value,message", [
-    (1, 3, "version"), (3, 0, "image size"), (5, 17, "channel count"), (6, 0, "tile size"),
-    (7, 33, "K"), (8, 9, "reach"), (9, float("nan"), "epsilon"), (11, 5, "tile count"),
-    (12, 25, "mean_bits"), (13, 0, "theta_bits"), (16, 127, "scale_exp_min"), (17, 3, "offset bits"),
-    (18, 99, "record bits"), (19, 1, "flags"), (20, 8, "multiple of 16"),
-])
+@pytest.mark.parametrize(
+    "index,value,message",
+    [
+        (1, 3, "version"),
+        (3, 0, "image size"),
+        (5, 17, "channel count"),
+        (6, 0, "tile size"),
+        (7, 33, "K"),
+        (8, 9, "reach"),
+        (9, float("nan"), "epsilon"),
+        (11, 5, "tile count"),
+        (12, 25, "mean_bits"),
+        (13, 0, "theta_bits"),
+        (16, 127, "scale_exp_min"),
+        (17, 3, "offset bits"),
+        (18, 99, "record bits"),
+        (19, 1, "flags"),
+        (20, 8, "multiple of 16"),
+    ],
+)
 def test_header_rules_are_checked(good, index, value, message):
     with pytest.raises(IgsFormatError, match=message):
         from_bytes(with_header(good, index, value), "x.igs")
@@ -226,7 +258,7 @@ def test_crc_and_truncation_are_checked(good):
     with pytest.raises(IgsFormatError, match="CRC"):
         from_bytes(bytes(bad))
     with pytest.raises(IgsFormatError, match="truncated"):
-        from_bytes(good[:len(good) // 2])
+        from_bytes(good[: len(good) // 2])
 
 
 def rewrite(data: bytes, mutate) -> bytes:
@@ -243,6 +275,7 @@ def test_records_outside_their_home_tile_are_rejected(good):
         a, b = 0, igs.gaussian_count - 1
         for c in igs.codes:
             c[[a, b]] = c[[b, a]]
+
     with pytest.raises(IgsFormatError, match="home tile"):
         from_bytes(rewrite(good, swap))
 
@@ -250,6 +283,7 @@ def test_records_outside_their_home_tile_are_rejected(good):
 def test_the_reach_rule_is_checked(good):
     def grow(igs):
         igs.codes[3][5] = 0  # the smallest inverse scale of the layout: far too large a Gaussian
+
     igs = parse_v2(good)
     if float(minifloat(np.array([0], np.uint32), igs.layout)[0]) * igs.reach * igs.tile > 3:
         pytest.fail("the layout's smallest inverse scale meets the reach rule; the test needs one that does not")
@@ -260,6 +294,7 @@ def test_the_reach_rule_is_checked(good):
 def test_offsets_must_be_ordered(good):
     def disorder(igs):
         igs.offsets[3], igs.offsets[4] = igs.offsets[4] + 1, igs.offsets[3]
+
     with pytest.raises(IgsFormatError, match="offsets|home tile"):
         from_bytes(rewrite(good, disorder))
 
@@ -289,8 +324,9 @@ def test_random_corruptions_are_rejected_cleanly(good):
 def test_the_size_rule_counts_the_whole_file(rng):
     for n, c in [(0, 1), (1, 3), (77, 5), (1000, 8)]:
         means, theta, inv, colour = scene(rng, n=max(n, 1), c=c)
-        igs = build_igs_v2(means[:n], theta[:n], inv[:n], colour[:n], 200, 150, names(c), [[0, 1]] * c,
-                           {"k": "v"}, tile=32)
+        igs = build_igs_v2(
+            means[:n], theta[:n], inv[:n], colour[:n], 200, 150, names(c), [[0, 1]] * c, {"k": "v"}, tile=32
+        )
         size = budget.file_size_v2(200, 150, c, 32, n, igs.layout.record_bits, len(igs._metadata_bytes()))
         assert size.total_bytes == len(igs.to_bytes())
 
@@ -318,7 +354,7 @@ def test_listed_pairs_are_sorted_by_tile_then_index(rng):
 def test_colours_that_would_decode_to_infinity_or_subnormals_are_rejected(good):
     """A colour_step so large that the top code overflows, or one below 2^-102."""
     igs = parse_v2(good)
-    for lo, step, message in ((3e38, 3e37, "not finite"), (0.0, 2.0 ** -110, "2\\^-102")):
+    for lo, step, message in ((3e38, 3e37, "not finite"), (0.0, 2.0**-110, "2\\^-102")):
         igs.colour_lo[1], igs.colour_step[1] = lo, step
         with pytest.raises(IgsFormatError, match=message):
             from_bytes(igs.to_bytes())

@@ -1,4 +1,5 @@
 """The .igs container: round trips, quantisation bounds, bit-exact decode, and rejection of bad files."""
+
 from __future__ import annotations
 
 import json
@@ -10,28 +11,46 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import GOLDEN
 
 from igs_tex import IgsError
 from igs_tex.igsfile import (
-    SEMANTIC_CODES, IgsFile, IgsFormatError, bits_per_gaussian, build_igs, dequantize, from_bytes,
-    quantize, read_igs, write_igs,
+    SEMANTIC_CODES,
+    IgsFile,
+    IgsFormatError,
+    bits_per_gaussian,
+    build_igs,
+    dequantize,
+    from_bytes,
+    quantize,
+    read_igs,
+    write_igs,
 )
 from igs_tex.render.tiles import tile_lists_numpy
 
-from conftest import GOLDEN
 FORMAT_MD = Path(__file__).resolve().parents[1] / "docs" / "FORMAT.md"
 
 # Header field offsets, written out from FORMAT.md rather than imported, so a drift between the
 # module and the document fails here.
 FIELDS = {
-    "magic": (0, "4s"), "version": (4, "H"), "header_size": (6, "H"), "width": (8, "I"),
-    "height": (12, "I"), "channels": (16, "H"), "tile": (18, "H"), "k": (20, "H"),
-    "index_bits": (22, "H"), "eps": (24, "f"), "n": (28, "I"), "tiles": (32, "I"),
-    "index_count": (36, "I"), "wpg": (40, "H"), "flags": (42, "H"),
+    "magic": (0, "4s"),
+    "version": (4, "H"),
+    "header_size": (6, "H"),
+    "width": (8, "I"),
+    "height": (12, "I"),
+    "channels": (16, "H"),
+    "tile": (18, "H"),
+    "k": (20, "H"),
+    "index_bits": (22, "H"),
+    "eps": (24, "f"),
+    "n": (28, "I"),
+    "tiles": (32, "I"),
+    "index_count": (36, "I"),
+    "wpg": (40, "H"),
+    "flags": (42, "H"),
 }
 SECTIONS = ("channel table", "metadata", "gaussian buffer", "tile offsets", "tile indices")
-PBR9 = ["basecolor.r", "basecolor.g", "basecolor.b", "normal.x", "normal.y", "normal.z",
-        "ao", "roughness", "metalness"]
+PBR9 = ["basecolor.r", "basecolor.g", "basecolor.b", "normal.x", "normal.y", "normal.z", "ao", "roughness", "metalness"]
 
 
 def random_gaussians(n, c, width, height, seed=0, scale=(0.05, 1.0)):
@@ -84,15 +103,18 @@ def set_section(name, offset=None, length=None):
         out = bytearray(b)
         struct.pack_into("<II", out, 44 + 8 * i, o if offset is None else offset, n if length is None else length)
         return recrc(bytes(out))
+
     return f
 
 
 def set_half(g, h, bits):
     """Overwrite half h of Gaussian g's record."""
+
     def f(b):
         off, _ = section(b, "gaussian buffer")
         wpg = struct.unpack_from("<H", b, 40)[0]
         return patch(b, off + 4 * (g * wpg) + 2 * h, "H", bits)
+
     return f
 
 
@@ -106,15 +128,18 @@ def set_offset(t, value_fn):
         off, _ = section(b, "tile offsets")
         offs = offsets_of(b)
         return patch(b, off + 4 * (t % len(offs)), "I", value_fn(offs))
+
     return f
 
 
 def set_index(j, value_fn):
     """Overwrite tile-index entry j (16-bit entries in the base file)."""
+
     def f(b):
         off, _ = section(b, "tile indices")
         old = struct.unpack_from("<H", b, off + 2 * j)[0]
         return patch(b, off + 2 * j, "H", value_fn(old, b))
+
     return f
 
 
@@ -144,6 +169,7 @@ def set_channel(c, rel, fmt, value):
     def f(b):
         off, _ = section(b, "channel table")
         return patch(b, off + 20 * c + rel, fmt, value)
+
     return f
 
 
@@ -152,7 +178,8 @@ def set_metadata(text: bytes):
         off, n = section(b, "metadata")
         assert len(text) <= n
         body = text + b" " * (n - len(text))
-        return recrc(b[:off] + body + b[off + n:])
+        return recrc(b[:off] + body + b[off + n :])
+
     return f
 
 
@@ -161,11 +188,12 @@ def flip(pos_fn):
         out = bytearray(b)
         out[pos_fn(b)] ^= 0x5A
         return bytes(out)
+
     return f
 
 
 def truncate(pos_fn):
-    return lambda b: b[:pos_fn(b)]
+    return lambda b: b[: pos_fn(b)]
 
 
 def mid(name, frac=0.5):
@@ -222,19 +250,27 @@ CORRUPTIONS = {
     "gaussian_count_overflows_buffer": (field("n", 41), "gaussian buffer section"),
     "gaussian_count_huge": (field("n", 0xFFFFFFFF), "gaussian count"),
     "gaussian_count_needs_32bit": (field("n", 70000), "index bits"),
-    "index_count_beyond_section": (lambda b: field("index_count", struct.unpack_from("<I", b, 36)[0] + 5)(b),
-                                   "tile indices section"),
+    "index_count_beyond_section": (
+        lambda b: field("index_count", struct.unpack_from("<I", b, 36)[0] + 5)(b),
+        "tile indices section",
+    ),
     "index_count_huge": (field("index_count", 0xFFFFFFFF), "index count"),
     # section table
-    "section_misaligned": (lambda b: set_section("gaussian buffer", offset=section(b, "gaussian buffer")[0] + 4)(b),
-                           "multiple of 16"),
+    "section_misaligned": (
+        lambda b: set_section("gaussian buffer", offset=section(b, "gaussian buffer")[0] + 4)(b),
+        "multiple of 16",
+    ),
     "section_beyond_file": (set_section("tile indices", offset=1 << 31), "beyond the end"),
     "section_inside_header": (set_section("channel table", offset=80), "overlaps the header"),
     "sections_overlap": (lambda b: set_section("gaussian buffer", offset=section(b, "metadata")[0])(b), "overlaps"),
-    "section_length_long": (lambda b: set_section("channel table", length=section(b, "channel table")[1] + 200)(b),
-                            "overlaps"),
-    "section_length_short": (lambda b: set_section("tile offsets", length=section(b, "tile offsets")[1] - 4)(b),
-                             "tile offsets section"),
+    "section_length_long": (
+        lambda b: set_section("channel table", length=section(b, "channel table")[1] + 200)(b),
+        "overlaps",
+    ),
+    "section_length_short": (
+        lambda b: set_section("tile offsets", length=section(b, "tile offsets")[1] - 4)(b),
+        "tile offsets section",
+    ),
     "section_length_huge": (set_section("tile indices", length=0xFFFFFFF0), "truncated"),
     # channel table
     "semantic_unknown_10": (set_channel(1, 0, "B", 10), "unknown semantic code 10"),
@@ -245,8 +281,10 @@ CORRUPTIONS = {
     "colour_range_nan": (set_channel(1, 12, "f", float("nan")), "colour range"),
     "colour_range_inverted": (set_channel(3, 12, "f", 5.0), "colour range"),
     "colour_range_subnormal": (set_channel(2, 12, "f", 1e-40), "subnormal"),
-    "colour_range_subnormal_step": (lambda b: set_channel(1, 16, "f", 1e-35)(set_channel(1, 12, "f", 0.0)(b)),
-                                    "subnormal decode step"),
+    "colour_range_subnormal_step": (
+        lambda b: set_channel(1, 16, "f", 1e-35)(set_channel(1, 12, "f", 0.0)(b)),
+        "subnormal decode step",
+    ),
     "colour_range_too_wide": (lambda b: set_channel(0, 16, "f", 3e38)(set_channel(0, 12, "f", -3e38)(b)), "wider"),
     # metadata
     "metadata_not_json": (set_metadata(b"{material: test"), "not valid JSON"),
@@ -396,9 +434,18 @@ def test_header_fields_and_layout():
 
 
 def test_semantic_codes_table():
-    assert SEMANTIC_CODES == {"other": 0, "basecolor.r": 1, "basecolor.g": 2, "basecolor.b": 3,
-                              "normal.x": 4, "normal.y": 5, "normal.z": 6, "ao": 7,
-                              "roughness": 8, "metalness": 9}
+    assert SEMANTIC_CODES == {
+        "other": 0,
+        "basecolor.r": 1,
+        "basecolor.g": 2,
+        "basecolor.b": 3,
+        "normal.x": 4,
+        "normal.y": 5,
+        "normal.z": 6,
+        "ao": 7,
+        "roughness": 8,
+        "metalness": 9,
+    }
 
 
 def test_empty_metadata_has_zero_length():
@@ -436,7 +483,7 @@ def test_quantisation_error_bounds():
     colour[:, 2] *= 40.0  # one channel with a wide range
     words, crange = quantize(means, theta, inv_scale, colour, width, height)
     p = dequantize(words, c, width, height, crange)
-    f32 = 2.0 ** -22  # a couple of float32 roundings, relative
+    f32 = 2.0**-22  # a couple of float32 roundings, relative
     for axis, side in ((0, width), (1, height)):
         err = np.abs(p["means"][:, axis].astype(np.float64) - means[:, axis])
         assert err.max() <= side / 65535 / 2 + side * f32
@@ -446,7 +493,7 @@ def test_quantisation_error_bounds():
     assert d.max() <= np.pi / 65536
     assert np.all((p["theta"] >= 0) & (p["theta"] < np.pi))
     rel = np.abs(p["inv_scale"].astype(np.float64) / inv_scale - 1)
-    assert rel.max() <= 2.0 ** -11
+    assert rel.max() <= 2.0**-11
     span = (crange[:, 1] - crange[:, 0]).astype(np.float64)
     err = np.abs(p["colour"].astype(np.float64) - colour)
     assert np.all(err <= span / 65535 / 2 + (span + np.abs(colour)) * f32)
@@ -457,15 +504,15 @@ def test_quantisation_edge_values():
     width, height = 50, 40
     means = np.array([[-3.0, 45.0], [0.0, 0.0], [50.0, 40.0], [60.0, -1.0]])
     theta = np.array([np.pi - 1e-9, -np.pi / 2, 3 * np.pi + 0.25, 0.0])
-    inv_scale = np.array([[1e-9, 1e9], [2.0 ** -14, 65504.0], [1.0, 1.0], [0.5, 3.0]])
+    inv_scale = np.array([[1e-9, 1e9], [2.0**-14, 65504.0], [1.0, 1.0], [0.5, 3.0]])
     colour = np.full((4, 2), 0.25)  # flat channels take the fallback range
     words, crange = quantize(means, theta, inv_scale, colour, width, height)
     p = dequantize(words, 2, width, height, crange)
-    tol = 50 * 2.0 ** -22
+    tol = 50 * 2.0**-22
     assert np.allclose(p["means"], [[0, 40], [0, 0], [50, 40], [50, 0]], atol=tol, rtol=0)
     assert p["theta"][0] == 0.0  # just below pi wraps to 0
     assert abs(p["theta"][1] - np.pi / 2) <= np.pi / 65536 and abs(p["theta"][2] - 0.25) <= np.pi / 65536
-    assert np.array_equal(p["inv_scale"][:2], [[2.0 ** -14, 65504.0], [2.0 ** -14, 65504.0]])
+    assert np.array_equal(p["inv_scale"][:2], [[2.0**-14, 65504.0], [2.0**-14, 65504.0]])
     assert np.all(crange[:, 1] > crange[:, 0])
     assert np.allclose(p["colour"], 0.25, atol=1e-6)
 
@@ -548,16 +595,28 @@ def test_index_bits_by_count():
 def test_tile_lists_come_from_dequantised_params():
     case = np.load(GOLDEN / "case_c9.npz")
     h, w, t = int(case["height"]), int(case["width"]), int(case["tile"])
-    igs = build_igs(case["means"], case["theta"], case["inv_scale"], case["colour"], w, h, PBR9,
-                    np.tile([0.0, 1.0], (9, 1)), tile=t, k=int(case["k"]), eps=float(case["eps"]))
+    igs = build_igs(
+        case["means"],
+        case["theta"],
+        case["inv_scale"],
+        case["colour"],
+        w,
+        h,
+        PBR9,
+        np.tile([0.0, 1.0], (9, 1)),
+        tile=t,
+        k=int(case["k"]),
+        eps=float(case["eps"]),
+    )
     back = from_bytes(igs.to_bytes())
     p = back.params()
     offsets, indices = tile_lists_numpy(p["means"], p["inv_scale"], h, w, t)
     assert np.array_equal(back.tile_offsets, offsets) and np.array_equal(back.tile_indices, indices)
     assert back.k == int(case["k"]) and back.eps == np.float32(case["eps"])
     # Quantisation moves means by at most 1/256 px here, so almost every list survives unchanged.
-    golden = set(zip(np.repeat(np.arange(len(case["tile_offsets"]) - 1), np.diff(case["tile_offsets"])),
-                     case["tile_indices"]))
+    golden = set(
+        zip(np.repeat(np.arange(len(case["tile_offsets"]) - 1), np.diff(case["tile_offsets"])), case["tile_indices"])
+    )
     ours = set(zip(np.repeat(np.arange(len(offsets) - 1), np.diff(offsets)), indices))
     assert len(golden ^ ours) <= 0.02 * len(golden)
 
@@ -569,8 +628,14 @@ def test_size_report():
     assert rep["total_bytes"] == len(b)
     meta = len(json.dumps({"name": "m"}, separators=(",", ":")).encode())
     assert rep["metadata_bytes"] == meta
-    assert rep["header_bytes"] + rep["metadata_bytes"] + rep["gaussian_bytes"] + rep["tile_offsets_bytes"] \
-        + rep["tile_indices_bytes"] == rep["total_bytes"]
+    assert (
+        rep["header_bytes"]
+        + rep["metadata_bytes"]
+        + rep["gaussian_bytes"]
+        + rep["tile_offsets_bytes"]
+        + rep["tile_indices_bytes"]
+        == rep["total_bytes"]
+    )
     assert rep["bppc_file"] == pytest.approx(8 * (len(b) - meta) / (256 * 128 * 9))
     assert rep["gaussian_bytes"] == 123 * 7 * 4
     assert rep["param_bits"] == 123 * 14 * 16 == 123 * bits_per_gaussian(9)
@@ -622,14 +687,23 @@ def test_write_igs_invalid_file_writes_nothing(tmp_path):
 
 def example_file() -> IgsFile:
     """The file whose bytes docs/FORMAT.md prints; keep the two in step."""
-    return build_igs(means=[[3.0, 5.5], [20.25, 9.0]], theta=[0.0, 1.0],
-                     inv_scale=[[0.5, 0.25], [1.0, 2.0]], colour=[[0.2], [0.9]],
-                     width=24, height=12, channels=["roughness"], value_range=[[0.0, 1.0]],
-                     tile=16, k=10, eps=1e-7)
+    return build_igs(
+        means=[[3.0, 5.5], [20.25, 9.0]],
+        theta=[0.0, 1.0],
+        inv_scale=[[0.5, 0.25], [1.0, 2.0]],
+        colour=[[0.2], [0.9]],
+        width=24,
+        height=12,
+        channels=["roughness"],
+        value_range=[[0.0, 1.0]],
+        tile=16,
+        k=10,
+        eps=1e-7,
+    )
 
 
 def hexdump(data: bytes) -> str:
-    return "\n".join(f"{i:04x}: " + " ".join(f"{x:02x}" for x in data[i:i + 16]) for i in range(0, len(data), 16))
+    return "\n".join(f"{i:04x}: " + " ".join(f"{x:02x}" for x in data[i : i + 16]) for i in range(0, len(data), 16))
 
 
 def test_format_md_example_matches():

@@ -2,6 +2,7 @@
 .igs -> decoders -> metrics -> report. The stages never import the bake drivers (bakes/), the
 report or the command line; the report only turns results into HTML, Markdown and plots, so it
 imports no stage that computes them. Read from the source with ast, lazy imports included."""
+
 from __future__ import annotations
 
 import ast
@@ -31,7 +32,7 @@ def imports(path: Path, root: Path = PACKAGE) -> set[str]:
             out |= {a.name.removeprefix("igs_tex.") for a in node.names if a.name.startswith("igs_tex.")}
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = package[:len(package) - (node.level - 1)] if node.level > 1 else package
+                base = package[: len(package) - (node.level - 1)] if node.level > 1 else package
                 mod = ".".join(base + ([node.module] if node.module else []))
             elif node.module and (node.module == "igs_tex" or node.module.startswith("igs_tex.")):
                 mod = node.module.removeprefix("igs_tex").lstrip(".")
@@ -82,6 +83,8 @@ def test_wrong_arrows_are_seen(tmp_path):
     (root / "report").mkdir()
     (root / "report" / "comparison.py").write_text("")
     f = root / "fit" / "trainer.py"
-    f.write_text("from ..report.comparison import IGS\n"
-                 "def later():\n    import igs_tex.bakes.material\n    from .. import report\n")
+    f.write_text(
+        "from ..report.comparison import IGS\n"
+        "def later():\n    import igs_tex.bakes.material\n    from .. import report\n"
+    )
     assert imports(f, root) >= {"report.comparison", "bakes.material", "report"}

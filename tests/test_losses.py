@@ -1,24 +1,24 @@
 """The native training loss (L1 + SSIM, fused in C++) against the PyTorch definition."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from conftest import MATERIALS
 
 from igs_tex import _native
 from igs_tex.fit.losses import NativeLoss, fit_loss, make_loss
 from igs_tex.material import load_material
-from igs_tex.render.native import native_available
 from igs_tex.metrics import ssim_map
-
-from conftest import MATERIALS
+from igs_tex.render.native import native_available
 
 pytestmark = pytest.mark.skipif(not native_available(), reason="igs_tex._native is not built")
 
 
 def _pair(shape, seed):
     g = torch.Generator().manual_seed(seed)
-    target = load_material(MATERIALS / "walnut_wood").data[:shape[0], 100:100 + shape[1], :shape[2]]
+    target = load_material(MATERIALS / "walnut_wood").data[: shape[0], 100 : 100 + shape[1], : shape[2]]
     target = torch.from_numpy(np.ascontiguousarray(target))
     noisy = (target + 0.1 * torch.randn(shape, generator=g)).clamp(0, 1)
     return target, noisy, g
@@ -37,7 +37,7 @@ def test_native_ssim_value_and_gradient(shape):
     got_grad = (torch.from_numpy(grad).double() * w).numpy()
     np.testing.assert_allclose(s, ref.detach().numpy(), atol=1e-5)  # float32 maps vs float64
     np.testing.assert_allclose(got_grad, a.grad.numpy(), atol=1e-7 + 1e-4 * a.grad.abs().max().item())
-    assert ref.min() < 0.95        # the noise is visible to SSIM, so the check has teeth
+    assert ref.min() < 0.95  # the noise is visible to SSIM, so the check has teeth
 
 
 @pytest.mark.parametrize("pixel_loss", ["l1", "l2"])
@@ -59,8 +59,7 @@ def test_fused_loss_matches_torch_definition(weights, ssim_weight, pixel_loss):
     got = loss(b)
     (2.0 * got).backward()  # the upstream gradient is applied
     assert abs(float(got.detach()) - float(ref.detach())) < 1e-6
-    np.testing.assert_allclose(b.grad.numpy(), 2.0 * a.grad.numpy(),
-                               atol=1e-9 + 1e-4 * a.grad.abs().max().item())
+    np.testing.assert_allclose(b.grad.numpy(), 2.0 * a.grad.numpy(), atol=1e-9 + 1e-4 * a.grad.abs().max().item())
 
 
 def test_fused_loss_is_deterministic_across_thread_counts():

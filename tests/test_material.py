@@ -7,6 +7,7 @@ import numpy as np
 import OpenEXR
 import png
 import pytest
+from conftest import MATERIALS
 from PIL import Image
 
 from igs_tex import IgsError
@@ -18,8 +19,6 @@ from igs_tex.material import (
     map_kind,
     save_maps,
 )
-
-from conftest import MATERIALS
 
 WALNUT = MATERIALS / "walnut_wood"
 RNG = np.random.default_rng(1234)
@@ -36,9 +35,9 @@ def write_png(path, codes, bit_depth):
         codes = codes[..., None]
     h, w, c = codes.shape
     with open(path, "wb") as f:
-        png.Writer(
-            width=w, height=h, greyscale=c in (1, 2), alpha=c in (2, 4), bitdepth=bit_depth
-        ).write(f, codes.reshape(h, w * c))
+        png.Writer(width=w, height=h, greyscale=c in (1, 2), alpha=c in (2, 4), bitdepth=bit_depth).write(
+            f, codes.reshape(h, w * c)
+        )
 
 
 def write_exr(path, planes, half=False):
@@ -63,14 +62,22 @@ def test_walnut_wood_loads_exactly():
     assert stack.data.dtype == np.float32
     assert (stack.height, stack.width, stack.channel_count) == (1024, 1024, 8)
     assert stack.channels == [
-        "basecolor.r", "basecolor.g", "basecolor.b",
-        "normal.x", "normal.y", "normal.z",
-        "roughness", "metalness",
+        "basecolor.r",
+        "basecolor.g",
+        "basecolor.b",
+        "normal.x",
+        "normal.y",
+        "normal.z",
+        "roughness",
+        "metalness",
     ]
     assert stack.value_range.shape == (8, 2) and stack.value_range.dtype == np.float32
     assert np.array_equal(stack.value_range, np.tile([0.0, 1.0], (8, 1)).astype(np.float32))
     assert stack.group_slices() == {
-        "basecolor": [0, 1, 2], "normal": [3, 4, 5], "roughness": [6], "metalness": [7],
+        "basecolor": [0, 1, 2],
+        "normal": [3, 4, 5],
+        "roughness": [6],
+        "metalness": [7],
     }
     by_kind = {m.kind: m for m in stack.maps}
     assert set(by_kind) == {"basecolor", "normal", "roughness", "metalness"}
@@ -96,8 +103,12 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 @pytest.mark.parametrize(
     "name, extra",
-    [("walnut_wood", ["roughness", "metalness"]), ("rock_cliff", []),
-     ("boombox_atlas", ["roughness", "metalness"]), ("pipes_trak", [])],
+    [
+        ("walnut_wood", ["roughness", "metalness"]),
+        ("rock_cliff", []),
+        ("boombox_atlas", ["roughness", "metalness"]),
+        ("pipes_trak", []),
+    ],
 )
 def test_sample_assets_load(name, extra):
     stack = load_material(ASSETS / name)
@@ -602,7 +613,8 @@ def test_ambientcg_folder(tmp_path, walnut):
     # ... and decodes back to a file of that name.
     written = save_maps(stack.data, stack.channels, stack.value_range, stack.maps, tmp_path / "out")
     assert sorted(p.name for p in written) == sorted(
-        f"{stem}_{k}.png" for k in ("Color", "NormalGL", "Roughness", "Metalness", "AmbientOcclusion", "Opacity"))
+        f"{stem}_{k}.png" for k in ("Color", "NormalGL", "Roughness", "Metalness", "AmbientOcclusion", "Opacity")
+    )
     assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / f"{stem}_Opacity.png")), walnut["opacity"])
 
 
@@ -667,8 +679,9 @@ def test_quixel_folder_gloss_becomes_roughness(tmp_path, walnut, with_roughness)
     m = [m for m in stack.maps if m.kind == "roughness"][0]
     if with_roughness:
         assert rough.path.name == m.file == f"{stem}_Roughness.png" and m.transform == ""
-        assert reasons[f"{stem}_Gloss.png"] == (f"roughness comes from {stem}_Roughness.png; "
-                                                "roughness is preferred over glossiness")
+        assert reasons[f"{stem}_Gloss.png"] == (
+            f"roughness comes from {stem}_Roughness.png; roughness is preferred over glossiness"
+        )
         assert np.array_equal(stack.data[..., 7], unit(walnut["roughness"]))
     else:
         assert rough.path.name == m.file == f"{stem}_Gloss.png" and m.transform == "one_minus"
@@ -689,7 +702,10 @@ def test_unreal_folder(tmp_path, walnut):
     (d / "T_Walnut_N.ktx2").write_bytes(b"\xabKTX 20\xbb\r\n\x1a\n" + bytes(100))
     used, skipped = discover_maps(d)
     assert [(a.path.name, a.kind) for a in used] == [
-        ("T_Walnut_D.tga", "basecolor"), ("T_Walnut_N.png", "normal"), ("T_Walnut_ORM.png", "orm")]
+        ("T_Walnut_D.tga", "basecolor"),
+        ("T_Walnut_N.png", "normal"),
+        ("T_Walnut_ORM.png", "orm"),
+    ]
     assert "taken as OpenGL" in used[1].describe()
     assert by_name(skipped) == {
         "T_Walnut_H.png": HEIGHT_REASON,
@@ -744,9 +760,16 @@ def test_unrecognised_folder_error_names_what_it_saw(tmp_path):
     (d / "wood.ktx2").write_bytes(b"x" * 40)
     (d / "notes.txt").write_text("from the scanner")
     (d / "Wood049_2K-JPG").mkdir()  # the maps are one level down
-    msg = assert_error(d, str(d), "no recognised map", "scan_0001.png", "notes.txt", "Wood049_2K-JPG/",
-                       "wood.ktx2 (KTX2 maps are not read yet)",
-                       "wood_height.png (height is not baked unless asked)")
+    msg = assert_error(
+        d,
+        str(d),
+        "no recognised map",
+        "scan_0001.png",
+        "notes.txt",
+        "Wood049_2K-JPG/",
+        "wood.ktx2 (KTX2 maps are not read yet)",
+        "wood_height.png (height is not baked unless asked)",
+    )
     assert "scan_0001.png (" not in msg  # plainly unrecognised names carry no reason
 
 
@@ -789,7 +812,10 @@ def test_maps_override_names_files_the_discovery_cannot(tmp_path, walnut):
     save(tmp_path, "scan_c.png", 255 - walnut["roughness"])
     used, skipped = discover_maps(tmp_path, maps={"basecolor": "scan_a.png", "normal_dx": "scan_b.png"})
     assert [(a.path.name, a.kind, a.explicit) for a in used] == [
-        ("scan_a.png", "basecolor", True), ("scan_b.png", "normal", True), ("scan_rough.png", "roughness", False)]
+        ("scan_a.png", "basecolor", True),
+        ("scan_b.png", "normal", True),
+        ("scan_rough.png", "roughness", False),
+    ]
     assert "given by maps=" in used[0].describe()
     assert by_name(skipped) == {"scan_c.png": "name not recognised as a map"}
     stack = load_material(tmp_path, maps={"basecolor": "scan_a.png", "normal-DX": tmp_path / "scan_b.png"})

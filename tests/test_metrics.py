@@ -1,12 +1,13 @@
 """Report metrics: MS-SSIM, FLIP and normal-map angular error, on synthetic and real images."""
+
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import MATERIALS
 
 from igs_tex.material import load_material
 from igs_tex.metrics import (
@@ -18,8 +19,6 @@ from igs_tex.metrics import (
     report_metrics,
     ssim,
 )
-
-from conftest import MATERIALS
 
 
 @pytest.fixture(scope="module")

@@ -7,23 +7,22 @@ importable, igs_tex.render.torch_ref.TorchRenderer.
 If the extension is not built every test here is skipped with a loud reason; set
 IGS_REQUIRE_NATIVE=1 (CI) to turn that skip into a failure.
 """
+
 from __future__ import annotations
 
 import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import GOLDEN as GOLDEN_DIR
+from conftest import MATERIALS
+from scenes import params_on_texels
 
 from igs_tex.render.native import NativeRenderer, native_available, native_unavailable_reason
 from igs_tex.render.params import GaussianParams
 from igs_tex.render.tiles import build_tile_lists, tile_grid
-
-from scenes import params_on_texels
-
-from conftest import GOLDEN as GOLDEN_DIR, MATERIALS
 
 GOLDEN = sorted(GOLDEN_DIR.glob("case_*.npz"))
 WALNUT = MATERIALS / "walnut_wood" / "basecolor.png"
@@ -34,7 +33,7 @@ NOT_BUILT = (
     "`python setup.py build_ext --inplace`"
 )
 if not native_available():
-    warnings.warn(NOT_BUILT)
+    warnings.warn(NOT_BUILT, stacklevel=1)
 needs_native = pytest.mark.skipif(not native_available(), reason=NOT_BUILT)
 
 if native_available():
@@ -64,21 +63,22 @@ def ref_render(means, theta, inv_scale, colour, height, width, tile=16, k=10, ep
     for t in range(tx * ty):
         x0, y0 = (t % tx) * tile, (t // tx) * tile
         x1, y1 = min(x0 + tile, width), min(y0 + tile, height)
-        ids = indices[offsets[t]:offsets[t + 1]]
+        ids = indices[offsets[t] : offsets[t + 1]]
         if len(ids) == 0:
             continue
-        ys, xs = torch.meshgrid(torch.arange(y0, y1, dtype=torch.float64),
-                                torch.arange(x0, x1, dtype=torch.float64), indexing="ij")
+        ys, xs = torch.meshgrid(
+            torch.arange(y0, y1, dtype=torch.float64), torch.arange(x0, x1, dtype=torch.float64), indexing="ij"
+        )
         px, py = xs.reshape(-1, 1) + 0.5, ys.reshape(-1, 1) + 0.5  # [n, 1]
-        dx, dy = px - means[ids, 0], py - means[ids, 1]            # [n, L]
+        dx, dy = px - means[ids, 0], py - means[ids, 1]  # [n, L]
         u = cs[ids] * dx + sn[ids] * dy
         v = -sn[ids] * dx + cs[ids] * dy
         G = torch.exp(-0.5 * ((u * inv_scale[ids, 0]) ** 2 + (v * inv_scale[ids, 1]) ** 2))
         kk = min(k, len(ids))
         # Stable sort of -G: equal G keep list order, i.e. the lower index first.
         order = torch.sort(-G.detach(), dim=1, stable=True).indices[:, :kk]
-        Gk = G.gather(1, order)                                  # [n, kk]
-        ck = colour[ids][order]                                  # [n, kk, C]
+        Gk = G.gather(1, order)  # [n, kk]
+        ck = colour[ids][order]  # [n, kk, C]
         blended = (Gk[..., None] * ck).sum(1) / (Gk.sum(1, keepdim=True) + eps)
         out[y0:y1, x0:x1] = blended.reshape(y1 - y0, x1 - x0, C)
         sel, gsel = ids[order].tolist(), Gk.detach().tolist()
@@ -109,18 +109,31 @@ def native_forward(p: GaussianParams, height, width, tile=16, k=10, eps=1e-7, fa
 
 def native_forward_selection(p, height, width, tile=16, k=10, eps=1e-7, fast=True):
     off, idx = _native.bin_tiles(np32(p.means), np32(p.inv_scale), height, width, tile)
-    image, selection = _native.forward(np32(p.means), np32(p.theta), np32(p.inv_scale),
-                                       np32(p.colour), height, width, tile, k, eps, off, idx, fast)
+    image, selection = _native.forward(
+        np32(p.means), np32(p.theta), np32(p.inv_scale), np32(p.colour), height, width, tile, k, eps, off, idx, fast
+    )
     topk = _native.selection_topk(selection, height, width, tile, k, off, idx)
     return image, selection, topk, off, idx
 
 
-def native_grads(p: GaussianParams, grad_out: np.ndarray, height, width, tile=16, k=10, eps=1e-7,
-                 fast=True):
+def native_grads(p: GaussianParams, grad_out: np.ndarray, height, width, tile=16, k=10, eps=1e-7, fast=True):
     image, selection, _, off, idx = native_forward_selection(p, height, width, tile, k, eps, fast)
-    return image, _native.backward(grad_out.astype(np.float32), selection, np32(p.means),
-                                   np32(p.theta), np32(p.inv_scale), np32(p.colour), height,
-                                   width, tile, k, eps, off, idx, fast)
+    return image, _native.backward(
+        grad_out.astype(np.float32),
+        selection,
+        np32(p.means),
+        np32(p.theta),
+        np32(p.inv_scale),
+        np32(p.colour),
+        height,
+        width,
+        tile,
+        k,
+        eps,
+        off,
+        idx,
+        fast,
+    )
 
 
 def assert_rel(actual, expected, rtol, what, floor=1e-12):
@@ -152,8 +165,9 @@ def ref_grads(p: GaussianParams, grad_out, height, width, tile=16, k=10, eps=1e-
 def load_golden(path):
     z = np.load(path)
     p = GaussianParams(*(torch.from_numpy(z[f]) for f in FIELDS))
-    shape = dict(height=int(z["height"]), width=int(z["width"]), tile=int(z["tile"]),
-                 k=int(z["k"]), eps=float(z["eps"]))
+    shape = dict(
+        height=int(z["height"]), width=int(z["width"]), tile=int(z["tile"]), k=int(z["k"]), eps=float(z["eps"])
+    )
     return z, p, shape
 
 
@@ -188,16 +202,14 @@ def assert_same_topk(p: GaussianParams, topk, kept, height, width):
     Gaussians are above that, which of the (G ~ 1e-40) rest are kept may differ; they change
     nothing. Every Gaussian the contract keeps with G > 1e-30 must be kept.
     """
-    weights = _native.topk_weights(np32(p.means), np32(p.theta), np32(p.inv_scale), height,
-                                   width, topk)
+    weights = _native.topk_weights(np32(p.means), np32(p.theta), np32(p.inv_scale), height, width, topk)
     for texel, want in enumerate(kept):
         row = [int(i) for i in topk[texel]]
         valid = [i for i in row if i >= 0]
-        assert valid == sorted(valid) and row[len(valid):] == [-1] * (len(row) - len(valid))
+        assert valid == sorted(valid) and row[len(valid) :] == [-1] * (len(row) - len(valid))
         got = set(valid)
         strong = {i for i, g in want.items() if g > 1e-30}
-        assert strong <= got and len(got) == len(want), (
-            f"texel {texel}: kept {sorted(got)}, contract {sorted(want)}")
+        assert strong <= got and len(got) == len(want), f"texel {texel}: kept {sorted(got)}, contract {sorted(want)}"
         for q, i in enumerate(row):
             if i >= 0 and i not in want:
                 assert weights[texel, q] == 0.0, f"texel {texel}: kept {i} with G > 0"
@@ -223,14 +235,14 @@ def test_tile_lists_equal_python(seed):
     g = torch.Generator().manual_seed(seed)
     H, W, T = [(37, 50, 16), (64, 64, 16), (33, 47, 8), (100, 17, 16), (16, 16, 16), (5, 3, 4)][seed]
     n = 200
-    means = (torch.rand(n, 2, generator=g) * torch.tensor([W * 1.6, H * 1.6]) - torch.tensor([W * .3, H * .3]))
+    means = torch.rand(n, 2, generator=g) * torch.tensor([W * 1.6, H * 1.6]) - torch.tensor([W * 0.3, H * 0.3])
     inv = 1.0 / (0.2 + 30 * torch.rand(n, 2, generator=g) ** 3)
     # Boundary cases: on tile corners, radius exactly reaching an edge, non-finite values.
     means[0] = torch.tensor([float(T), float(T)])
     means[1] = torch.tensor([float(T) - 3.0, 2.0])
-    inv[1] = torch.tensor([1.0, 1.0])                   # r = 3: touches x = T exactly
+    inv[1] = torch.tensor([1.0, 1.0])  # r = 3: touches x = T exactly
     means[2] = torch.tensor([float("nan"), 1.0])
-    inv[3] = torch.tensor([0.0, 1.0])                   # infinite radius: listed nowhere
+    inv[3] = torch.tensor([0.0, 1.0])  # infinite radius: listed nowhere
     inv[4] = torch.tensor([float("inf"), 0.5])
     inv[5] = torch.tensor([1e-30, 1e-30])
     means, inv = means.float(), inv.float()
@@ -368,7 +380,7 @@ def test_fast_selection_edge_cases(k):
     H, W, C = 64, 64, 3
     p = random_params(300, C, H, W, seed=33, scale=(0.3, 12.0))
     inv = p.inv_scale.clone()
-    inv[:40, 0] = 4.0          # needle-thin: exponents far below -87 a few texels away
+    inv[:40, 0] = 4.0  # needle-thin: exponents far below -87 a few texels away
     means = p.means.clone()
     means[50:60] = means[40:50]  # duplicates: equal G, ties go to the lower index
     p = GaussianParams(means, p.theta, inv, p.colour)
@@ -441,8 +453,12 @@ def test_simd_variants_give_identical_bytes(C, k, tile, n):
         assert r[0] == results[0][0], f"simd '{mode}' ({_native.build_info()['simd']}): image differs from baseline"
         assert r == results[1], f"simd '{mode}' ({_native.build_info()['simd']}) differs from avx2"
         for i, name in enumerate(FIELDS, start=1):
-            assert_rel(np.frombuffer(r[i], np.float32), np.frombuffer(results[0][i], np.float32),
-                       1e-5, f"d{name} ({mode} vs baseline)")
+            assert_rel(
+                np.frombuffer(r[i], np.float32),
+                np.frombuffer(results[0][i], np.float32),
+                1e-5,
+                f"d{name} ({mode} vs baseline)",
+            )
 
 
 @needs_native
@@ -491,9 +507,9 @@ def test_row_culling_keeps_the_exact_selection(k, tile):
     H, W, C = 72, 88, 4  # edge tiles at every tile size
     p = random_params(900, C, H, W, seed=41, scale=(0.4, 10.0))
     inv, means, theta = p.inv_scale.clone(), p.means.clone(), p.theta.clone()
-    inv[:60, 0] = 3.0                      # needles
-    inv[60:90] = 1.0 / 40.0                # wide: listed everywhere, rarely kept
-    means[100:140] = means[140:180]        # exact duplicates
+    inv[:60, 0] = 3.0  # needles
+    inv[60:90] = 1.0 / 40.0  # wide: listed everywhere, rarely kept
+    means[100:140] = means[140:180]  # exact duplicates
     theta[100:140] = theta[140:180]
     inv[100:140] = inv[140:180]
     means[180:220] = means[220:260] + 1e-4  # near-duplicates
@@ -590,11 +606,9 @@ def test_bad_arguments_raise():
     image, (sel_off, sel) = _native.forward(m, th, s, c, 16, 16, 16, 1, 1e-7, off, idx)
     assert sel.size > 0
     with pytest.raises(ValueError, match="sel_masks"):
-        _native.backward(np.ones_like(image), (sel_off, sel[:-1]), m, th, s, c, 16, 16, 16, 1,
-                         1e-7, off, idx)
+        _native.backward(np.ones_like(image), (sel_off, sel[:-1]), m, th, s, c, 16, 16, 16, 1, 1e-7, off, idx)
     with pytest.raises(ValueError, match="sel_"):  # a selection made with another K
-        _native.backward(np.ones_like(image), (sel_off, sel), m, th, s, c, 16, 16, 16, 4,
-                         1e-7, off, idx)
+        _native.backward(np.ones_like(image), (sel_off, sel), m, th, s, c, 16, 16, 16, 4, 1e-7, off, idx)
 
 
 @needs_native
@@ -620,8 +634,6 @@ def _walnut_crop():
     return rgb  # [128, 128, 3]
 
 
-
-
 @needs_native
 def test_walnut_against_float64_reference():
     target = _walnut_crop()
@@ -637,8 +649,7 @@ def test_walnut_against_float64_reference():
 
 @needs_native
 def test_walnut_against_torch_reference():
-    torch_ref = pytest.importorskip("igs_tex.render.torch_ref",
-                                    reason="igs_tex.render.torch_ref not importable yet")
+    torch_ref = pytest.importorskip("igs_tex.render.torch_ref", reason="igs_tex.render.torch_ref not importable yet")
     target = _walnut_crop()
     H, W, C = target.shape
     p = params_on_texels(target, 600, seed=8).to(torch.float32)

@@ -7,6 +7,7 @@ materials, sizes not a multiple of the tile) and files derived from them for the
 If the drivers are missing the execution tests error out (no skips): run
 tools/install_shader_deps.sh. Measured numbers are printed with `pytest -s tests/test_shaders.py`.
 """
+
 from __future__ import annotations
 
 import re
@@ -15,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import shader_host as sh
 from baking import bake_crop
+
 from igs_tex.format_v2 import IgsFileV2, build_igs_v2
 from igs_tex.igsfile import IgsFile, build_igs, from_bytes
 from igs_tex.render.decode import decode_igs
@@ -57,28 +58,54 @@ def _bake_crop(src: Path, out: Path, box: tuple[int, int, int, int], gaussians: 
     if igs.version == 1:
         return igs
     p = igs.params()
-    return from_bytes(build_igs(p["means"], p["theta"], p["inv_scale"], p["colour"], igs.width, igs.height,
-                                igs.channels, igs.value_range, igs.metadata, tile=igs.tile, k=igs.k,
-                                eps=igs.eps).to_bytes())
+    return from_bytes(
+        build_igs(
+            p["means"],
+            p["theta"],
+            p["inv_scale"],
+            p["colour"],
+            igs.width,
+            igs.height,
+            igs.channels,
+            igs.value_range,
+            igs.metadata,
+            tile=igs.tile,
+            k=igs.k,
+            eps=igs.eps,
+        ).to_bytes()
+    )
 
 
 @pytest.fixture(scope="module")
 def walnut(tmp_path_factory) -> IgsFile:
     # 88 x 72: neither side a multiple of T = 16, both multiples of 8 for the 1/8 mip.
-    return _bake_crop(ASSETS / "walnut_wood", tmp_path_factory.mktemp("walnut"), (200, 150, 288, 222),
-                      gaussians=150, steps=60)
+    return _bake_crop(
+        ASSETS / "walnut_wood", tmp_path_factory.mktemp("walnut"), (200, 150, 288, 222), gaussians=150, steps=60
+    )
 
 
 @pytest.fixture(scope="module")
 def rock(tmp_path_factory) -> IgsFile:
-    return _bake_crop(ASSETS / "rock_cliff", tmp_path_factory.mktemp("rock"), (64, 300, 114, 337),
-                      gaussians=40, steps=20)
+    return _bake_crop(
+        ASSETS / "rock_cliff", tmp_path_factory.mktemp("rock"), (64, 300, 114, 337), gaussians=40, steps=20
+    )
 
 
 def _with_lists(igs: IgsFile, offsets, indices, **changes) -> IgsFile:
-    fields = dict(width=igs.width, height=igs.height, tile=igs.tile, k=igs.k, eps=igs.eps,
-                  channels=igs.channels, value_range=igs.value_range, colour_range=igs.colour_range,
-                  words=igs.words, tile_offsets=offsets, tile_indices=indices, metadata=igs.metadata)
+    fields = dict(
+        width=igs.width,
+        height=igs.height,
+        tile=igs.tile,
+        k=igs.k,
+        eps=igs.eps,
+        channels=igs.channels,
+        value_range=igs.value_range,
+        colour_range=igs.colour_range,
+        words=igs.words,
+        tile_offsets=offsets,
+        tile_indices=indices,
+        metadata=igs.metadata,
+    )
     fields.update(changes)
     out = IgsFile(**fields)
     return from_bytes(out.to_bytes())  # through the validating reader: only legal files here
@@ -86,7 +113,7 @@ def _with_lists(igs: IgsFile, offsets, indices, **changes) -> IgsFile:
 
 def _empty_tiles(igs: IgsFile, tiles: list[int]) -> IgsFile:
     off = igs.tile_offsets.astype(np.int64)
-    lists = [igs.tile_indices[off[t]:off[t + 1]] for t in range(igs.tile_count)]
+    lists = [igs.tile_indices[off[t] : off[t + 1]] for t in range(igs.tile_count)]
     for t in tiles:
         lists[t] = lists[t][:0]
     counts = np.array([len(x) for x in lists])
@@ -110,18 +137,29 @@ def _ties() -> IgsFile:
     theta = np.concatenate([np.full(12, 0.4), rng.uniform(0, np.pi, n_extra)])
     inv_scale = np.concatenate([np.full((12, 2), [0.2, 0.3]), rng.uniform(1.0, 2.0, (n_extra, 2))])
     colour = np.concatenate([np.linspace(0, 1, 12)[:, None].repeat(2, 1), rng.uniform(0, 1, (n_extra, 2))])
-    return from_bytes(build_igs(means, theta, inv_scale, colour, 21, 19, ["roughness", "ao"],
-                                [[0, 1], [0, 1]], k=10).to_bytes())
+    return from_bytes(
+        build_igs(means, theta, inv_scale, colour, 21, 19, ["roughness", "ao"], [[0, 1], [0, 1]], k=10).to_bytes()
+    )
 
 
 def _wide_index() -> IgsFile:
     """65,537 small Gaussians: index_bits = 32 (every file above uses 16-bit indices)."""
     rng = np.random.default_rng(3)
     n = 65537
-    return from_bytes(build_igs(rng.uniform(0, [20, 12], (n, 2)), rng.uniform(0, np.pi, n),
-                                rng.uniform(1.5, 4.0, (n, 2)), rng.uniform(0, 1, (n, 3)), 20, 12,
-                                ["basecolor.r", "basecolor.g", "basecolor.b"], [[0, 1]] * 3, tile=8,
-                                k=10).to_bytes())
+    return from_bytes(
+        build_igs(
+            rng.uniform(0, [20, 12], (n, 2)),
+            rng.uniform(0, np.pi, n),
+            rng.uniform(1.5, 4.0, (n, 2)),
+            rng.uniform(0, 1, (n, 3)),
+            20,
+            12,
+            ["basecolor.r", "basecolor.g", "basecolor.b"],
+            [[0, 1]] * 3,
+            tile=8,
+            k=10,
+        ).to_bytes()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -206,12 +244,25 @@ def _decorations(spirv: bytes) -> str:
 @pytest.mark.parametrize("lang", ["glsl", "hlsl"])
 def test_bindings_follow_macros(lang):
     if lang == "glsl":
-        d = {"IGS_SET": 2, "IGS_BINDING_HEADER": 10, "IGS_BINDING_GAUSSIANS": 11,
-             "IGS_BINDING_TILE_OFFSETS": 12, "IGS_BINDING_TILE_INDICES": 13, "IGS_BINDING_DECODE_OUT": 14}
+        d = {
+            "IGS_SET": 2,
+            "IGS_BINDING_HEADER": 10,
+            "IGS_BINDING_GAUSSIANS": 11,
+            "IGS_BINDING_TILE_OFFSETS": 12,
+            "IGS_BINDING_TILE_INDICES": 13,
+            "IGS_BINDING_DECODE_OUT": 14,
+        }
     else:
-        d = {"IGS_VK_SET": 2, "IGS_VK_BINDING_HEADER": 10, "IGS_VK_BINDING_GAUSSIANS": 11,
-             "IGS_VK_BINDING_TILE_OFFSETS": 12, "IGS_VK_BINDING_TILE_INDICES": 13,
-             "IGS_VK_BINDING_DECODE_OUT": 14, "IGS_SPACE": "space3", "IGS_REG_HEADER": "t5"}
+        d = {
+            "IGS_VK_SET": 2,
+            "IGS_VK_BINDING_HEADER": 10,
+            "IGS_VK_BINDING_GAUSSIANS": 11,
+            "IGS_VK_BINDING_TILE_OFFSETS": 12,
+            "IGS_VK_BINDING_TILE_INDICES": 13,
+            "IGS_VK_BINDING_DECODE_OUT": 14,
+            "IGS_SPACE": "space3",
+            "IGS_REG_HEADER": "t5",
+        }
     text = _decorations(sh.compile_spirv(sh.SHADERS / f"igs_decode.comp.{lang}", lang, d))
     bindings = sorted(int(x) for x in re.findall(r"Binding (\d+)", text))
     sets = set(re.findall(r"DescriptorSet (\d+)", text))
@@ -266,8 +317,9 @@ def test_one_buffer_binding_gives_the_same_stack(backend, walnut):
     assert np.array_equal(backend.decode(data, one_buffer=True), backend.decode(data))
 
 
-@pytest.mark.parametrize("name", ["walnut_empty_tiles", "walnut_T13_K3", "walnut_T7_K32", "walnut_K1",
-                                  "ties", "index32"])
+@pytest.mark.parametrize(
+    "name", ["walnut_empty_tiles", "walnut_T13_K3", "walnut_T7_K32", "walnut_K1", "ties", "index32"]
+)
 def test_decode_edge_cases(backend, variants, references, name):
     igs = variants[name]
     counts = np.diff(igs.tile_offsets.astype(np.int64))
@@ -283,7 +335,7 @@ def test_decode_edge_cases(backend, variants, references, name):
     assert err < TOL
     if name == "walnut_empty_tiles":
         t = np.zeros((igs.height, igs.width), dtype=np.int64)
-        ys, xs = np.mgrid[0:igs.height, 0:igs.width]
+        ys, xs = np.mgrid[0 : igs.height, 0 : igs.width]
         t = (ys // igs.tile) * igs.tiles_x + xs // igs.tile
         assert np.all(got[counts[t] == 0] == 0.0)  # sum G = 0 renders 0, not NaN
 
@@ -307,7 +359,7 @@ def test_decode_images(backend, walnut, references, fmt):
     vr = walnut.value_range
     real = vr[:, 0] + ref * (vr[:, 1] - vr[:, 0])
     ch = {name: i for i, name in enumerate(walnut.channels)}
-    tol = 0.5 / 255 + TOL if fmt == "rgba8" else 2.0 ** -10 + TOL
+    tol = 0.5 / 255 + TOL if fmt == "rgba8" else 2.0**-10 + TOL
     expect = {
         "basecolor": [real[..., ch["basecolor.r"]], real[..., ch["basecolor.g"]], real[..., ch["basecolor.b"]]],
         "normal": [real[..., ch["normal.x"]], real[..., ch["normal.y"]], real[..., ch["normal.z"]]],
@@ -348,11 +400,30 @@ def test_readme_host_example(vk_runner, walnut, tmp_path, monkeypatch):
 def _random_uv(n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     uv = rng.uniform(-1.5, 2.5, (n, 2)).astype(np.float32)
-    special = np.array([0.0, 1.0, -0.0, -1e-9, 1e-9, 1 - 2 ** -24, 1 + 2 ** -23, -1.0, 2.0, 0.5,
-                        -1000.3, 999.7, 1.0 / 88, 1.0 / 72, 17 / 88, 15 / 72], dtype=np.float32)
+    special = np.array(
+        [
+            0.0,
+            1.0,
+            -0.0,
+            -1e-9,
+            1e-9,
+            1 - 2**-24,
+            1 + 2**-23,
+            -1.0,
+            2.0,
+            0.5,
+            -1000.3,
+            999.7,
+            1.0 / 88,
+            1.0 / 72,
+            17 / 88,
+            15 / 72,
+        ],
+        dtype=np.float32,
+    )
     k = special.size
-    uv[:k * k, 0] = np.repeat(special, k)
-    uv[:k * k, 1] = np.tile(special, k)
+    uv[: k * k, 0] = np.repeat(special, k)
+    uv[: k * k, 1] = np.tile(special, k)
     return uv
 
 
@@ -407,8 +478,12 @@ def _random_footprints(n: int, seed: int) -> np.ndarray:
     c, s = np.cos(ang), np.sin(ang)
     jx = np.stack([c * scale[:, 0], s * scale[:, 0]], 1)
     jy = np.stack([-s * scale[:, 1], c * scale[:, 1]], 1)
-    F = np.stack([jx[:, 0] ** 2 + jy[:, 0] ** 2, jx[:, 0] * jx[:, 1] + jy[:, 0] * jy[:, 1],
-                  jx[:, 1] ** 2 + jy[:, 1] ** 2], 1) / 12.0
+    F = (
+        np.stack(
+            [jx[:, 0] ** 2 + jy[:, 0] ** 2, jx[:, 0] * jx[:, 1] + jy[:, 0] * jy[:, 1], jx[:, 1] ** 2 + jy[:, 1] ** 2], 1
+        )
+        / 12.0
+    )
     return F.astype(np.float32)
 
 
@@ -450,9 +525,18 @@ def high_frequency() -> IgsFile:
     """3000 Gaussians of 0.7..2 px on 96 x 80: detail a point sample aliases at every mip level."""
     rng = np.random.default_rng(0)
     n = 3000
-    return from_bytes(build_igs(rng.uniform(0, [96, 80], (n, 2)), rng.uniform(0, np.pi, n),
-                                rng.uniform(0.5, 1.5, (n, 2)), rng.uniform(0, 1, (n, 3)), 96, 80,
-                                ["basecolor.r", "basecolor.g", "basecolor.b"], [[0, 1]] * 3).to_bytes())
+    return from_bytes(
+        build_igs(
+            rng.uniform(0, [96, 80], (n, 2)),
+            rng.uniform(0, np.pi, n),
+            rng.uniform(0.5, 1.5, (n, 2)),
+            rng.uniform(0, 1, (n, 3)),
+            96,
+            80,
+            ["basecolor.r", "basecolor.g", "basecolor.b"],
+            [[0, 1]] * 3,
+        ).to_bytes()
+    )
 
 
 def _mip_psnr(b: sh.Backend, igs: IgsFile, scale: int, defines: dict | None = None) -> tuple[float, float]:
@@ -471,8 +555,14 @@ def _mip_psnr(b: sh.Backend, igs: IgsFile, scale: int, defines: dict | None = No
 
 
 # Floors a few dB under the values measured (see shaders/README.md, "Footprint filtering").
-PSNR_FLOOR = {("walnut", 2): 55.0, ("walnut", 4): 50.0, ("walnut", 8): 46.0,
-              ("high_frequency", 2): 35.0, ("high_frequency", 4): 27.0, ("high_frequency", 8): 21.0}
+PSNR_FLOOR = {
+    ("walnut", 2): 55.0,
+    ("walnut", 4): 50.0,
+    ("walnut", 8): 46.0,
+    ("high_frequency", 2): 35.0,
+    ("high_frequency", 4): 27.0,
+    ("high_frequency", 8): 21.0,
+}
 
 
 @pytest.mark.parametrize("scale", [2, 4, 8])
@@ -498,8 +588,10 @@ def test_footprint_options_psnr(gl_runner, request, material):
         q, _ = _mip_psnr(b, igs, scale)
         q_peak1, _ = _mip_psnr(b, igs, scale, PEAK1)
         q_32, _ = _mip_psnr(b, igs, scale, MIN_K32)
-        _record(f"PSNR {material} 1/{scale} footprint default / peak 1 / MIN_K=32",
-                tuple(round(float(x), 2) for x in (q, q_peak1, q_32)))
+        _record(
+            f"PSNR {material} 1/{scale} footprint default / peak 1 / MIN_K=32",
+            tuple(round(float(x), 2) for x in (q, q_peak1, q_32)),
+        )
         if material == "high_frequency":
             # Mass-preserving beats peak 1 on fine detail, and a wide footprint wants more than K.
             # (Not on the fitted walnut: its image was optimised for top-10, and more Gaussians
@@ -511,15 +603,29 @@ def test_footprint_options_psnr(gl_runner, request, material):
 # Version 2 files (docs/FORMAT-v2.md): the same shaders, the home-tile scan and the listing rule
 
 
-def _v2_from(igs, tile: int, reach: int = 1, k: int | None = None, colour_bits=8,
-             count: int | None = None) -> IgsFileV2:
+def _v2_from(
+    igs, tile: int, reach: int = 1, k: int | None = None, colour_bits=8, count: int | None = None
+) -> IgsFileV2:
     """The Gaussians of a bake (its dequantised parameters, the first `count` of them) as a
     version 2 file, through the validating reader."""
     p = igs.params()
     n = igs.gaussian_count if count is None else count
-    v2 = build_igs_v2(p["means"][:n], p["theta"][:n], p["inv_scale"][:n], p["colour"][:n], igs.width,
-                      igs.height, igs.channels, igs.value_range, {"from": "test_shaders"}, tile=tile,
-                      k=igs.k if k is None else k, eps=igs.eps, reach=reach, colour_bits=colour_bits)
+    v2 = build_igs_v2(
+        p["means"][:n],
+        p["theta"][:n],
+        p["inv_scale"][:n],
+        p["colour"][:n],
+        igs.width,
+        igs.height,
+        igs.channels,
+        igs.value_range,
+        {"from": "test_shaders"},
+        tile=tile,
+        k=igs.k if k is None else k,
+        eps=igs.eps,
+        reach=reach,
+        colour_bits=colour_bits,
+    )
     out = from_bytes(v2.to_bytes())
     assert isinstance(out, IgsFileV2)
     return out
@@ -528,8 +634,20 @@ def _v2_from(igs, tile: int, reach: int = 1, k: int | None = None, colour_bits=8
 def _ties_v2() -> IgsFileV2:
     v1 = _ties()
     p = v1.params()
-    return from_bytes(build_igs_v2(p["means"], p["theta"], p["inv_scale"], p["colour"], v1.width, v1.height,
-                                   v1.channels, v1.value_range, tile=16, k=10).to_bytes())
+    return from_bytes(
+        build_igs_v2(
+            p["means"],
+            p["theta"],
+            p["inv_scale"],
+            p["colour"],
+            v1.width,
+            v1.height,
+            v1.channels,
+            v1.value_range,
+            tile=16,
+            k=10,
+        ).to_bytes()
+    )
 
 
 # Odd widths per channel: record_bits odd, so over any 32 consecutive records every field starts
@@ -556,8 +674,7 @@ def references_v2(variants_v2) -> dict[str, np.ndarray]:
     return {name: decode_igs(igs) for name, igs in variants_v2.items()}
 
 
-V2_FILES = ["v2_walnut_T16", "v2_walnut_T32_K32", "v2_walnut_T8_R2_K4", "v2_walnut_odd_bits", "v2_rock_T16",
-            "v2_ties"]
+V2_FILES = ["v2_walnut_T16", "v2_walnut_T32_K32", "v2_walnut_T8_R2_K4", "v2_walnut_odd_bits", "v2_rock_T16", "v2_ties"]
 
 
 def _fields_straddle(igs: IgsFileV2) -> list[bool]:
@@ -658,8 +775,10 @@ def test_v2_single_texel_sampling(backend, variants_v2, references_v2, address):
         got = backend.points(data, sh.MODE_SAMPLE, uv, address=address)
         ref = sh.reference_points(igs, sh.texel_coords(uv, address, igs.width, igs.height))
         err = float(np.abs(got - ref).max())
-        _record(f"v2 sample max|err| {['wrap', 'clamp'][address]} {name} {backend.lang}/"
-                f"{type(backend.runner).__name__}", err)
+        _record(
+            f"v2 sample max|err| {['wrap', 'clamp'][address]} {name} {backend.lang}/{type(backend.runner).__name__}",
+            err,
+        )
         assert err < TOL, name
         rng = np.random.default_rng(41 + address)
         xs, ys = rng.integers(0, igs.width, 500), rng.integers(0, igs.height, 500)
@@ -704,10 +823,12 @@ def test_v2_decode_images(backend, variants_v2, references_v2):
     real = vr[:, 0] + references_v2["v2_walnut_T16"] * (vr[:, 1] - vr[:, 0])
     assert np.abs(stack - real).max() < TOL
     ch = {name: i for i, name in enumerate(igs.channels)}
-    for name, planes in (("basecolor", ("basecolor.r", "basecolor.g", "basecolor.b")),
-                         ("normal", ("normal.x", "normal.y", "normal.z"))):
+    for name, planes in (
+        ("basecolor", ("basecolor.r", "basecolor.g", "basecolor.b")),
+        ("normal", ("normal.x", "normal.y", "normal.z")),
+    ):
         want = np.stack([real[..., ch[c]] for c in planes], axis=-1)
-        assert np.abs(images[name][..., :3] - want).max() < 2.0 ** -10 + TOL, name
+        assert np.abs(images[name][..., :3] - want).max() < 2.0**-10 + TOL, name
 
 
 def test_v2_cost_per_texel(variants_v2):
@@ -716,10 +837,20 @@ def test_v2_cost_per_texel(variants_v2):
     for name in ("v2_walnut_T16", "v2_walnut_T32_K32", "v2_walnut_T8_R2_K4"):
         igs = variants_v2[name]
         p = igs.params()
-        twin = build_igs(p["means"], p["theta"], p["inv_scale"], p["colour"], igs.width, igs.height,
-                         igs.channels, igs.value_range, tile=igs.tile, k=igs.k, eps=igs.eps)
+        twin = build_igs(
+            p["means"],
+            p["theta"],
+            p["inv_scale"],
+            p["colour"],
+            igs.width,
+            igs.height,
+            igs.channels,
+            igs.value_range,
+            tile=igs.tile,
+            k=igs.k,
+            eps=igs.eps,
+        )
         c2, c1 = sh.per_texel_cost(igs), sh.per_texel_cost(twin)
-        _record(f"v2 cost per texel {name}: v2 / v1 twin",
-                {key: (round(c2[key], 1), round(c1[key], 1)) for key in c2})
+        _record(f"v2 cost per texel {name}: v2 / v1 twin", {key: (round(c2[key], 1), round(c1[key], 1)) for key in c2})
         assert c2["scanned"] >= c2["listed"] > 0
         assert abs(c2["listed"] - c1["listed"]) <= 0.01 * c1["listed"]  # the same lists, but f32 vs f64

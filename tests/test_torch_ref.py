@@ -1,22 +1,24 @@
 """The torch reference renderer against the golden renders, a naive loop, and autograd."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from conftest import GOLDEN
+from naive_render import naive_render
 
 from igs_tex.render import GaussianParams
 from igs_tex.render.tiles import tile_lists_numpy
 from igs_tex.render.torch_ref import TorchRenderer
 
-from conftest import GOLDEN
-from naive_render import naive_render
-
 CASES = sorted(GOLDEN.glob("case_*.npz"))
 
 
 def _params(d, dtype=torch.float32, grad=False):
-    p = GaussianParams(*(torch.tensor(np.asarray(d[n]), dtype=dtype) for n in ("means", "theta", "inv_scale", "colour")))
+    p = GaussianParams(
+        *(torch.tensor(np.asarray(d[n]), dtype=dtype) for n in ("means", "theta", "inv_scale", "colour"))
+    )
     if grad:
         for t in (p.means, p.theta, p.inv_scale, p.colour):
             t.requires_grad_(True)
@@ -52,7 +54,9 @@ def _random_case(rng, n, c, h, w, spread=1.2):
     return {"means": means, "theta": theta, "inv_scale": inv, "colour": col}
 
 
-@pytest.mark.parametrize("c,k,tile,h,w", [(1, 1, 16, 21, 35), (3, 3, 8, 30, 17), (9, 10, 16, 33, 40), (4, 10, 5, 12, 13)])
+@pytest.mark.parametrize(
+    "c,k,tile,h,w", [(1, 1, 16, 21, 35), (3, 3, 8, 30, 17), (9, 10, 16, 33, 40), (4, 10, 5, 12, 13)]
+)
 def test_matches_naive_loop(rng, c, k, tile, h, w):
     d = _random_case(rng, 40, c, h, w)
     expected = naive_render(**d, height=h, width=w, tile=tile, k=k)
@@ -61,8 +65,12 @@ def test_matches_naive_loop(rng, c, k, tile, h, w):
 
 
 def test_empty_tiles_render_zero():
-    d = {"means": np.array([[3.0, 3.0]]), "theta": np.array([0.0]), "inv_scale": np.array([[1.0, 1.0]]),
-         "colour": np.array([[0.5, 0.25]])}
+    d = {
+        "means": np.array([[3.0, 3.0]]),
+        "theta": np.array([0.0]),
+        "inv_scale": np.array([[1.0, 1.0]]),
+        "colour": np.array([[0.5, 0.25]]),
+    }
     out = TorchRenderer().render(_params(d), 40, 40, 16, 10).numpy()
     assert out[3, 3, 0] == pytest.approx(0.5, abs=1e-6)
     assert np.all(out[32:, 32:] == 0)

@@ -53,12 +53,16 @@ def material_toml(src_text: str, size: int, maps: list[str], renormalised: bool)
     text = re.sub(r"(?m)^resolution = \[.*\]$", f"resolution = [{size}, {size}]", src_text)
     listed = ", ".join(f'"{m}"' for m in maps)
     text = re.sub(r"(?m)^resampled_maps = \[.*?\](.*)$", lambda m: f"resampled_maps = [{listed}]{m.group(1)}", text)
-    how = "renormalised to unit length" if renormalised else "NOT renormalised (source is not unit length; kept as resampled)"
+    how = (
+        "renormalised to unit length"
+        if renormalised
+        else "NOT renormalised (source is not unit length; kept as resampled)"
+    )
     note = (
         f"igs-tex assets: downscaled from 1024x1024 to {size}x{size} with Pillow LANCZOS by tools/make_assets.py; "
         f"normal map resampled as [-1,1] vectors, {how}"
     )
-    text = re.sub(r'(?m)^(notes = \[.*)\]$', lambda m: f'{m.group(1)}, "{note}"]', text)
+    text = re.sub(r"(?m)^(notes = \[.*)\]$", lambda m: f'{m.group(1)}, "{note}"]', text)
     if not renormalised:  # the inherited comment on resampled_maps would otherwise claim the opposite
         text = text.replace("normals renormalised;", "normals NOT renormalised for this material;")
     return text

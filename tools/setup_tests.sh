@@ -8,6 +8,13 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 bash tools/setup.sh
 "$PY" -m pip install -q --disable-pip-version-check -e ".[test]"
+# The linters tools/lint.sh runs (pinned: a newer ruff may format differently).
+"$PY" -m pip install -q --disable-pip-version-check "ruff==0.17.6"
+if ! command -v clang-format >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends clang-format
+fi
 bash tools/install_shader_deps.sh
 bash tools/install_report_deps.sh
 if command -v npm >/dev/null 2>&1 && ! npm ls -g ktx-parse >/dev/null 2>&1; then

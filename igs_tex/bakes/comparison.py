@@ -4,6 +4,7 @@ against the same loaded stack, so the rows are comparable.
 
 igs-tex rows decode what was written (the .igs file, not the fitter's float parameters).
 """
+
 from __future__ import annotations
 
 import math
@@ -55,10 +56,17 @@ def software_versions() -> dict:
     import torch
 
     from ..codecs import codec_versions
-    out = {"igs_tex": __version__, "git": _git_describe(), "torch": torch.__version__,
-           "numpy": np.__version__, "codecs": codec_versions()}
+
+    out = {
+        "igs_tex": __version__,
+        "git": _git_describe(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "codecs": codec_versions(),
+    }
     try:
         from .. import _native  # noqa: F401
+
         out["native"] = True
     except ImportError:
         out["native"] = False
@@ -70,8 +78,9 @@ def _git_describe() -> str | None:
     if not (repo / ".git").exists():
         return None
     try:
-        r = subprocess.run(["git", "-C", str(repo), "describe", "--always", "--dirty"],
-                           capture_output=True, text=True, timeout=10)
+        r = subprocess.run(
+            ["git", "-C", str(repo), "describe", "--always", "--dirty"], capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return r.stdout.strip() or None
@@ -82,8 +91,8 @@ def _git_describe() -> str | None:
 
 def _check_options(stack, rates: list[float], codecs: list[str], mips: list[int]) -> None:
     """Reject every bad option before the first bake, which can take minutes."""
-    from ..codecs.packing import get_scheme
     from ..budget import gaussians_for_budget
+    from ..codecs.packing import get_scheme
 
     if not rates:
         raise IgsError("--rates: give at least one rate")
@@ -103,8 +112,9 @@ def _check_options(stack, rates: list[float], codecs: list[str], mips: list[int]
     largest = max(stack.width, stack.height)
     for m in mips:
         if not isinstance(m, int) or m < 0 or (1 << m) > largest:
-            raise IgsError(f"--mips: level {m!r} is outside 0..{largest.bit_length() - 1} "
-                           f"for {stack.width}x{stack.height}")
+            raise IgsError(
+                f"--mips: level {m!r} is outside 0..{largest.bit_length() - 1} for {stack.width}x{stack.height}"
+            )
     if len(set(mips)) != len(mips):
         raise IgsError("--mips: a level is given twice")
 
@@ -123,10 +133,19 @@ def parse_list(option: str, text: str, convert) -> list:
     return out
 
 
-def run_comparison(material, out_dir: Path, *, rates: Iterable[float] = DEFAULT_RATES,
-                   steps: int | None = None, codecs: Iterable[str] = DEFAULT_CODECS,
-                   mips: Iterable[int] = DEFAULT_MIPS, seed: int = DEFAULT_SEED, backend: str = "auto",
-                   k: int = DEFAULT_K, log: Log | None = _stderr) -> Comparison:
+def run_comparison(
+    material,
+    out_dir: Path,
+    *,
+    rates: Iterable[float] = DEFAULT_RATES,
+    steps: int | None = None,
+    codecs: Iterable[str] = DEFAULT_CODECS,
+    mips: Iterable[int] = DEFAULT_MIPS,
+    seed: int = DEFAULT_SEED,
+    backend: str = "auto",
+    k: int = DEFAULT_K,
+    log: Log | None = _stderr,
+) -> Comparison:
     """Bake igs-tex at each rate into out_dir/igs/ and run the baselines; returns all rows.
 
     ``steps`` None: the bake's default. Raises IgsError for a bad material or option before
@@ -162,21 +181,36 @@ def run_comparison(material, out_dir: Path, *, rates: Iterable[float] = DEFAULT_
         log(f"[{job}/{n_jobs}] {stack.name}: igs-tex at {rate:g} bppc, {steps} steps ...")
         t0 = time.perf_counter()
         name = f"{stack.name}_{rate_tag(rate)}bppc"
-        s = bake_material(Path(material), bake_dir,
-                          BakeOptions(bppc=rate, steps=steps, seed=seed, backend=backend, k=k, name=name),
-                          progress=False)
+        s = bake_material(
+            Path(material),
+            bake_dir,
+            BakeOptions(bppc=rate, steps=steps, seed=seed, backend=backend, k=k, name=name),
+            progress=False,
+        )
         igs_path = Path(s["output"])
         decoded = decode_stack(read_igs(igs_path))
         metrics = report_metrics(decoded, stack.data, groups)
-        rows.append({
-            "method": IGS, "label": f"{IGS} {rate:g}", "mip": None, "target_bppc": rate,
-            "bppc": s["size"]["bppc"], "bppc_total": s["size"]["bppc_total"],
-            "gaussians": s["gaussians"], "backend": s["backend"], "file": str(igs_path),
-            "bake_seconds": s["total_seconds"], "fit": s.get("settings", {}),
-            "metrics": metrics, "decoded": decoded,
-        })
-        log(f"    {s['gaussians']} Gaussians, {s['size']['bppc']:.4f} bppc, "
-            f"PSNR {fmt_db(metrics['all']['psnr'])} dB, {time.perf_counter() - t0:.0f} s")
+        rows.append(
+            {
+                "method": IGS,
+                "label": f"{IGS} {rate:g}",
+                "mip": None,
+                "target_bppc": rate,
+                "bppc": s["size"]["bppc"],
+                "bppc_total": s["size"]["bppc_total"],
+                "gaussians": s["gaussians"],
+                "backend": s["backend"],
+                "file": str(igs_path),
+                "bake_seconds": s["total_seconds"],
+                "fit": s.get("settings", {}),
+                "metrics": metrics,
+                "decoded": decoded,
+            }
+        )
+        log(
+            f"    {s['gaussians']} Gaussians, {s['size']['bppc']:.4f} bppc, "
+            f"PSNR {fmt_db(metrics['all']['psnr'])} dB, {time.perf_counter() - t0:.0f} s"
+        )
     t_bakes = time.perf_counter() - t_bakes
 
     t_codecs = time.perf_counter()
@@ -185,29 +219,56 @@ def run_comparison(material, out_dir: Path, *, rates: Iterable[float] = DEFAULT_
             job += 1
             log(f"[{job}/{n_jobs}] {stack.name}: {codec} at mip {m} ...")
             (row,) = rd_points(stack, [codec], mips=[m], keep_decoded=True)
-            rows.append({
-                "method": codec, "label": f"{codec} mip{m}", "mip": m, "block": row["block"],
-                "bppc": row["bppc"], "bppc_total": row["bppc_stored"], "formats": row["formats"],
-                "metrics": row["metrics"], "decoded": row["decoded"],
-            })
+            rows.append(
+                {
+                    "method": codec,
+                    "label": f"{codec} mip{m}",
+                    "mip": m,
+                    "block": row["block"],
+                    "bppc": row["bppc"],
+                    "bppc_total": row["bppc_stored"],
+                    "formats": row["formats"],
+                    "metrics": row["metrics"],
+                    "decoded": row["decoded"],
+                }
+            )
     t_codecs = time.perf_counter() - t_codecs
 
-    settings = {"rates": sorted(rates), "steps": steps, "seed": seed, "backend": backend,
-                "backend_used": sorted({r["backend"] for r in rows if r["method"] == IGS}),
-                "k": k, "tile": _tiles(rows), "codecs": codecs, "mips": mips, "fit": _common_fit_settings(rows)}
+    settings = {
+        "rates": sorted(rates),
+        "steps": steps,
+        "seed": seed,
+        "backend": backend,
+        "backend_used": sorted({r["backend"] for r in rows if r["method"] == IGS}),
+        "k": k,
+        "tile": _tiles(rows),
+        "codecs": codecs,
+        "mips": mips,
+        "fit": _common_fit_settings(rows),
+    }
     return Comparison(
-        name=stack.name, source=str(material), width=stack.width, height=stack.height,
-        channels=list(stack.channels), groups=groups, target=stack.data, rows=rows,
-        settings=settings, versions=software_versions(), machine=machine_info(),
-        seconds={"igs_bakes": round(t_bakes, 1), "baselines": round(t_codecs, 1),
-                 "total": round(time.perf_counter() - t_all, 1)},
+        name=stack.name,
+        source=str(material),
+        width=stack.width,
+        height=stack.height,
+        channels=list(stack.channels),
+        groups=groups,
+        target=stack.data,
+        rows=rows,
+        settings=settings,
+        versions=software_versions(),
+        machine=machine_info(),
+        seconds={
+            "igs_bakes": round(t_bakes, 1),
+            "baselines": round(t_codecs, 1),
+            "total": round(time.perf_counter() - t_all, 1),
+        },
     )
 
 
 def _tiles(rows: list[dict]) -> str:
     """The tile size each bake chose from its budget, e.g. 'auto: 32 at 0.03, 16 at 0.25'."""
-    per = [f"{r['fit'].get('tile', '?')} at {r['target_bppc']:g}" for r in rows
-           if r["method"] == IGS and r.get("fit")]
+    per = [f"{r['fit'].get('tile', '?')} at {r['target_bppc']:g}" for r in rows if r["method"] == IGS and r.get("fit")]
     return "auto: " + ", ".join(per) if per else "auto"
 
 

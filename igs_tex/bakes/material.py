@@ -5,6 +5,7 @@ host name), so two bakes with the same seed give the same bytes. Timings go to t
 BakeOptions holds those settings; the command line and the project driver (bakes/project.py)
 build one from their merged config.BakeSettings and pass it to bake_material.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,9 +27,9 @@ from ..fit.colour_solve import solve_colours
 from ..format_v2 import build_igs_v2
 from ..igsfile import build_igs, write_igs
 from ..material import load_material
+from ..metrics import group_metrics
 from ..render.decode import decode_stack
 from ..render.native import cpu_threads, native_available
-from ..metrics import group_metrics
 
 
 def auto_grow_every(steps: int) -> int:
@@ -37,16 +38,32 @@ def auto_grow_every(steps: int) -> int:
     return max(1, min(500, steps // 10))
 
 
-def bake_fit_settings(width: int, height: int, gaussians: int, *, steps: int = DEFAULT_STEPS,
-                      seed: int = DEFAULT_SEED, backend: str = "auto", k: int = DEFAULT_K,
-                      tile: int | None = None,
-                      max_scale_px: float | None = DEFAULT_MAX_SCALE) -> FitSettings:
+def bake_fit_settings(
+    width: int,
+    height: int,
+    gaussians: int,
+    *,
+    steps: int = DEFAULT_STEPS,
+    seed: int = DEFAULT_SEED,
+    backend: str = "auto",
+    k: int = DEFAULT_K,
+    tile: int | None = None,
+    max_scale_px: float | None = DEFAULT_MAX_SCALE,
+) -> FitSettings:
     """The fitter settings of a bake of this many Gaussians (tile None: from the budget), so that
     scripts that fit outside bake_material (baselines/compact_params.py) fit exactly as it does."""
     if tile is None:
         tile = auto_tile(width, height, gaussians)
-    return FitSettings(gaussians=gaussians, steps=steps, seed=seed, backend=backend, k=k, tile=tile,
-                       grow_every=auto_grow_every(steps), max_scale_px=max_scale_px)
+    return FitSettings(
+        gaussians=gaussians,
+        steps=steps,
+        seed=seed,
+        backend=backend,
+        k=k,
+        tile=tile,
+        grow_every=auto_grow_every(steps),
+        max_scale_px=max_scale_px,
+    )
 
 
 @dataclass(frozen=True)
@@ -79,9 +96,17 @@ class BakeOptions:
     def from_settings(cls, settings: BakeSettings, backend: str, name: str | None = None) -> BakeOptions:
         """The options of a merged config.BakeSettings (0 for tile and max_scale: auto, no cap),
         with the renderer already resolved to `backend`."""
-        return cls(**settings.budget_kwargs(), steps=settings.steps, seed=settings.seed,
-                   backend=backend, k=settings.k, tile=settings.tile or None,
-                   max_scale_px=settings.max_scale or None, name=name, format=settings.format)
+        return cls(
+            **settings.budget_kwargs(),
+            steps=settings.steps,
+            seed=settings.seed,
+            backend=backend,
+            k=settings.k,
+            tile=settings.tile or None,
+            max_scale_px=settings.max_scale or None,
+            name=name,
+            format=settings.format,
+        )
 
     def budget(self) -> dict:
         """bppc / kib / gaussians as budget.plan_bake takes them, DEFAULT_BPPC if none is set."""
@@ -129,8 +154,9 @@ def _is_file(p: Path) -> bool:
         return False
 
 
-def bake_material(src: Path, out: Path, options: BakeOptions = BakeOptions(), *,
-                  progress: bool = True, stamp: str | None = None) -> dict:
+def bake_material(
+    src: Path, out: Path, options: BakeOptions = BakeOptions(), *, progress: bool = True, stamp: str | None = None
+) -> dict:
     """Bake `src` into `out` (see output_paths: a folder, or a file name ending in .igs) and the
     JSON summary beside it; returns the summary dict.
 
@@ -149,23 +175,67 @@ def bake_material(src: Path, out: Path, options: BakeOptions = BakeOptions(), *,
     budget = o.budget()
     if o.format not in (1, 2):
         raise IgsError(f"--format must be 1 or 2, got {o.format}")
-    n, tile = plan_bake(stack.width, stack.height, stack.channel_count, **budget, version=o.format,
-                        tile=o.tile, max_scale_px=o.max_scale_px)
+    n, tile = plan_bake(
+        stack.width,
+        stack.height,
+        stack.channel_count,
+        **budget,
+        version=o.format,
+        tile=o.tile,
+        max_scale_px=o.max_scale_px,
+    )
     max_scale, reach = o.max_scale_px, None
     if o.format == 2:
         # Version 2 keeps every radius below reach * T, so the fit's cap is the reach's.
         reach = reach_for(tile, o.max_scale_px)
-        max_scale = reach_scale_cap(tile, reach) if not o.max_scale_px else min(o.max_scale_px, reach_scale_cap(tile, reach))
-    settings = bake_fit_settings(stack.width, stack.height, n, steps=o.steps, seed=o.seed,
-                                 backend=o.backend, k=o.k, tile=tile, max_scale_px=max_scale)
+        max_scale = (
+            reach_scale_cap(tile, reach) if not o.max_scale_px else min(o.max_scale_px, reach_scale_cap(tile, reach))
+        )
+    settings = bake_fit_settings(
+        stack.width,
+        stack.height,
+        n,
+        steps=o.steps,
+        seed=o.seed,
+        backend=o.backend,
+        k=o.k,
+        tile=tile,
+        max_scale_px=max_scale,
+    )
     settings.validate(stack.channel_count)
 
     def build(means, theta, inv_scale, colour, metadata):
         if o.format == 1:
-            return build_igs(means, theta, inv_scale, colour, stack.width, stack.height, stack.channels,
-                             stack.value_range, metadata, tile=tile, k=k, eps=settings.eps)
-        return build_igs_v2(means, theta, inv_scale, colour, stack.width, stack.height, stack.channels,
-                            stack.value_range, metadata, tile=tile, k=k, eps=settings.eps, reach=reach)
+            return build_igs(
+                means,
+                theta,
+                inv_scale,
+                colour,
+                stack.width,
+                stack.height,
+                stack.channels,
+                stack.value_range,
+                metadata,
+                tile=tile,
+                k=k,
+                eps=settings.eps,
+            )
+        return build_igs_v2(
+            means,
+            theta,
+            inv_scale,
+            colour,
+            stack.width,
+            stack.height,
+            stack.channels,
+            stack.value_range,
+            metadata,
+            tile=tile,
+            k=k,
+            eps=settings.eps,
+            reach=reach,
+        )
+
     tile, k = settings.tile, settings.k
     stem = o.name or stack.name
     igs_path, json_path = output_paths(out, stem)
@@ -176,9 +246,17 @@ def bake_material(src: Path, out: Path, options: BakeOptions = BakeOptions(), *,
     metadata = {
         "name": stem,
         "maps": [m.to_dict() for m in stack.maps],
-        "bake": {"gaussians": n, "steps": o.steps, "seed": o.seed, "backend": fit.backend,
-                 "max_scale_px": max_scale, "reach": reach, "format": o.format, "budget": budget,
-                 "igs_tex": __version__},
+        "bake": {
+            "gaussians": n,
+            "steps": o.steps,
+            "seed": o.seed,
+            "backend": fit.backend,
+            "max_scale_px": max_scale,
+            "reach": reach,
+            "format": o.format,
+            "budget": budget,
+            "igs_tex": __version__,
+        },
     }
     igs = build(p.means.numpy(), p.theta.numpy(), p.inv_scale.numpy(), p.colour.numpy(), metadata)
     # Quality is measured on what ships: dequantised parameters and the stored tile index.
@@ -192,10 +270,23 @@ def bake_material(src: Path, out: Path, options: BakeOptions = BakeOptions(), *,
         t_solve = time.perf_counter()
         # Version 1 keeps the training order; version 2 stores its own (by home tile).
         start = p.colour.numpy() if o.format == 1 else q["colour"]
-        colour = solve_colours(q["means"], q["theta"], q["inv_scale"], start, stack.data,
-                               tile, k, settings.eps, igs.tile_offsets, igs.tile_indices)
-        geometry = (p.means.numpy(), p.theta.numpy(), p.inv_scale.numpy()) if o.format == 1 else \
-            (q["means"], q["theta"], q["inv_scale"])
+        colour = solve_colours(
+            q["means"],
+            q["theta"],
+            q["inv_scale"],
+            start,
+            stack.data,
+            tile,
+            k,
+            settings.eps,
+            igs.tile_offsets,
+            igs.tile_indices,
+        )
+        geometry = (
+            (p.means.numpy(), p.theta.numpy(), p.inv_scale.numpy())
+            if o.format == 1
+            else (q["means"], q["theta"], q["inv_scale"])
+        )
         solved = build(*geometry, colour, metadata)
         decoded_solved = decode_stack(solved)
         if _sq_error(decoded_solved, stack.data) < _sq_error(decoded, stack.data):
@@ -207,10 +298,18 @@ def bake_material(src: Path, out: Path, options: BakeOptions = BakeOptions(), *,
 
     data = igs.to_bytes()
     summary = {
-        "material": str(src), "output": str(igs_path), "name": stem,
-        "width": stack.width, "height": stack.height, "channels": stack.channels,
-        "gaussians": n, "steps": o.steps, "seed": o.seed, "backend": fit.backend,
-        "size": igs.size_report(), "metrics": metrics,
+        "material": str(src),
+        "output": str(igs_path),
+        "name": stem,
+        "width": stack.width,
+        "height": stack.height,
+        "channels": stack.channels,
+        "gaussians": n,
+        "steps": o.steps,
+        "seed": o.seed,
+        "backend": fit.backend,
+        "size": igs.size_report(),
+        "metrics": metrics,
         "psnr_before_quantisation": {str(k_): v for k_, v in fit.psnr_history.items()},
         "fit_seconds": round(fit.seconds, 2),
         "colour_solve_seconds": None if colour_solve_seconds is None else round(colour_solve_seconds, 2),
@@ -231,8 +330,10 @@ def bake_material(src: Path, out: Path, options: BakeOptions = BakeOptions(), *,
 def _json_psnr(summary: dict) -> dict:
     """The summary as the JSON file holds it: an infinite PSNR as "inf" (JSON has no infinity).
     Any other non-finite number is left for json_text to reject."""
+
     def db(v):
         return "inf" if isinstance(v, float) and math.isinf(v) and v > 0 else v
+
     out = dict(summary)
     out["metrics"] = {g: {**m, "psnr": db(m["psnr"])} for g, m in summary["metrics"].items()}
     out["psnr_before_quantisation"] = {s: db(v) for s, v in summary["psnr_before_quantisation"].items()}
@@ -242,4 +343,3 @@ def _json_psnr(summary: dict) -> dict:
 def _sq_error(decoded: np.ndarray, target: np.ndarray) -> float:
     d = decoded.astype(np.float64) - target
     return float(np.vdot(d.ravel(), d.ravel()))
-

@@ -6,6 +6,7 @@ and the igs-tex version; the .igs hash catches an output replaced or damaged sin
 is up to date when both still match, so an edited map, a changed setting or a new igs-tex
 re-bakes it and nothing else does.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,8 +37,10 @@ def resolve_backend(settings: BakeSettings) -> str:
             return _cpu_backend()
         if value == "native" and _cpu_backend() != "native":
             from ..render.native import native_unavailable_reason
-            raise IgsError(f"{where}: native is unavailable: {native_unavailable_reason()}; "
-                           "use device \"cpu\" or backend \"torch\"")
+
+            raise IgsError(
+                f'{where}: native is unavailable: {native_unavailable_reason()}; use device "cpu" or backend "torch"'
+            )
         if value == "cuda":
             _require_cuda(where)
         return value
@@ -47,16 +50,19 @@ def resolve_backend(settings: BakeSettings) -> str:
         _require_cuda(where)
         return "cuda"
     from ..render.cuda import cuda_available
+
     return "cuda" if cuda_available() else _cpu_backend()
 
 
 def _cpu_backend() -> str:
     from ..render.native import native_available
+
     return "native" if native_available() else "torch"
 
 
 def _require_cuda(where: str) -> None:
     from ..render.cuda import cuda_available, cuda_unavailable_reason
+
     if not cuda_available():
         raise IgsError(f"{where}: cuda is unavailable: {cuda_unavailable_reason()}")
 
@@ -81,9 +87,18 @@ def stamp_key(job: MaterialJob, backend: str) -> str:
             raise IgsError(f"{f}: cannot read ({e.strerror or e})") from None
         h.update(json.dumps([f.name, hashlib.sha256(data).hexdigest()]).encode())
     # Only what reaches the .igs bytes: preset, output folder and jobs do not.
-    settings = {"budget": [s.budget_key, s.budget], "steps": s.steps, "seed": s.seed, "k": s.k,
-                "max_scale": s.max_scale, "backend": backend, "name": job.stem, "tile": s.tile, "format": s.format,
-                "igs_tex": __version__}
+    settings = {
+        "budget": [s.budget_key, s.budget],
+        "steps": s.steps,
+        "seed": s.seed,
+        "k": s.k,
+        "max_scale": s.max_scale,
+        "backend": backend,
+        "name": job.stem,
+        "tile": s.tile,
+        "format": s.format,
+        "igs_tex": __version__,
+    }
     h.update(json.dumps(settings, sort_keys=True).encode())
     return h.hexdigest()
 
@@ -91,8 +106,7 @@ def stamp_key(job: MaterialJob, backend: str) -> str:
 def is_up_to_date(job: MaterialJob, key: str) -> bool:
     try:
         stamp = json.loads(job.igs_path.with_suffix(".json").read_text())["stamp"]
-        return (stamp["key"] == key
-                and stamp["igs_sha256"] == hashlib.sha256(job.igs_path.read_bytes()).hexdigest())
+        return stamp["key"] == key and stamp["igs_sha256"] == hashlib.sha256(job.igs_path.read_bytes()).hexdigest()
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -100,23 +114,29 @@ def is_up_to_date(job: MaterialJob, key: str) -> bool:
 @dataclass
 class Outcome:
     job: MaterialJob
-    status: str                     # "baked" | "up to date" | "failed"
-    summary: dict | None = None     # bakes.material.bake_material's, when baked
-    error: str | None = None        # one line, when failed
-    traceback: str | None = None    # when the failure was a bug rather than bad input
+    status: str  # "baked" | "up to date" | "failed"
+    summary: dict | None = None  # bakes.material.bake_material's, when baked
+    error: str | None = None  # one line, when failed
+    traceback: str | None = None  # when the failure was a bug rather than bad input
 
 
 def bake_job(job: MaterialJob, backend: str, key: str, progress: bool) -> Outcome:
     from .material import BakeOptions, bake_material
+
     try:
-        summary = bake_material(job.source, job.igs_path,
-                                BakeOptions.from_settings(job.settings, backend, job.name),
-                                progress=progress, stamp=key)
+        summary = bake_material(
+            job.source,
+            job.igs_path,
+            BakeOptions.from_settings(job.settings, backend, job.name),
+            progress=progress,
+            stamp=key,
+        )
     except IgsError as e:
         return Outcome(job, "failed", error=str(e))
     except Exception as e:  # one broken material must not stop the rest; the traceback is kept
-        return Outcome(job, "failed", error=f"internal error: {type(e).__name__}: {e}",
-                       traceback=traceback.format_exc())
+        return Outcome(
+            job, "failed", error=f"internal error: {type(e).__name__}: {e}", traceback=traceback.format_exc()
+        )
     return Outcome(job, "baked", summary=summary)
 
 
@@ -126,11 +146,14 @@ def _worker_init(threads: int, torch_threads: int | None) -> None:
     # the count of a -j 1 bake (its reductions are not promised to be thread-count
     # independent): every core, or --threads when given.
     from ..render.native import native_available
+
     if native_available():
         from .. import _native
+
         _native.set_num_threads(threads)
     if torch_threads is not None:
         import torch
+
         torch.set_num_threads(torch_threads)
 
 
@@ -141,8 +164,9 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def bake_all(jobs: list[MaterialJob], *, workers: int = 1, force: bool = False,
-             progress: bool = True, threads: int | None = None) -> Iterator[Outcome]:
+def bake_all(
+    jobs: list[MaterialJob], *, workers: int = 1, force: bool = False, progress: bool = True, threads: int | None = None
+) -> Iterator[Outcome]:
     """Yield one Outcome per job: up-to-date ones first, then bakes as they finish.
 
     Renderers are resolved for every job before anything is baked, so an unavailable device
@@ -168,19 +192,24 @@ def bake_all(jobs: list[MaterialJob], *, workers: int = 1, force: bool = False,
         return
 
     import multiprocessing
+
     n = min(workers, len(todo))
     # spawn, not fork: a forked child inherits torch's and OpenMP's thread pools mid-state.
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init,
-                             initargs=(max(1, (threads or _cpu_count()) // n), threads)) as pool:
+    with ProcessPoolExecutor(
+        n, mp_context=ctx, initializer=_worker_init, initargs=(max(1, (threads or _cpu_count()) // n), threads)
+    ) as pool:
         futures = {pool.submit(bake_job, job, backend, key, False): job for job, backend, key in todo}
         try:
             for fut in as_completed(futures):
                 try:
                     yield fut.result()
                 except BrokenProcessPool:
-                    yield Outcome(futures[fut], "failed",
-                                  error="internal error: the worker process died (out of memory or a crash)")
+                    yield Outcome(
+                        futures[fut],
+                        "failed",
+                        error="internal error: the worker process died (out of memory or a crash)",
+                    )
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise

@@ -3,6 +3,7 @@
 The encoder packages are imported lazily, so ``import igs_tex`` works (and bakes run) on a
 machine that lacks them; only using a baseline needs them.
 """
+
 from __future__ import annotations
 
 from importlib import metadata

@@ -4,6 +4,7 @@ Channel layouts follow astcenc's command line: 1 channel as luminance (rrr1), 2 
 luminance+alpha (rrrg), 3 as RGB (rgb1), 4 as RGBA; a normal map is 2 channels (X, Y)
 stored X in RGB and Y in A with the encoder's normal-map mode, like ``astcenc -normal``.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -76,7 +77,9 @@ def decode_astc(enc: Encoded) -> np.ndarray:
         raise IgsError(f"decode_astc: {enc.format} is not an ASTC format")
     expected = info.level_bytes(enc.width, enc.height)
     if len(enc.data) != expected:
-        raise IgsError(f"decode_astc({enc.format}): {len(enc.data)} bytes for {enc.width}x{enc.height}, expected {expected}")
+        raise IgsError(
+            f"decode_astc({enc.format}): {len(enc.data)} bytes for {enc.width}x{enc.height}, expected {expected}"
+        )
     bx, by = info.blocks(enc.width, enc.height)
     pw, ph = bx * info.block_w, by * info.block_h
     out = ASTCImage(ASTCType.U8, pw, ph, 1)

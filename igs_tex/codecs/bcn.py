@@ -3,6 +3,7 @@
 Channel counts in and out: BC1 and BC7 carry RGB (BC7 also RGBA), BC4 one channel,
 BC5 two. Images are padded to whole 4x4 blocks by edge replication and cropped after decode.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -76,7 +77,9 @@ def decode_bcn(enc: Encoded) -> np.ndarray:
     info = enc.info
     expected = info.level_bytes(enc.width, enc.height)
     if len(enc.data) != expected:
-        raise IgsError(f"decode_bcn({enc.format}): {len(enc.data)} bytes for {enc.width}x{enc.height}, expected {expected}")
+        raise IgsError(
+            f"decode_bcn({enc.format}): {len(enc.data)} bytes for {enc.width}x{enc.height}, expected {expected}"
+        )
     bx, by = info.blocks(enc.width, enc.height)
     pw, ph = 4 * bx, 4 * by
     fn = getattr(texture2ddecoder, f"decode_{enc.format}")

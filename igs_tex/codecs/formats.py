@@ -3,6 +3,7 @@
 One table shared by the encoders, the KTX2 container and the bitrate arithmetic, so a format
 name means the same block size and VkFormat everywhere.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -54,8 +55,22 @@ _TABLE: list[BlockFormat] = [
     BlockFormat("bc7", 4, 4, 16, 145, 146),
 ]
 # ASTC LDR blocks: UNORM/SRGB pairs are consecutive, starting at 157 for 4x4, in this order.
-_ASTC_BLOCKS = [(4, 4), (5, 4), (5, 5), (6, 5), (6, 6), (8, 5), (8, 6), (8, 8),
-                (10, 5), (10, 6), (10, 8), (10, 10), (12, 10), (12, 12)]
+_ASTC_BLOCKS = [
+    (4, 4),
+    (5, 4),
+    (5, 5),
+    (6, 5),
+    (6, 6),
+    (8, 5),
+    (8, 6),
+    (8, 8),
+    (10, 5),
+    (10, 6),
+    (10, 8),
+    (10, 10),
+    (12, 10),
+    (12, 12),
+]
 for _i, (_w, _h) in enumerate(_ASTC_BLOCKS):
     _TABLE.append(BlockFormat(f"astc{_w}x{_h}", _w, _h, 16, 157 + 2 * _i, 158 + 2 * _i))
 

@@ -10,6 +10,7 @@ Filtering works on the stored values (sRGB codes for base colour, [0, 1] encoded
 the same values the metrics compare; upsampled normals are not renormalised, so the normal
 PSNR sees the shortening a sampler causes, while the angular error normalises both sides.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -104,7 +105,7 @@ def rd_points(
                 "codec": scheme.name,
                 "block": scheme.block,
                 "mip": int(m),
-                "bppc": packed.bits_per_texel / (4 ** m) / c,
+                "bppc": packed.bits_per_texel / (4**m) / c,
                 "bppc_stored": packed.stored_bits / (w * h * c),
                 "bits": packed.stored_bits,
                 "formats": {t.role: t.encoded.format for t in packed.textures},

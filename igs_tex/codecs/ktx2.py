@@ -9,6 +9,7 @@ File layout (all little endian), as the spec orders it:
   identifier[12] | header (9 x u32) | index (4 x u32, 2 x u64) | level index (levelCount x 3 u64)
   | DFD | key/value data | (supercompression global data: none here) | levels, smallest first.
 """
+
 from __future__ import annotations
 
 import math
@@ -68,7 +69,9 @@ class Ktx2Texture:
         if not levels:
             raise IgsError("KTX2: no levels to write")
         base = levels[0]
-        tex = Ktx2Texture(base.format, base.srgb, base.width, base.height, [e.data for e in levels], dict(key_values or {}))
+        tex = Ktx2Texture(
+            base.format, base.srgb, base.width, base.height, [e.data for e in levels], dict(key_values or {})
+        )
         for i, e in enumerate(levels):
             if e.format != base.format or e.srgb != base.srgb or (e.width, e.height) != tex.level_size(i):
                 raise IgsError(
@@ -136,7 +139,9 @@ def ktx2_bytes(tex: Ktx2Texture) -> bytes:
     for i, data in enumerate(tex.levels):
         w, h = tex.level_size(i)
         if len(data) != info.level_bytes(w, h):
-            raise IgsError(f"KTX2: level {i} has {len(data)} bytes, {tex.format} {w}x{h} needs {info.level_bytes(w, h)}")
+            raise IgsError(
+                f"KTX2: level {i} has {len(data)} bytes, {tex.format} {w}x{h} needs {info.level_bytes(w, h)}"
+            )
     kv = {"KTXwriter": f"igs-tex {__version__}", **tex.key_values}
     dfd = _dfd(tex.format, tex.srgb)
     kvd = _kvd(kv)
@@ -153,8 +158,7 @@ def ktx2_bytes(tex: Ktx2Texture) -> bytes:
         offsets[i] = pos
         body += tex.levels[i]
         pos += len(tex.levels[i])
-    header = _HEADER.pack(vk, 1, tex.width, tex.height, 0, 0, 1, n, 0,
-                          dfd_off, len(dfd), kvd_off, len(kvd), 0, 0)
+    header = _HEADER.pack(vk, 1, tex.width, tex.height, 0, 0, 1, n, 0, dfd_off, len(dfd), kvd_off, len(kvd), 0, 0)
     index = b"".join(_LEVEL.pack(offsets[i], len(tex.levels[i]), len(tex.levels[i])) for i in range(n))
     return IDENTIFIER + header + index + dfd + kvd + bytes(body)
 
@@ -192,8 +196,23 @@ def parse_ktx2(data: bytes, name: str = "<bytes>") -> Ktx2Texture:
         fail("bad identifier" if size >= len(IDENTIFIER) else f"truncated: {size} bytes")
     if size < _HEADER_END:
         fail(f"truncated header: {size} bytes, need {_HEADER_END}")
-    (vk, type_size, width, height, depth, layers, faces, level_count, scheme,
-     dfd_off, dfd_len, kvd_off, kvd_len, sgd_off, sgd_len) = _HEADER.unpack_from(data, len(IDENTIFIER))
+    (
+        vk,
+        type_size,
+        width,
+        height,
+        depth,
+        layers,
+        faces,
+        level_count,
+        scheme,
+        dfd_off,
+        dfd_len,
+        kvd_off,
+        kvd_len,
+        sgd_off,
+        sgd_len,
+    ) = _HEADER.unpack_from(data, len(IDENTIFIER))
 
     if vk not in BY_VK_FORMAT:
         fail(f"unsupported vkFormat {vk}" + (" (UNDEFINED, e.g. Basis Universal)" if vk == 0 else ""))
@@ -256,7 +275,7 @@ def parse_ktx2(data: bytes, name: str = "<bytes>") -> Ktx2Texture:
         spans.append((off, off + length, i))
         levels.append(data[off : off + length])
     spans.sort()
-    for (a0, a1, ia), (b0, b1, ib) in zip(spans, spans[1:]):
+    for (_, a1, ia), (b0, _, ib) in zip(spans, spans[1:]):
         if b0 < a1:
             fail(f"levels {ia} and {ib} overlap")
     return Ktx2Texture(info.name, srgb, width, height, levels, key_values)
@@ -294,7 +313,9 @@ def _check_dfd(dfd: bytes, info, srgb: bool, fail) -> None:
     for s in range(n_samples):
         bit_offset, bit_len_m1, _channel = struct.unpack_from("<HBB", dfd, 28 + 16 * s)
         if bit_offset + bit_len_m1 + 1 > block_bits:
-            fail(f"DFD sample {s} covers bits {bit_offset}..{bit_offset + bit_len_m1} beyond the {block_bits}-bit block")
+            fail(
+                f"DFD sample {s} covers bits {bit_offset}..{bit_offset + bit_len_m1} beyond the {block_bits}-bit block"
+            )
 
 
 def _parse_kvd(kvd: bytes, fail) -> dict[str, bytes]:

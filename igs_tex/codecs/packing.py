@@ -10,6 +10,7 @@
 Only groups present in the stack get a texture; a packed ORM slot with no map is filled
 with a constant, which the encoders represent at almost no cost to the other slots.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -20,6 +20,7 @@ on walnut_wood, rock_cliff, boombox_atlas, pipes_trak), and one last repair afte
 step, whose untrained Gaussians disturb their neighbours more than the holes cost (-0.13 to
 -0.25 dB at 0.06 bppc).
 """
+
 from __future__ import annotations
 
 import torch
@@ -28,8 +29,9 @@ from ..render import GaussianParams
 from ..render.tiles import tile_grid
 
 
-def coverage(renderer, params: GaussianParams, height: int, width: int, tile: int, k: int,
-             eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+def coverage(
+    renderer, params: GaussianParams, height: int, width: int, tile: int, k: int, eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(per texel [H, W], per Gaussian [N]) sums of the normalised blend weights.
 
     Rendering colour 1 gives sum_k w_k = sum G / (sum G + eps) per texel: 1 where a listed
@@ -38,8 +40,9 @@ def coverage(renderer, params: GaussianParams, height: int, width: int, tile: in
     the image's sum with respect to that colour is each Gaussian's total weight over the image,
     in texels.
     """
-    ones = torch.ones(params.means.shape[0], 1, dtype=params.means.dtype, device=params.means.device,
-                      requires_grad=True)
+    ones = torch.ones(
+        params.means.shape[0], 1, dtype=params.means.dtype, device=params.means.device, requires_grad=True
+    )
     p = GaussianParams(params.means.detach(), params.theta.detach(), params.inv_scale.detach(), ones)
     with torch.enable_grad():
         out = renderer.render(p, height, width, tile, k, eps)

@@ -3,6 +3,7 @@
 Sampling always runs on the host with the fit's CPU generator, whatever device the fit runs on,
 so a seed picks the same texels from the same weights everywhere.
 """
+
 from __future__ import annotations
 
 import torch
@@ -10,7 +11,7 @@ import torch
 
 def gradient_magnitude(target: torch.Tensor) -> torch.Tensor:
     """|grad I| per texel [H, W], summed over channels (central differences, edges replicated)."""
-    img = target.permute(2, 0, 1)                                  # [C, H, W]
+    img = target.permute(2, 0, 1)  # [C, H, W]
     pad = torch.nn.functional.pad(img[None], (1, 1, 1, 1), mode="replicate")[0]
     gx = (pad[:, 1:-1, 2:] - pad[:, 1:-1, :-2]) * 0.5
     gy = (pad[:, 2:, 1:-1] - pad[:, :-2, 1:-1]) * 0.5

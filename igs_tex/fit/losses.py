@@ -7,6 +7,7 @@ once: in PyTorch the loss and its autograd took about ten times longer than rend
 2-core CPU. The torch path stays plain PyTorch end to end and is the definition tests hold the
 native one to, and runs on whatever device the target is on.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -48,9 +49,9 @@ class NativeLoss:
     (backward()) before the next call, as the training loop does.
     """
 
-    def __init__(self, target: torch.Tensor, ssim_weight: float, channel_weights=None,
-                 pixel_loss: str = "l1"):
+    def __init__(self, target: torch.Tensor, ssim_weight: float, channel_weights=None, pixel_loss: str = "l1"):
         from .. import _native
+
         self._native = _native
         h, w, c = target.shape
         self.target = _native.LossTarget(np.ascontiguousarray(target.detach().numpy(), dtype=np.float32))
@@ -66,8 +67,9 @@ class NativeLoss:
 
     def terms(self, render: torch.Tensor, want_grad: bool = False):
         x = np.ascontiguousarray(render.detach().numpy(), dtype=np.float32)
-        return self._native.loss_terms(self.target, x, self.l1_scale, self.l2_scale, self.ssim_scale,
-                                       want_grad, self._grad if want_grad else None)
+        return self._native.loss_terms(
+            self.target, x, self.l1_scale, self.l2_scale, self.ssim_scale, want_grad, self._grad if want_grad else None
+        )
 
     def evaluate(self, render: torch.Tensor) -> tuple[float, torch.Tensor]:
         l1, l2, s, g = self.terms(render, want_grad=True)
@@ -84,25 +86,37 @@ def channel_ssim(render: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return SsimAgainst(target).map(render).mean(dim=(1, 2))
 
 
-def _torch_loss(render: torch.Tensor, target: torch.Tensor, ssim: SsimAgainst, ssim_weight: float,
-                channel_weights: torch.Tensor | None, pixel_loss: str) -> torch.Tensor:
+def _torch_loss(
+    render: torch.Tensor,
+    target: torch.Tensor,
+    ssim: SsimAgainst,
+    ssim_weight: float,
+    channel_weights: torch.Tensor | None,
+    pixel_loss: str,
+) -> torch.Tensor:
     d = render - target
-    pixel = (d.abs() if pixel_loss == "l1" else d * d).mean(dim=(0, 1))   # [C]
-    dssim = 1.0 - ssim.map(render).mean(dim=(1, 2))                        # [C]
+    pixel = (d.abs() if pixel_loss == "l1" else d * d).mean(dim=(0, 1))  # [C]
+    dssim = 1.0 - ssim.map(render).mean(dim=(1, 2))  # [C]
     per_channel = pixel + ssim_weight * dssim
     if channel_weights is None:
         return per_channel.mean()
     return (per_channel * channel_weights).sum() / channel_weights.sum()
 
 
-def fit_loss(render: torch.Tensor, target: torch.Tensor, ssim_weight: float,
-             channel_weights: torch.Tensor | None, pixel_loss: str = "l1") -> torch.Tensor:
+def fit_loss(
+    render: torch.Tensor,
+    target: torch.Tensor,
+    ssim_weight: float,
+    channel_weights: torch.Tensor | None,
+    pixel_loss: str = "l1",
+) -> torch.Tensor:
     """The loss in plain PyTorch (the torch backend, and the reference for NativeLoss)."""
     return _torch_loss(render, target, SsimAgainst(target), ssim_weight, channel_weights, pixel_loss)
 
 
-def make_loss(target: torch.Tensor, ssim_weight: float, channel_weights=None,
-              use_native: bool = False, pixel_loss: str = "l1") -> Callable[[torch.Tensor], torch.Tensor]:
+def make_loss(
+    target: torch.Tensor, ssim_weight: float, channel_weights=None, use_native: bool = False, pixel_loss: str = "l1"
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """render [H, W, C] -> scalar loss tensor, prepared once for this target.
 
     pixel_loss: "l1" (paper) or "l2" (mean squared error, the quantity PSNR measures).
@@ -112,7 +126,6 @@ def make_loss(target: torch.Tensor, ssim_weight: float, channel_weights=None,
     if use_native and min(target.shape[:2]) >= 11:
         return NativeLoss(target, ssim_weight, channel_weights, pixel_loss)
     # The torch path runs on the target's device (a GPU fit keeps its loss there).
-    cw = (None if channel_weights is None
-          else torch.tensor(channel_weights, dtype=target.dtype, device=target.device))
+    cw = None if channel_weights is None else torch.tensor(channel_weights, dtype=target.dtype, device=target.device)
     ssim = SsimAgainst(target)
     return lambda render: _torch_loss(render, target, ssim, ssim_weight, cw, pixel_loss)

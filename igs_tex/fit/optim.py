@@ -7,6 +7,7 @@ Gaussian the textbook Adam warm-up, whenever it was born.
 All state lives on the device of the parameters; rows and values given from elsewhere (the
 host, where growth samples) are moved there.
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,8 +26,8 @@ class RowAdam:
     @torch.no_grad()
     def step(self) -> None:
         self.t += 1
-        c1 = (1 - self.b1 ** self.t).to(self.tensors[0].dtype)
-        c2 = (1 - self.b2 ** self.t).to(self.tensors[0].dtype)
+        c1 = (1 - self.b1**self.t).to(self.tensors[0].dtype)
+        c2 = (1 - self.b2**self.t).to(self.tensors[0].dtype)
         for p, m, v, lr in zip(self.tensors, self.m, self.v, self.lrs):
             if p.grad is None:
                 continue

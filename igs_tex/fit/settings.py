@@ -1,5 +1,6 @@
 """Fitting settings (DESIGN.md "Fitting": the paper's defaults). The budget -> count rule and the
 automatic tile size are igs_tex/budget.py's."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from ..budget import check_k, check_tile
 # Measured on walnut_wood 512 px at 0.059 bppc: 600 steps reach 35.68 dB against 35.75 dB at
 # 2000, so 1000 keeps the fit within a few hundredths of a dB for half the time.
 DEFAULT_STEPS = 1000
+
 
 @dataclass
 class FitSettings:
@@ -26,9 +28,9 @@ class FitSettings:
     lr_colour: float = 5e-3
     lr_inv_scale: float = 2e-3
     lr_theta: float = 2e-3
-    init_fraction: float = 0.5       # start with N/2 Gaussians
-    grow_fraction: float = 0.125     # add N/8 ...
-    grow_every: int = 500            # ... every 500 steps until N is reached
+    init_fraction: float = 0.5  # start with N/2 Gaussians
+    grow_fraction: float = 0.125  # add N/8 ...
+    grow_every: int = 500  # ... every 500 steps until N is reached
     # Standard deviation of new Gaussians in pixels. None: the paper's 5 px, or more where the
     # budget is sparse: half the mean spacing sqrt(HW / N), capped at max_scale_px (beyond the
     # paper). At 5 px a Gaussian spaced 21 px from its neighbours leaves most texels of its tile
@@ -55,14 +57,14 @@ class FitSettings:
     coarse_fraction: float = 0.75
     coarse_min_side: int = 512
     coarse_max_steps: int = 750
-    grad_mix: float = 0.3            # lambda of the gradient-magnitude init
+    grad_mix: float = 0.3  # lambda of the gradient-magnitude init
     # Beyond the paper: at each growth interval after growth, every tile with texels no Gaussian
     # reaches (the contract renders them 0) gets the weakest Gaussian moved in (fit/coverage.py).
     # Measured on pipes_trak 512 px at 0.03 bppc: 20.83 -> 21.46 dB, four black tiles -> none;
     # fits without holes are unchanged.
     repair_holes: bool = True
     ssim_weight: float = 0.1
-    pixel_loss: str = "l1"           # "l1" (paper) or "l2"
+    pixel_loss: str = "l1"  # "l1" (paper) or "l2"
     channel_weights: list[float] | None = None
     log_every: int = 50
     history_steps: tuple[int, ...] = field(default=(100, 250, 500, 1000, 2000, 5000))

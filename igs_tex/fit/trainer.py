@@ -6,6 +6,7 @@ parameters, optimiser state, loss and error maps stay there, so a GPU step reads
 loss value (and the PSNR on logged steps). The random draws run on the host with the fit's CPU
 generator (init.py), so a seed means the same on every device; the result comes back on the CPU.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,8 @@ import numpy as np
 import torch
 
 from .. import IgsError
-from ..render import GaussianParams, get_renderer
 from ..metrics import psnr
+from ..render import GaussianParams, get_renderer
 from .coverage import coverage, holes, weakest
 from .init import initial_positions, new_gaussians, sample_texels
 from .losses import make_loss
@@ -28,8 +29,8 @@ from .settings import FitSettings
 
 @dataclass
 class FitResult:
-    params: GaussianParams            # float32, detached, in contract units (pixels, radians, 1/px)
-    psnr_history: dict[int, float]    # PSNR (float32 params, before quantisation) at settings.history_steps
+    params: GaussianParams  # float32, detached, in contract units (pixels, radians, 1/px)
+    psnr_history: dict[int, float]  # PSNR (float32 params, before quantisation) at settings.history_steps
     final_loss: float
     seconds: float
     backend: str
@@ -48,11 +49,14 @@ def fit_stack(target_np: np.ndarray, settings: FitSettings, progress: bool = Tru
     renderer = get_renderer(settings.backend)
     if getattr(renderer, "name", "") == "cuda":
         from ..render.cuda import MAX_TILE
+
         if settings.tile > MAX_TILE:
             # A clear error before any work, not a ValueError from the first launch.
-            raise IgsError(f"tile size {settings.tile}: the CUDA trainer takes tiles of at most "
-                           f"{MAX_TILE} texels (one thread block per tile); use --tile {MAX_TILE} "
-                           "or less, or --device cpu")
+            raise IgsError(
+                f"tile size {settings.tile}: the CUDA trainer takes tiles of at most "
+                f"{MAX_TILE} texels (one thread block per tile); use --tile {MAX_TILE} "
+                "or less, or --device cpu"
+            )
     if getattr(renderer, "name", "") == "native":
         torch.set_num_threads(1)
     try:
@@ -73,12 +77,12 @@ class Progress:
         self.stream = sys.stderr if stream is None else stream
         self.total = total
         self.t0 = time.perf_counter()
-        self.printed = 0          # quarters reported so far (plain lines)
+        self.printed = 0  # quarters reported so far (plain lines)
         self.bar = None
         if _isatty(self.stream):
             from tqdm import tqdm
-            self.bar = tqdm(total=total, desc="fit", unit="step", dynamic_ncols=True, leave=False,
-                            file=self.stream)
+
+            self.bar = tqdm(total=total, desc="fit", unit="step", dynamic_ncols=True, leave=False, file=self.stream)
 
     def set_postfix(self, **values) -> None:
         if self.bar is not None:
@@ -91,8 +95,12 @@ class Progress:
         reached = step * self.LINES // self.total
         if reached > self.printed:
             self.printed = reached
-            print(f"fit: {step}/{self.total} steps ({100 * step // self.total}%), loss {loss:.4f}, "
-                  f"{time.perf_counter() - self.t0:.1f} s", file=self.stream, flush=True)
+            print(
+                f"fit: {step}/{self.total} steps ({100 * step // self.total}%), loss {loss:.4f}, "
+                f"{time.perf_counter() - self.t0:.1f} s",
+                file=self.stream,
+                flush=True,
+            )
 
     def close(self) -> None:
         if self.bar is not None:
@@ -116,16 +124,18 @@ class _Level:
     ratio at the switch.
     """
 
-    def __init__(self, target: torch.Tensor, factor: float, settings: FitSettings, use_native: bool,
-                 device: torch.device):
+    def __init__(
+        self, target: torch.Tensor, factor: float, settings: FitSettings, use_native: bool, device: torch.device
+    ):
         self.target_cpu = target  # new Gaussians are sampled and coloured on the host
         self.target = target.to(device)
         self.device = device
         self.h, self.w = target.shape[:2]
         self.factor = factor  # base pixels per level pixel
         self.wh = torch.tensor([float(self.w), float(self.h)], device=device)
-        self.loss = make_loss(self.target, settings.ssim_weight, settings.channel_weights, use_native,
-                              settings.pixel_loss)
+        self.loss = make_loss(
+            self.target, settings.ssim_weight, settings.channel_weights, use_native, settings.pixel_loss
+        )
         # Largest radius (3 s) the whole image, smallest s a quarter texel: keeps tile lists
         # bounded. The cap on s is in base pixels.
         self.a_min, self.a_max = 3.0 / max(self.w, self.h), 4.0
@@ -153,18 +163,18 @@ def _gaussians_at(level: _Level, texels: torch.Tensor, init_scale: float) -> lis
     return [means / level.wh, theta, inv_scale, colour]
 
 
-def _repair_holes(renderer, opt: RowAdam, level: _Level, settings: FitSettings,
-                  err: torch.Tensor, init_scale: float) -> None:
+def _repair_holes(
+    renderer, opt: RowAdam, level: _Level, settings: FitSettings, err: torch.Tensor, init_scale: float
+) -> None:
     """Move the weakest Gaussians into tiles no Gaussian reaches (fit/coverage.py)."""
     mean_n, th, inv, col = opt.tensors
     params = GaussianParams(mean_n.detach() * level.wh, th.detach(), inv.detach(), col.detach())
-    texel_cover, weight = coverage(renderer, params, level.h, level.w, settings.tile, settings.k,
-                                   settings.eps)
+    texel_cover, weight = coverage(renderer, params, level.h, level.w, settings.tile, settings.k, settings.eps)
     spots = holes(texel_cover, err, settings.tile)
     if spots.numel() == 0:
         return
     rows = weakest(weight, spots.numel())
-    opt.replace_rows(rows, _gaussians_at(level, spots[:rows.numel()], init_scale))
+    opt.replace_rows(rows, _gaussians_at(level, spots[: rows.numel()], init_scale))
 
 
 def _fit(target_np: np.ndarray, settings: FitSettings, renderer, progress: bool) -> FitResult:
@@ -188,8 +198,7 @@ def _fit(target_np: np.ndarray, settings: FitSettings, renderer, progress: bool)
     n_total = settings.gaussians
     init_scale = settings.initial_scale(h, w)
     n0 = max(1, int(math.ceil(n_total * settings.init_fraction)))
-    first = _gaussians_at(level, initial_positions(level.target_cpu, n0, settings.grad_mix, gen),
-                          init_scale)
+    first = _gaussians_at(level, initial_positions(level.target_cpu, n0, settings.grad_mix, gen), init_scale)
     leaves = [t.clone().requires_grad_(True) for t in first]
     opt = RowAdam(leaves, [settings.lr_mean, settings.lr_theta, settings.lr_inv_scale, settings.lr_colour])
     grow_n = max(1, int(math.ceil(n_total * settings.grow_fraction)))
@@ -241,8 +250,7 @@ def _fit(target_np: np.ndarray, settings: FitSettings, renderer, progress: bool)
                     history[step] = p
             log.append((step, loss_v, p))
             if bar is not None:
-                bar.set_postfix(loss=f"{loss_v:.4f}", psnr=f"{p:.2f}dB", n=mean_n.shape[0],
-                                size=f"{level.w}x{level.h}")
+                bar.set_postfix(loss=f"{loss_v:.4f}", psnr=f"{p:.2f}dB", n=mean_n.shape[0], size=f"{level.w}x{level.h}")
         if bar is not None:
             bar.update(step, loss_v)
         count = opt.tensors[0].shape[0]
@@ -260,6 +268,7 @@ def _fit(target_np: np.ndarray, settings: FitSettings, renderer, progress: bool)
         level = base
     final = base_params()
     # Callers quantise and write files on the host.
-    final = GaussianParams(*(t.to("cpu").contiguous()
-                             for t in (final.means, final.theta, final.inv_scale, final.colour)))
+    final = GaussianParams(
+        *(t.to("cpu").contiguous() for t in (final.means, final.theta, final.inv_scale, final.colour))
+    )
     return FitResult(final, history, loss_v, time.perf_counter() - t0, getattr(renderer, "name", "?"), log)

@@ -26,6 +26,7 @@ Environment:
   IGS_NVCC_FLAGS      extra nvcc flags, e.g. "-ccbin g++-12" or "-allow-unsupported-compiler"
   IGS_CUDA_EMULATE    1: run the kernels on the CPU emulator instead (CXX picks the compiler)
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -51,8 +52,8 @@ EMULATOR_DIR = CUDA_DIR / "emu"
 INCLUDE_DIR = ROOT / "native" / "include"
 
 ABI_VERSION = 1  # IGS_CUDA_ABI_VERSION in native/cuda/igs_cuda.cuh
-MAX_K = 32       # igs::kMaxK
-MAX_TILE = 32    # one thread per texel, 1024 threads per block
+MAX_K = 32  # igs::kMaxK
+MAX_TILE = 32  # one thread per texel, 1024 threads per block
 
 # --fmad=false: nvcc otherwise fuses a*b+c across statements, which changes roundings that
 # the CPU build (-ffp-contract=off) and the tile/top-K tie rules depend on; with it, G values
@@ -63,8 +64,17 @@ COMPILE_FLAGS = ["-std=c++17", "-O3", "--fmad=false", "-Xcompiler", "-fPIC,-fvis
 # The emulator build: the kernels as C++ (-x c++), the shims of native/cuda/emu first on the
 # include path. -ffp-contract=off for the reason --fmad=false is above; _FORTIFY_SOURCE off
 # because its longjmp check rejects the switch between fiber stacks.
-EMULATOR_FLAGS = ["-std=c++17", "-O2", "-fPIC", "-shared", "-ffp-contract=off", "-U_FORTIFY_SOURCE",
-                  "-Wall", "-Wno-unknown-pragmas", "-DIGS_CUDA_EMULATOR"]
+EMULATOR_FLAGS = [
+    "-std=c++17",
+    "-O2",
+    "-fPIC",
+    "-shared",
+    "-ffp-contract=off",
+    "-U_FORTIFY_SOURCE",
+    "-Wall",
+    "-Wno-unknown-pragmas",
+    "-DIGS_CUDA_EMULATOR",
+]
 
 
 def emulated() -> bool:
@@ -95,8 +105,20 @@ def sources() -> list[Path]:
 def compile_command(nvcc: str, src: Path, obj: Path, arch: str) -> list[str]:
     """The nvcc -c line for one kernel file (tests/test_cuda_compile.py runs exactly this)."""
     extra = shlex.split(os.environ.get("IGS_NVCC_FLAGS", ""))
-    return [nvcc, "-c", *COMPILE_FLAGS, f"-arch={arch}", "-I", str(INCLUDE_DIR), "-I",
-            str(CUDA_DIR), *extra, str(src), "-o", str(obj)]
+    return [
+        nvcc,
+        "-c",
+        *COMPILE_FLAGS,
+        f"-arch={arch}",
+        "-I",
+        str(INCLUDE_DIR),
+        "-I",
+        str(CUDA_DIR),
+        *extra,
+        str(src),
+        "-o",
+        str(obj),
+    ]
 
 
 def link_command(nvcc: str, objs: list[Path], out: Path, arch: str) -> list[str]:
@@ -129,8 +151,12 @@ def _device_arch() -> str:
 def _build_key(compiler: str, *settings: str, emulator: bool = False) -> str:
     h = hashlib.sha256()
     extra = sorted(EMULATOR_DIR.rglob("*")) if emulator else []
-    for path in [*sources(), *sorted(CUDA_DIR.glob("*.cuh")), *sorted((INCLUDE_DIR / "igs").glob("*.h")),
-                 *(p for p in extra if p.is_file())]:
+    for path in [
+        *sources(),
+        *sorted(CUDA_DIR.glob("*.cuh")),
+        *sorted((INCLUDE_DIR / "igs").glob("*.h")),
+        *(p for p in extra if p.is_file()),
+    ]:
         h.update(str(path.relative_to(CUDA_DIR.parent)).encode() + b"\0" + path.read_bytes() + b"\0")
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=False).stdout
     h.update("\0".join([version, *settings]).encode())
@@ -138,8 +164,11 @@ def _build_key(compiler: str, *settings: str, emulator: bool = False) -> str:
 
 
 def _cache_dir(build_dir: Path | str | None) -> Path:
-    return Path(build_dir or os.environ.get("IGS_CUDA_BUILD_DIR")
-                or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "igs_tex" / "cuda")
+    return Path(
+        build_dir
+        or os.environ.get("IGS_CUDA_BUILD_DIR")
+        or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "igs_tex" / "cuda"
+    )
 
 
 def build_library(arch: str | None = None, build_dir: Path | str | None = None) -> Path:
@@ -149,15 +178,16 @@ def build_library(arch: str | None = None, build_dir: Path | str | None = None) 
     """
     nvcc = find_nvcc()
     if nvcc is None:
-        raise BuildError("nvcc not found (looked at IGS_NVCC, $CUDA_HOME/bin, $CUDA_PATH/bin, "
-                         "PATH, /usr/local/cuda/bin)")
+        raise BuildError(
+            "nvcc not found (looked at IGS_NVCC, $CUDA_HOME/bin, $CUDA_PATH/bin, PATH, /usr/local/cuda/bin)"
+        )
     srcs = sources()
     if not srcs:
-        raise BuildError(f"no CUDA sources under {CUDA_DIR} (the CUDA renderer runs from a "
-                         "source checkout or an editable install)")
+        raise BuildError(
+            f"no CUDA sources under {CUDA_DIR} (the CUDA renderer runs from a source checkout or an editable install)"
+        )
     arch = arch or _device_arch()
-    out_dir = _cache_dir(build_dir) / _build_key(nvcc, arch, *COMPILE_FLAGS,
-                                                 os.environ.get("IGS_NVCC_FLAGS", ""))
+    out_dir = _cache_dir(build_dir) / _build_key(nvcc, arch, *COMPILE_FLAGS, os.environ.get("IGS_NVCC_FLAGS", ""))
     lib = out_dir / "libigs_cuda.so"
     if lib.exists():
         return lib
@@ -175,16 +205,31 @@ def build_library(arch: str | None = None, build_dir: Path | str | None = None) 
     return lib
 
 
-def emulator_command(cxx: str, out: Path, native_dir: Path | None = None,
-                     extra: tuple[str, ...] = ()) -> list[str]:
+def emulator_command(cxx: str, out: Path, native_dir: Path | None = None, extra: tuple[str, ...] = ()) -> list[str]:
     """The one host-compiler line of the emulator build, over native_dir (default: this
     checkout's native/; tests point it at altered copies to see the emulator catch bugs), with
     extra flags after the defaults (tests add AddressSanitizer)."""
     native = Path(native_dir) if native_dir else CUDA_DIR.parent
     cuda_dir, emu_dir = native / "cuda", native / "cuda" / "emu"
-    return [cxx, *EMULATOR_FLAGS, *extra, "-I", str(emu_dir), "-I", str(native / "include"), "-I", str(cuda_dir),
-            "-x", "c++", *map(str, sorted(cuda_dir.glob("*.cu"))), "-x", "none",
-            str(emu_dir / "emu_runtime.cpp"), "-o", str(out)]
+    return [
+        cxx,
+        *EMULATOR_FLAGS,
+        *extra,
+        "-I",
+        str(emu_dir),
+        "-I",
+        str(native / "include"),
+        "-I",
+        str(cuda_dir),
+        "-x",
+        "c++",
+        *map(str, sorted(cuda_dir.glob("*.cu"))),
+        "-x",
+        "none",
+        str(emu_dir / "emu_runtime.cpp"),
+        "-o",
+        str(out),
+    ]
 
 
 def build_emulator(build_dir: Path | str | None = None) -> Path:
@@ -220,8 +265,10 @@ _SIGNATURES = {
     "igs_cuda_bin_fill_workspace": (_I, [_I64, _I, _I, _I, ctypes.POINTER(_SZ)]),
     "igs_cuda_bin_fill": (_I, [_P, _P, _I64, _I, _I, _I, _P, _I64, _P, _P, _P, _SZ, _P]),
     "igs_cuda_forward": (_I, [_P, _P, _I64, _I, _I, _I, _I, _I, ctypes.c_float, _P, _P, _P, _P, _P]),
-    "igs_cuda_backward": (_I, [_P, _P, _I64, _I, _I, _I, _I, _I, ctypes.c_float, _P, _P, _P, _P,
-                               _P, _P, _P, _P, _P, _P]),
+    "igs_cuda_backward": (
+        _I,
+        [_P, _P, _I64, _I, _I, _I, _I, _I, ctypes.c_float, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P],
+    ),
 }
 
 
@@ -342,8 +389,13 @@ def _workspace(lib, query, device: torch.device, *args) -> torch.Tensor:
 def _prepare(lib, means, theta, inv_scale) -> torch.Tensor:
     """The per-step Gaussian table [N, 6]: mx, my, cos, sin, ax, ay."""
     table = _empty(means.shape[0], 6, dtype=torch.float32, device=means.device)
-    _check(lib, "igs_cuda_prepare", lib.igs_cuda_prepare(
-        _ptr(means), _ptr(theta), _ptr(inv_scale), means.shape[0], _ptr(table), _stream(means.device)))
+    _check(
+        lib,
+        "igs_cuda_prepare",
+        lib.igs_cuda_prepare(
+            _ptr(means), _ptr(theta), _ptr(inv_scale), means.shape[0], _ptr(table), _stream(means.device)
+        ),
+    )
     return table
 
 
@@ -353,18 +405,41 @@ def _bin(lib, means, inv_scale, height, width, tile) -> tuple[torch.Tensor, torc
     tiles = budget.tile_count(width, height, tile)
     g_off = _empty(n + 1, dtype=torch.int64, device=dev)
     ws = _workspace(lib, lib.igs_cuda_bin_count_workspace, dev, n)
-    _check(lib, "igs_cuda_bin_count", lib.igs_cuda_bin_count(
-        _ptr(means), _ptr(inv_scale), n, height, width, tile, _ptr(g_off), _ptr(ws), ws.numel(), stream))
+    _check(
+        lib,
+        "igs_cuda_bin_count",
+        lib.igs_cuda_bin_count(
+            _ptr(means), _ptr(inv_scale), n, height, width, tile, _ptr(g_off), _ptr(ws), ws.numel(), stream
+        ),
+    )
     pairs = int(g_off[n].item())  # the one host sync of a step: buffer sizes depend on it
     if pairs > 2**31 - 1:
-        raise RuntimeError(f"{pairs} (tile, Gaussian) pairs: more than the CUDA binning handles "
-                           "(2^31 - 1); use fewer or smaller Gaussians")
+        raise RuntimeError(
+            f"{pairs} (tile, Gaussian) pairs: more than the CUDA binning handles "
+            "(2^31 - 1); use fewer or smaller Gaussians"
+        )
     offsets = _empty(tiles + 1, dtype=torch.int64, device=dev)
     indices = _empty(pairs, dtype=torch.int32, device=dev)
     ws = _workspace(lib, lib.igs_cuda_bin_fill_workspace, dev, pairs, height, width, tile)
-    _check(lib, "igs_cuda_bin_fill", lib.igs_cuda_bin_fill(
-        _ptr(means), _ptr(inv_scale), n, height, width, tile, _ptr(g_off), pairs, _ptr(offsets),
-        _ptr(indices), _ptr(ws), ws.numel(), stream))
+    _check(
+        lib,
+        "igs_cuda_bin_fill",
+        lib.igs_cuda_bin_fill(
+            _ptr(means),
+            _ptr(inv_scale),
+            n,
+            height,
+            width,
+            tile,
+            _ptr(g_off),
+            pairs,
+            _ptr(offsets),
+            _ptr(indices),
+            _ptr(ws),
+            ws.numel(),
+            stream,
+        ),
+    )
     return offsets, indices
 
 
@@ -382,11 +457,19 @@ def _compute_device(colour: torch.Tensor | None = None) -> torch.device:
 
 def _check_shapes(means, theta, inv_scale, colour, height, width, tile, k, eps) -> None:
     n = means.shape[0] if means.dim() == 2 else -1
-    if (means.dim() != 2 or means.shape[1] != 2 or tuple(theta.shape) != (n,)
-            or tuple(inv_scale.shape) != (n, 2) or colour.dim() != 2 or colour.shape[0] != n):
-        raise ValueError("expected means [N, 2], theta [N], inv_scale [N, 2], colour [N, C]; got "
-                         f"{list(means.shape)}, {list(theta.shape)}, {list(inv_scale.shape)}, "
-                         f"{list(colour.shape)}")
+    if (
+        means.dim() != 2
+        or means.shape[1] != 2
+        or tuple(theta.shape) != (n,)
+        or tuple(inv_scale.shape) != (n, 2)
+        or colour.dim() != 2
+        or colour.shape[0] != n
+    ):
+        raise ValueError(
+            "expected means [N, 2], theta [N], inv_scale [N, 2], colour [N, C]; got "
+            f"{list(means.shape)}, {list(theta.shape)}, {list(inv_scale.shape)}, "
+            f"{list(colour.shape)}"
+        )
     if colour.shape[1] < 1:
         raise ValueError("colour needs at least one channel")
     if height < 0 or width < 0:
@@ -401,8 +484,9 @@ def _check_shapes(means, theta, inv_scale, colour, height, width, tile, k, eps) 
         raise ValueError("at most 2^31 - 2 Gaussians")
 
 
-def bin_tiles(means: torch.Tensor, inv_scale: torch.Tensor, height: int, width: int,
-              tile: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+def bin_tiles(
+    means: torch.Tensor, inv_scale: torch.Tensor, height: int, width: int, tile: int = 16
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Tile lists on the device: (offsets [tiles+1] int64, indices [pairs] int32), CUDA tensors.
 
     Equal to igs_tex.render.tiles.build_tile_lists (which returns int64 indices on the CPU).
@@ -424,22 +508,39 @@ def _forward(lib, m, th, s, c, height, width, tile, k, eps):
     offsets, indices = _bin(lib, m, s, height, width, tile)
     image = _empty(height, width, ch, dtype=torch.float32, device=dev)
     topk = _empty(height * width, k, dtype=torch.int32, device=dev)
-    _check(lib, "igs_cuda_forward", lib.igs_cuda_forward(
-        _ptr(table), _ptr(c), n, ch, height, width, tile, k, eps, _ptr(offsets), _ptr(indices),
-        _ptr(image), _ptr(topk), _stream(dev)))
+    _check(
+        lib,
+        "igs_cuda_forward",
+        lib.igs_cuda_forward(
+            _ptr(table),
+            _ptr(c),
+            n,
+            ch,
+            height,
+            width,
+            tile,
+            k,
+            eps,
+            _ptr(offsets),
+            _ptr(indices),
+            _ptr(image),
+            _ptr(topk),
+            _stream(dev),
+        ),
+    )
     return image, topk, offsets, indices
 
 
-def render_with_selection(params: GaussianParams, height: int, width: int, tile: int = 16,
-                          k: int = 10, eps: float = 1e-7):
+def render_with_selection(
+    params: GaussianParams, height: int, width: int, tile: int = 16, k: int = 10, eps: float = 1e-7
+):
     """Forward only, no autograd: (image [H,W,C], topk [H*W,K] int32, offsets, indices) on CUDA.
 
     topk holds each texel's kept Gaussians ascending, -1 padded, the layout of the CPU
     _native.selection_topk, so tests can compare selections directly.
     """
     lib = _library()
-    _check_shapes(params.means, params.theta, params.inv_scale, params.colour, height, width,
-                  tile, k, eps)
+    _check_shapes(params.means, params.theta, params.inv_scale, params.colour, height, width, tile, k, eps)
     dev = _compute_device(params.colour)
     with _on(lib, dev):
         m, th, s, c = (_f32(t, dev) for t in (params.means, params.theta, params.inv_scale, params.colour))
@@ -470,14 +571,34 @@ class _CudaRender(torch.autograd.Function):
             m, th, s, c = (_f32(t, dev) for t in (means, theta, inv_scale, colour))
             g = _f32(grad_image, dev)
             table = _prepare(lib, m, th, s)  # bit-identical to the forward's: same inputs
-            grads = [torch.zeros(shape, dtype=torch.float32, device=dev)
-                     for shape in ((n, 2), (n,), (n, 2), (n, ch))]
-            _check(lib, "igs_cuda_backward", lib.igs_cuda_backward(
-                _ptr(table), _ptr(c), n, ch, height, width, tile, k, eps, _ptr(offsets),
-                _ptr(indices), _ptr(g), _ptr(image), _ptr(topk), *map(_ptr, grads), _stream(dev)))
+            grads = [torch.zeros(shape, dtype=torch.float32, device=dev) for shape in ((n, 2), (n,), (n, 2), (n, ch))]
+            _check(
+                lib,
+                "igs_cuda_backward",
+                lib.igs_cuda_backward(
+                    _ptr(table),
+                    _ptr(c),
+                    n,
+                    ch,
+                    height,
+                    width,
+                    tile,
+                    k,
+                    eps,
+                    _ptr(offsets),
+                    _ptr(indices),
+                    _ptr(g),
+                    _ptr(image),
+                    _ptr(topk),
+                    *map(_ptr, grads),
+                    _stream(dev),
+                ),
+            )
         params = (means, theta, inv_scale, colour)
-        out = [gr.to(device=p.device, dtype=p.dtype) if need else None
-               for need, gr, p in zip(ctx.needs_input_grad[:4], grads, params)]
+        out = [
+            gr.to(device=p.device, dtype=p.dtype) if need else None
+            for need, gr, p in zip(ctx.needs_input_grad[:4], grads, params)
+        ]
         return (*out, None, None, None, None, None)
 
 
@@ -496,14 +617,33 @@ class CudaRenderer:
         trainer keeps its tensors there."""
         return _compute_device()
 
-    def render(self, params: GaussianParams, height: int, width: int, tile: int = 16, k: int = 10,
-               eps: float = 1e-7) -> torch.Tensor:
-        _check_shapes(params.means, params.theta, params.inv_scale, params.colour, height, width,
-                      tile, k, eps)
+    def render(
+        self, params: GaussianParams, height: int, width: int, tile: int = 16, k: int = 10, eps: float = 1e-7
+    ) -> torch.Tensor:
+        _check_shapes(params.means, params.theta, params.inv_scale, params.colour, height, width, tile, k, eps)
         _library()
-        return _CudaRender.apply(params.means, params.theta, params.inv_scale, params.colour,
-                                 int(height), int(width), int(tile), int(k), float(eps))
+        return _CudaRender.apply(
+            params.means,
+            params.theta,
+            params.inv_scale,
+            params.colour,
+            int(height),
+            int(width),
+            int(tile),
+            int(k),
+            float(eps),
+        )
 
 
-__all__ = ["CudaRenderer", "bin_tiles", "build_emulator", "build_library", "compile_command",
-           "cuda_available", "cuda_unavailable_reason", "emulated", "find_nvcc", "render_with_selection"]
+__all__ = [
+    "CudaRenderer",
+    "bin_tiles",
+    "build_emulator",
+    "build_library",
+    "compile_command",
+    "cuda_available",
+    "cuda_unavailable_reason",
+    "emulated",
+    "find_nvcc",
+    "render_with_selection",
+]

@@ -7,6 +7,7 @@ device are accepted and converted to contiguous float32 CPU arrays; the image co
 float32 on the device of `params.colour`, gradients in each parameter's own dtype and device.
 Results are bit-identical from run to run and for any thread count (see native/cpu/kernels.h).
 """
+
 from __future__ import annotations
 
 import sys
@@ -18,6 +19,7 @@ from .params import GaussianParams
 
 try:
     from .. import _native
+
     _IMPORT_ERROR: Exception | None = None
 except Exception as exc:  # not built, or built for another interpreter: report, never raise
     _native = None
@@ -47,8 +49,7 @@ def set_cpu_threads(n: int) -> None:
 
 def cpu_threads() -> dict[str, int | None]:
     """Threads this process computes with: torch's pool and the native kernels (None: not built)."""
-    return {"torch": torch.get_num_threads(),
-            "native": None if _native is None else int(_native.num_threads())}
+    return {"torch": torch.get_num_threads(), "native": None if _native is None else int(_native.num_threads())}
 
 
 class _ImagePool:
@@ -89,8 +90,19 @@ class _NativeRender(torch.autograd.Function):
         m, th, s, c = (_as_f32(t) for t in (means, theta, inv_scale, colour))
         offsets, indices = _native.bin_tiles(m, s, height, width, tile)
         image, selection = _native.forward(
-            m, th, s, c, height, width, tile, k, eps, offsets, indices,
-            image_out=_IMAGES.take((height, width, c.shape[1])))
+            m,
+            th,
+            s,
+            c,
+            height,
+            width,
+            tile,
+            k,
+            eps,
+            offsets,
+            indices,
+            image_out=_IMAGES.take((height, width, c.shape[1])),
+        )
         # Saved through autograd so an in-place edit of a parameter before backward() raises
         # instead of silently giving wrong gradients. The image itself is not needed.
         ctx.save_for_backward(means, theta, inv_scale, colour)
@@ -102,19 +114,32 @@ class _NativeRender(torch.autograd.Function):
         params = ctx.saved_tensors
         offsets, indices, selection, height, width, tile, k, eps = ctx.native
         m, th, s, c = (_as_f32(t) for t in params)
-        grads = _native.backward(_as_f32(grad_image), selection, m, th, s, c, height, width, tile,
-                                 k, eps, offsets, indices)
-        out = [torch.from_numpy(g).to(device=p.device, dtype=p.dtype) if need else None
-               for need, g, p in zip(ctx.needs_input_grad[:4], grads, params)]
+        grads = _native.backward(
+            _as_f32(grad_image), selection, m, th, s, c, height, width, tile, k, eps, offsets, indices
+        )
+        out = [
+            torch.from_numpy(g).to(device=p.device, dtype=p.dtype) if need else None
+            for need, g, p in zip(ctx.needs_input_grad[:4], grads, params)
+        ]
         return (*out, None, None, None, None, None)
 
 
 class NativeRenderer:
     name = "native"
 
-    def render(self, params: GaussianParams, height: int, width: int, tile: int = 16, k: int = 10,
-               eps: float = 1e-7) -> torch.Tensor:
+    def render(
+        self, params: GaussianParams, height: int, width: int, tile: int = 16, k: int = 10, eps: float = 1e-7
+    ) -> torch.Tensor:
         if _native is None:
             raise RuntimeError(native_unavailable_reason())
-        return _NativeRender.apply(params.means, params.theta, params.inv_scale, params.colour,
-                                   int(height), int(width), int(tile), int(k), float(eps))
+        return _NativeRender.apply(
+            params.means,
+            params.theta,
+            params.inv_scale,
+            params.colour,
+            int(height),
+            int(width),
+            int(tile),
+            int(k),
+            float(eps),
+        )

@@ -5,6 +5,7 @@ meets the tile rectangle [x0, min(x0+T, W)] x [y0, min(y0+T, H)] (closest-point 
 Lists are row-major by tile, indices ascending inside each list: that order is what makes
 "ties go to the lower index" cheap for every consumer.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,8 +25,9 @@ def gaussian_radius(inv_scale: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def build_tile_lists(means: torch.Tensor, inv_scale: torch.Tensor, height: int, width: int,
-                     tile: int) -> tuple[torch.Tensor, torch.Tensor]:
+def build_tile_lists(
+    means: torch.Tensor, inv_scale: torch.Tensor, height: int, width: int, tile: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (offsets [tiles+1] int64, indices [pairs] int64) for row-major tiles.
 
     Works in float64 so that the circle/rectangle test agrees with the float64 golden
@@ -45,8 +47,8 @@ def build_tile_lists(means: torch.Tensor, inv_scale: torch.Tensor, height: int, 
     x_hi = torch.floor((means[:, 0] + r) / tile).clamp(0, tx - 1).to(torch.int64)
     y_lo = torch.floor((means[:, 1] - r) / tile).clamp(0, ty - 1).to(torch.int64)
     y_hi = torch.floor((means[:, 1] + r) / tile).clamp(0, ty - 1).to(torch.int64)
-    nx = (x_hi - x_lo + 1)
-    ny = (y_hi - y_lo + 1)
+    nx = x_hi - x_lo + 1
+    ny = y_hi - y_lo + 1
     cnt = torch.where(finite, nx * ny, torch.zeros_like(nx))
     gid = torch.repeat_interleave(torch.arange(n), cnt)
     start = torch.cumsum(cnt, 0) - cnt
@@ -72,9 +74,14 @@ def build_tile_lists(means: torch.Tensor, inv_scale: torch.Tensor, height: int, 
     return offsets, gids
 
 
-def tile_lists_numpy(means: np.ndarray, inv_scale: np.ndarray, height: int, width: int,
-                     tile: int) -> tuple[np.ndarray, np.ndarray]:
-    off, idx = build_tile_lists(torch.from_numpy(np.asarray(means, dtype=np.float64)),
-                                torch.from_numpy(np.asarray(inv_scale, dtype=np.float64)),
-                                height, width, tile)
+def tile_lists_numpy(
+    means: np.ndarray, inv_scale: np.ndarray, height: int, width: int, tile: int
+) -> tuple[np.ndarray, np.ndarray]:
+    off, idx = build_tile_lists(
+        torch.from_numpy(np.asarray(means, dtype=np.float64)),
+        torch.from_numpy(np.asarray(inv_scale, dtype=np.float64)),
+        height,
+        width,
+        tile,
+    )
     return off.numpy(), idx.numpy()

@@ -90,12 +90,14 @@ IGS_ALWAYS_INLINE Oct splat(float x) {
     for (int i = 0; i < kOct; ++i) r.v[i] = x;
     return r;
 }
-#define IGS_OCT_OP(op)                                                   \
-    IGS_ALWAYS_INLINE Oct operator op(Oct a, Oct b) {                   \
-        for (int i = 0; i < kOct; ++i) a.v[i] = a.v[i] op b.v[i];       \
-        return a;                                                        \
-    }                                                                    \
-    IGS_ALWAYS_INLINE Oct& operator op##=(Oct& a, Oct b) { return a = a op b; }
+#define IGS_OCT_OP(op)                                            \
+    IGS_ALWAYS_INLINE Oct operator op(Oct a, Oct b) {             \
+        for (int i = 0; i < kOct; ++i) a.v[i] = a.v[i] op b.v[i]; \
+        return a;                                                 \
+    }                                                             \
+    IGS_ALWAYS_INLINE Oct& operator op##=(Oct& a, Oct b) {        \
+        return a = a op b;                                        \
+    }
 IGS_OCT_OP(+)
 IGS_OCT_OP(-)
 IGS_OCT_OP(*)
@@ -115,13 +117,15 @@ IGS_ALWAYS_INLINE Oct load(const float* p) {
     std::memcpy(&v, p, sizeof v);
     return v;
 }
-IGS_ALWAYS_INLINE void store(float* p, Oct v) { std::memcpy(p, &v, sizeof v); }
+IGS_ALWAYS_INLINE void store(float* p, Oct v) {
+    std::memcpy(p, &v, sizeof v);
+}
 
 // u, v and G of Gaussian g at one octet, G zeroed where the texel did not keep g (bit x of
 // `kept`). Bit for bit the values the forward computed.
 IGS_ALWAYS_INLINE void geometry_octet(const Gaussian& g, const float* IGS_RESTRICT px, float py,
-                                      uint32_t kept, float* IGS_RESTRICT U,
-                                      float* IGS_RESTRICT V, float* IGS_RESTRICT G) {
+                                      uint32_t kept, float* IGS_RESTRICT U, float* IGS_RESTRICT V,
+                                      float* IGS_RESTRICT G) {
     for (int x = 0; x < kOct; ++x) {
         float uu, vv;
         rotate_offset(g, px[x], py, uu, vv);
@@ -144,7 +148,9 @@ IGS_ALWAYS_INLINE int lowest_row(uint32_t rows) {
 
 // Rows per band (backward_tile_fast): a band's U, V, G, Q ([L][band][LN] floats) stay in L2.
 template <int LN>
-constexpr int band_rows() { return LN <= 16 ? LN : 256 / LN; }
+constexpr int band_rows() {
+    return LN <= 16 ? LN : 256 / LN;
+}
 
 // CC, here and below: the channel count when fixed at compile time (backward_tile_lanes), or
 // 0 to take C at run time.
@@ -160,9 +166,8 @@ constexpr int band_rows() { return LN <= 16 ? LN : 256 / LN; }
 // 2 threads: backward 27.9 -> 25.8 ms. Rounding differs from the header's form at the 1e-7
 // level (the native tests hold it to the torch reference as before).
 template <int LN, int CC, int JS>
-IGS_ALWAYS_INLINE void octet_terms(const int32_t* IGS_RESTRICT used, int n_used,
-                                   float* IGS_RESTRICT G, float* IGS_RESTRICT Q,
-                                   const float* IGS_RESTRICT colour, int C_,
+IGS_ALWAYS_INLINE void octet_terms(const int32_t* IGS_RESTRICT used, int n_used, float* IGS_RESTRICT G,
+                                   float* IGS_RESTRICT Q, const float* IGS_RESTRICT colour, int C_,
                                    const float* IGS_RESTRICT gT, Oct den, float* IGS_RESTRICT P) {
     const int C = CC > 0 ? CC : C_;
     Oct Bsum = splat(0.0f);
@@ -204,8 +209,8 @@ IGS_ALWAYS_INLINE void store_sums(const Oct* s, float* IGS_RESTRICT p) {
 // U, V, Q: j's values at its first band row (row stride LN). First the six GeomMoments sums.
 template <int LN>
 IGS_ALWAYS_INLINE void moments_rows(uint32_t rows, bool first, const float* IGS_RESTRICT U,
-                                    const float* IGS_RESTRICT V, const float* IGS_RESTRICT Q,
-                                    float ax, float ay, float* IGS_RESTRICT acc) {
+                                    const float* IGS_RESTRICT V, const float* IGS_RESTRICT Q, float ax,
+                                    float ay, float* IGS_RESTRICT acc) {
     Oct m[kMoments];
     resume_sums<LN, kMoments>(first, acc, m);
     for (; rows != 0; rows &= rows - 1) {
@@ -262,8 +267,7 @@ IGS_ALWAYS_INLINE void colour_rows(uint32_t rows, bool first, const float* IGS_R
 // Appends Gaussians j0 .. L-1 to lists already holding n_used[o] entries.
 template <int NO>
 IGS_ALWAYS_INLINE void used_lists_scalar(const uint8_t* IGS_RESTRICT bits, int j0, int L,
-                                         int32_t* IGS_RESTRICT used, int stride,
-                                         int* IGS_RESTRICT n_used) {
+                                         int32_t* IGS_RESTRICT used, int stride, int* IGS_RESTRICT n_used) {
     for (int j = j0; j < L; ++j)
         for (int o = 0; o < NO; ++o) {
             used[o * stride + n_used[o]] = j;
@@ -312,15 +316,16 @@ IGS_TARGET_AVX2 IGS_ALWAYS_INLINE void append8(int32_t* IGS_RESTRICT list, int& 
 // written 8 entries at a time, so each needs 8 slots of slack past L (stride >= L + 8).
 // A plain call, once per row: an always-inline AVX2 function cannot be inlined into the
 // target-less templates between it and the AVX2 entry point.
-IGS_TARGET_AVX2 void used_lists_pairs(const uint8_t* IGS_RESTRICT bits, int L,
-                      int32_t* IGS_RESTRICT used, int stride, int* IGS_RESTRICT n_used) {
+IGS_TARGET_AVX2 void used_lists_pairs(const uint8_t* IGS_RESTRICT bits, int L, int32_t* IGS_RESTRICT used,
+                                      int stride, int* IGS_RESTRICT n_used) {
     int n0 = 0, n1 = 0;
     int32_t* IGS_RESTRICT u0 = used;
     int32_t* IGS_RESTRICT u1 = used + stride;
     int j = 0;
     for (; j + 16 <= L; j += 16) {
         const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bits + 2 * j));
-        const uint32_t nz = ~static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_setzero_si256())));
+        const uint32_t nz =
+            ~static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_setzero_si256())));
         const uint32_t m0 = even_bits(nz), m1 = even_bits(nz >> 1);
         append8(u0, n0, j, m0 & 0xffu);
         append8(u0, n0, j + 8, m0 >> 8);
@@ -360,12 +365,15 @@ IGS_TARGET_AVX2 int transpose_octets_avx2(const float* IGS_RESTRICT src, int nx,
             }
             float* d = dst + static_cast<size_t>(c0) * LN + x0;
             for (int q = 0; q < 4; ++q) {
-                _mm256_storeu_ps(d + static_cast<size_t>(q) * LN, _mm256_permute2f128_ps(u[q], u[q + 4], 0x20));
-                _mm256_storeu_ps(d + static_cast<size_t>(q + 4) * LN, _mm256_permute2f128_ps(u[q], u[q + 4], 0x31));
+                _mm256_storeu_ps(d + static_cast<size_t>(q) * LN,
+                                 _mm256_permute2f128_ps(u[q], u[q + 4], 0x20));
+                _mm256_storeu_ps(d + static_cast<size_t>(q + 4) * LN,
+                                 _mm256_permute2f128_ps(u[q], u[q + 4], 0x31));
             }
         }
         for (; c0 < C; ++c0)
-            for (int i = 0; i < 8; ++i) dst[static_cast<size_t>(c0) * LN + x0 + i] = s[static_cast<int64_t>(i) * C + c0];
+            for (int i = 0; i < 8; ++i)
+                dst[static_cast<size_t>(c0) * LN + x0 + i] = s[static_cast<int64_t>(i) * C + c0];
     }
     return x0;
 }
@@ -388,9 +396,9 @@ IGS_ALWAYS_INLINE void used_lists(const uint8_t* IGS_RESTRICT bits, int L, int32
 
 template <int LN, int CC, bool kAvx2>
 IGS_ALWAYS_INLINE void backward_tile_fast(const Gaussian* table, const Params& p, const Shape& s,
-                        const TileGrid& grid, const TileLists& lists, int64_t t,
-                        const float* grad_out, const int64_t* sel_offsets,
-                        const uint8_t* sel_masks, float* pair_grad, BackwardScratch& sc) {
+                                          const TileGrid& grid, const TileLists& lists, int64_t t,
+                                          const float* grad_out, const int64_t* sel_offsets,
+                                          const uint8_t* sel_masks, float* pair_grad, BackwardScratch& sc) {
     constexpr int NO = LN / kOct;  // octets per row
     const int C = CC > 0 ? CC : p.channels;
     const int K = s.k;
@@ -416,7 +424,7 @@ IGS_ALWAYS_INLINE void backward_tile_fast(const Gaussian* table, const Params& p
     float* px = grow(sc.px, LN);
     float* lanes = grow(sc.lanes, static_cast<size_t>(L) * M * LN);
     uint8_t* touched = grow(sc.touched, L);
-    const int stride = L + 8;  // slack for used_lists' 8-wide writes
+    const int stride = L + 8;                                         // slack for used_lists' 8-wide writes
     int32_t* used = grow(sc.used, static_cast<size_t>(NO) * stride);  // [octet][stride]
     for (int x = 0; x < LN; ++x) px[x] = texel_centre(rect.x0 + x);
 
@@ -453,13 +461,15 @@ IGS_ALWAYS_INLINE void backward_tile_fast(const Gaussian* table, const Params& p
     for (int yy = 0; yy < rect.ny; ++yy) {
         float* gT = gTile + static_cast<size_t>(yy) * C * LN;
         const float* src = grad_out + (static_cast<int64_t>(rect.y0 + yy) * grid.width + rect.x0) * C;
-        for (int c = 0; c < C; ++c) std::fill(gT + static_cast<size_t>(c) * LN + rect.nx, gT + static_cast<size_t>(c + 1) * LN, 0.0f);
+        for (int c = 0; c < C; ++c)
+            std::fill(gT + static_cast<size_t>(c) * LN + rect.nx, gT + static_cast<size_t>(c + 1) * LN, 0.0f);
         int x = 0;
 #if IGS_BACKWARD_AVX2_HELPERS
         if constexpr (kAvx2) x = transpose_octets_avx2(src, rect.nx, C, LN, gT);
 #endif
         for (; x < rect.nx; ++x)
-            for (int c = 0; c < C; ++c) gT[static_cast<size_t>(c) * LN + x] = src[static_cast<int64_t>(x) * C + c];
+            for (int c = 0; c < C; ++c)
+                gT[static_cast<size_t>(c) * LN + x] = src[static_cast<int64_t>(x) * C + c];
     }
 
     // Band by band: pass 1 walks the rows (used lists; U, V, G; w and gq per Gaussian and
@@ -473,7 +483,8 @@ IGS_ALWAYS_INLINE void backward_tile_fast(const Gaussian* table, const Params& p
             const float py = texel_centre(rect.y0 + yy);
             const float* gT = gTile + static_cast<size_t>(yy) * C * LN;
             // Lane bits of (Gaussian j, octet o) at row_bits[j * NO + o]; all set without selection.
-            const uint8_t* row_bits = select ? sel_masks + sel_offsets[t] + static_cast<int64_t>(yy) * L * NO : nullptr;
+            const uint8_t* row_bits =
+                select ? sel_masks + sel_offsets[t] + static_cast<int64_t>(yy) * L * NO : nullptr;
             if (select) used_lists<NO, kAvx2>(row_bits, L, used, stride, n_used);
             for (int o = 0; o < NO; ++o) {
                 const int x0 = o * kOct;
@@ -483,8 +494,8 @@ IGS_ALWAYS_INLINE void backward_tile_fast(const Gaussian* table, const Params& p
                 for (int u = 0; u < n; ++u) {
                     const size_t j = static_cast<size_t>(uo[u]);
                     const uint32_t kept = select ? row_bits[j * NO + o] : 0xffu;
-                    geometry_octet(sc.soa.at(static_cast<int>(j)), px + x0, py, kept,
-                                   U + j * JS + at, V + j * JS + at, G + j * JS + at);
+                    geometry_octet(sc.soa.at(static_cast<int>(j)), px + x0, py, kept, U + j * JS + at,
+                                   V + j * JS + at, G + j * JS + at);
                     rowmask[j * NO + o] |= 1u << r;
                 }
                 Oct S = splat(0.0f);
@@ -532,14 +543,14 @@ IGS_ALWAYS_INLINE void backward_tile_fast(const Gaussian* table, const Params& p
     }
 }
 
-#define IGS_BACKWARD_TILE_ARGS                                                               \
-    const Gaussian *table, const Params &p, const Shape &s, const TileGrid &grid,              \
-        const TileLists &lists, int64_t t, const float *grad_out,                              \
-        const int64_t *sel_offsets, const uint8_t *sel_masks, float *pair_grad,               \
-        BackwardScratch &sc
+#define IGS_BACKWARD_TILE_ARGS                                                                            \
+    const Gaussian *table, const Params &p, const Shape &s, const TileGrid &grid, const TileLists &lists, \
+        int64_t t, const float *grad_out, const int64_t *sel_offsets, const uint8_t *sel_masks,           \
+        float *pair_grad, BackwardScratch &sc
 
-#define IGS_BACKWARD_TILE_CALL(LN, CC) \
-    backward_tile_fast<LN, CC, kAvx2>(table, p, s, grid, lists, t, grad_out, sel_offsets, sel_masks, pair_grad, sc)
+#define IGS_BACKWARD_TILE_CALL(LN, CC)                                                               \
+    backward_tile_fast<LN, CC, kAvx2>(table, p, s, grid, lists, t, grad_out, sel_offsets, sel_masks, \
+                                      pair_grad, sc)
 
 // The default 16-texel tiles get copies for the usual channel counts (a material's 9, and the
 // 3, 4, 6 and 8 of partial stacks): with C known, the per-Gaussian channel loops unroll into
@@ -549,19 +560,37 @@ IGS_ALWAYS_INLINE void backward_tile_fast(const Gaussian* table, const Params& p
 template <bool kAvx2>
 IGS_ALWAYS_INLINE void backward_tile_lanes(IGS_BACKWARD_TILE_ARGS) {
     switch (lanes_for(s.tile)) {
-        case 8: IGS_BACKWARD_TILE_CALL(8, 0); break;
+        case 8:
+            IGS_BACKWARD_TILE_CALL(8, 0);
+            break;
         case 16:
             switch (p.channels) {
-                case 3: IGS_BACKWARD_TILE_CALL(16, 3); break;
-                case 4: IGS_BACKWARD_TILE_CALL(16, 4); break;
-                case 6: IGS_BACKWARD_TILE_CALL(16, 6); break;
-                case 8: IGS_BACKWARD_TILE_CALL(16, 8); break;
-                case 9: IGS_BACKWARD_TILE_CALL(16, 9); break;
-                default: IGS_BACKWARD_TILE_CALL(16, 0); break;
+                case 3:
+                    IGS_BACKWARD_TILE_CALL(16, 3);
+                    break;
+                case 4:
+                    IGS_BACKWARD_TILE_CALL(16, 4);
+                    break;
+                case 6:
+                    IGS_BACKWARD_TILE_CALL(16, 6);
+                    break;
+                case 8:
+                    IGS_BACKWARD_TILE_CALL(16, 8);
+                    break;
+                case 9:
+                    IGS_BACKWARD_TILE_CALL(16, 9);
+                    break;
+                default:
+                    IGS_BACKWARD_TILE_CALL(16, 0);
+                    break;
             }
             break;
-        case 32: IGS_BACKWARD_TILE_CALL(32, 0); break;
-        default: IGS_BACKWARD_TILE_CALL(64, 0); break;
+        case 32:
+            IGS_BACKWARD_TILE_CALL(32, 0);
+            break;
+        default:
+            IGS_BACKWARD_TILE_CALL(64, 0);
+            break;
     }
 }
 #undef IGS_BACKWARD_TILE_CALL
@@ -593,7 +622,8 @@ constexpr bool kBaselineHasAvx2 = false;
 #endif
 
 IGS_BASELINE_FUSED void backward_tile_baseline(IGS_BACKWARD_TILE_ARGS) {
-    backward_tile_lanes<kBaselineHasAvx2>(table, p, s, grid, lists, t, grad_out, sel_offsets, sel_masks, pair_grad, sc);
+    backward_tile_lanes<kBaselineHasAvx2>(table, p, s, grid, lists, t, grad_out, sel_offsets, sel_masks,
+                                          pair_grad, sc);
 }
 
 #if IGS_AVX2_VARIANT
@@ -603,10 +633,9 @@ __attribute__((target("avx2,fma"))) IGS_FUSED void backward_tile_avx2(IGS_BACKWA
 #endif
 
 // One texel at a time through the header functions, as a CUDA thread would.
-void backward_tile_simple(const Gaussian* table, const Params& p, const Shape& s,
-                          const TileGrid& grid, const TileLists& lists, int64_t t,
-                          const float* grad_out, const int64_t* sel_offsets,
-                          const uint8_t* sel_masks, float* pair_grad) {
+void backward_tile_simple(const Gaussian* table, const Params& p, const Shape& s, const TileGrid& grid,
+                          const TileLists& lists, int64_t t, const float* grad_out,
+                          const int64_t* sel_offsets, const uint8_t* sel_masks, float* pair_grad) {
     const int C = p.channels;
     const int K = s.k;
     const int D = kGeom + C;
@@ -648,7 +677,8 @@ void backward_tile_simple(const Gaussian* table, const Params& p, const Shape& s
         }
     }
     for (int j = 0; j < L; ++j)
-        write_pair(pair_grad + (off + j) * D, table[list[j]], mom[j], dcol.data() + static_cast<size_t>(j) * C, C);
+        write_pair(pair_grad + (off + j) * D, table[list[j]], mom[j],
+                   dcol.data() + static_cast<size_t>(j) * C, C);
 }
 
 // Scratch for the per-(tile, Gaussian) partials, kept per calling thread: reallocating it
@@ -667,8 +697,7 @@ float* pair_buffer(size_t n) {
 }  // namespace
 
 void backward(const Params& p, const Shape& s, const TileLists& lists, const float* grad_out,
-              const int64_t* sel_offsets, const uint8_t* sel_masks,
-              const Grads& out, bool fast) {
+              const int64_t* sel_offsets, const uint8_t* sel_masks, const Grads& out, bool fast) {
     const TileGrid grid = make_tile_grid(s.height, s.width, s.tile);
     fast = fast && s.tile <= kMaxFastTile;
     const int64_t n_tiles = static_cast<int64_t>(grid.tiles_x) * grid.tiles_y;
@@ -687,11 +716,11 @@ void backward(const Params& p, const Shape& s, const TileLists& lists, const flo
 #pragma omp for schedule(dynamic, 2)
         for (int64_t t = 0; t < n_tiles; ++t) {
             if (fast)
-                fast_tile(table.data(), p, s, grid, lists, t, grad_out, sel_offsets,
-                          sel_masks, pair_grad, sc);
+                fast_tile(table.data(), p, s, grid, lists, t, grad_out, sel_offsets, sel_masks, pair_grad,
+                          sc);
             else
-                backward_tile_simple(table.data(), p, s, grid, lists, t, grad_out,
-                                     sel_offsets, sel_masks, pair_grad);
+                backward_tile_simple(table.data(), p, s, grid, lists, t, grad_out, sel_offsets, sel_masks,
+                                     pair_grad);
         }
     }
     // Sum each Gaussian's partials in tile order: a fixed order, whatever the threads did.

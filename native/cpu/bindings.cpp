@@ -52,8 +52,8 @@ struct Checked {
     igs::cpu::Shape shape;
 };
 
-Checked check_params(const F32& means, const F32& theta, const F32& inv_scale, const F32* colour,
-                     int height, int width, int tile, int k, float eps) {
+Checked check_params(const F32& means, const F32& theta, const F32& inv_scale, const F32* colour, int height,
+                     int width, int tile, int k, float eps) {
     expect_shape(means, "means", {-1, 2});
     const int64_t n = means.shape(0);
     expect_shape(theta, "theta", {n});
@@ -68,7 +68,8 @@ Checked check_params(const F32& means, const F32& theta, const F32& inv_scale, c
     if (height < 0 || width < 0) throw py::value_error("height and width must be >= 0");
     if (tile < 1) throw py::value_error("tile must be >= 1");
     if (k < 1 || k > igs::kMaxK)
-        throw py::value_error("k must be in [1, " + std::to_string(igs::kMaxK) + "], got " + std::to_string(k));
+        throw py::value_error("k must be in [1, " + std::to_string(igs::kMaxK) + "], got " +
+                              std::to_string(k));
     if (!(eps >= 0.0f)) throw py::value_error("eps must be >= 0");
     Checked c;
     c.params = {means.data(), theta.data(), inv_scale.data(), colour ? colour->data() : nullptr, n, channels};
@@ -76,8 +77,7 @@ Checked check_params(const F32& means, const F32& theta, const F32& inv_scale, c
     return c;
 }
 
-igs::cpu::TileLists check_lists(const I64& offsets, const I32& indices, const igs::cpu::Shape& s,
-                                int64_t n) {
+igs::cpu::TileLists check_lists(const I64& offsets, const I32& indices, const igs::cpu::Shape& s, int64_t n) {
     const igs::TileGrid grid = igs::make_tile_grid(s.height, s.width, s.tile);
     const int64_t n_tiles = static_cast<int64_t>(grid.tiles_x) * grid.tiles_y;
     expect_shape(offsets, "tile_offsets", {n_tiles + 1});
@@ -120,8 +120,7 @@ py::tuple bin_tiles(const F32& means, const F32& inv_scale, int height, int widt
 // matters: a fresh 1024^2 x 9 image is ~9000 pages whose first-touch faults cost about as
 // much as rendering it.
 template <class T>
-py::array_t<T> output_buffer(const py::object& given, const char* name,
-                             std::vector<py::ssize_t> shape) {
+py::array_t<T> output_buffer(const py::object& given, const char* name, std::vector<py::ssize_t> shape) {
     if (given.is_none()) return py::array_t<T>(shape);
     if (!py::isinstance<py::array_t<T>>(given))
         throw py::value_error(std::string(name) + ": expected a numpy array of the output dtype");
@@ -130,7 +129,8 @@ py::array_t<T> output_buffer(const py::object& given, const char* name,
     bool same = a.ndim() == static_cast<py::ssize_t>(shape.size());
     for (size_t d = 0; same && d < shape.size(); ++d) same = a.shape(d) == shape[d];
     if (!contiguous || !a.writeable() || !same)
-        throw py::value_error(std::string(name) + ": expected a writable C-contiguous array of the output shape");
+        throw py::value_error(std::string(name) +
+                              ": expected a writable C-contiguous array of the output shape");
     return a;
 }
 
@@ -147,13 +147,14 @@ void check_selection(const I64& sel_offsets, const U8& sel_masks, const igs::cpu
     const int64_t total = igs::cpu::selection_offsets(s, lists, want.data());
     expect_shape(sel_masks, "sel_masks", {total});
     if (!std::equal(want.begin(), want.end(), sel_offsets.data()))
-        throw py::value_error("sel_offsets do not match these tile lists and k: the selection must "
-                              "come from forward() with the same inputs");
+        throw py::value_error(
+            "sel_offsets do not match these tile lists and k: the selection must "
+            "come from forward() with the same inputs");
 }
 
-py::tuple forward(const F32& means, const F32& theta, const F32& inv_scale, const F32& colour,
-                  int height, int width, int tile, int k, float eps, const I64& tile_offsets,
-                  const I32& tile_indices, bool fast, const py::object& image_out) {
+py::tuple forward(const F32& means, const F32& theta, const F32& inv_scale, const F32& colour, int height,
+                  int width, int tile, int k, float eps, const I64& tile_offsets, const I32& tile_indices,
+                  bool fast, const py::object& image_out) {
     const Checked c = check_params(means, theta, inv_scale, &colour, height, width, tile, k, eps);
     const igs::cpu::TileLists lists = check_lists(tile_offsets, tile_indices, c.shape, c.params.count);
     auto image = output_buffer<float>(image_out, "image_out", {height, width, c.params.channels});
@@ -175,10 +176,9 @@ std::pair<I64, U8> unpack_selection(const py::tuple& selection) {
     return {selection[0].cast<I64>(), selection[1].cast<U8>()};
 }
 
-py::tuple backward(const F32& grad_out, const py::tuple& selection,
-                   const F32& means, const F32& theta, const F32& inv_scale, const F32& colour,
-                   int height, int width, int tile, int k, float eps, const I64& tile_offsets,
-                   const I32& tile_indices, bool fast) {
+py::tuple backward(const F32& grad_out, const py::tuple& selection, const F32& means, const F32& theta,
+                   const F32& inv_scale, const F32& colour, int height, int width, int tile, int k, float eps,
+                   const I64& tile_offsets, const I32& tile_indices, bool fast) {
     const auto [sel_offsets, sel_masks] = unpack_selection(selection);
     const Checked c = check_params(means, theta, inv_scale, &colour, height, width, tile, k, eps);
     const igs::cpu::TileLists lists = check_lists(tile_offsets, tile_indices, c.shape, c.params.count);
@@ -192,11 +192,10 @@ py::tuple backward(const F32& grad_out, const py::tuple& selection,
     F32 d_colour({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(C)});
     {
         py::gil_scoped_release nogil;
-        igs::cpu::backward(c.params, c.shape, lists, grad_out.data(), sel_offsets.data(),
-                           sel_masks.data(),
-                           {d_means.mutable_data(), d_theta.mutable_data(), d_inv.mutable_data(),
-                            d_colour.mutable_data()},
-                           fast);
+        igs::cpu::backward(
+            c.params, c.shape, lists, grad_out.data(), sel_offsets.data(), sel_masks.data(),
+            {d_means.mutable_data(), d_theta.mutable_data(), d_inv.mutable_data(), d_colour.mutable_data()},
+            fast);
     }
     return py::make_tuple(d_means, d_theta, d_inv, d_colour);
 }
@@ -207,7 +206,10 @@ I32 selection_topk(const py::tuple& selection, int height, int width, int tile, 
     if (height < 0 || width < 0 || tile < 1 || k < 1 || k > igs::kMaxK)
         throw py::value_error("bad height/width/tile/k");
     const igs::cpu::Shape shape{height, width, tile, k, 0.0f};
-    const int64_t n = tile_indices.size() ? *std::max_element(tile_indices.data(), tile_indices.data() + tile_indices.size()) + 1 : 0;
+    const int64_t n =
+        tile_indices.size()
+            ? *std::max_element(tile_indices.data(), tile_indices.data() + tile_indices.size()) + 1
+            : 0;
     const igs::cpu::TileLists lists = check_lists(tile_offsets, tile_indices, shape, n);
     check_selection(sel_offsets, sel_masks, shape, lists);
     I32 topk({static_cast<py::ssize_t>(height) * width, static_cast<py::ssize_t>(k)});
@@ -243,9 +245,13 @@ F32 exp_nonpos(const F32& x) {
     return y;
 }
 
-int num_threads() { return igs::cpu::thread_count(); }
+int num_threads() {
+    return igs::cpu::thread_count();
+}
 
-void set_num_threads(int n) { igs::cpu::set_thread_count(n); }
+void set_num_threads(int n) {
+    igs::cpu::set_thread_count(n);
+}
 
 // Per-channel mean SSIM of x against y ([H, W, C] float32) and, with want_grad, its gradient
 // with respect to x (the fitter's loss; see ssim.h).
@@ -279,8 +285,8 @@ std::shared_ptr<igs::cpu::LossTarget> loss_target(const F32& y) {
     return std::make_shared<igs::cpu::LossTarget>(igs::cpu::prepare_loss_target(y.data(), h, w, c));
 }
 
-py::tuple loss_terms(const igs::cpu::LossTarget& t, const F32& x, const F32& l1_scale,
-                     const F32& l2_scale, const F32& ssim_scale, bool want_grad, py::object grad_out) {
+py::tuple loss_terms(const igs::cpu::LossTarget& t, const F32& x, const F32& l1_scale, const F32& l2_scale,
+                     const F32& ssim_scale, bool want_grad, py::object grad_out) {
     expect_shape(x, "x", {t.height, t.width, t.channels});
     expect_shape(l1_scale, "l1_scale", {t.channels});
     expect_shape(l2_scale, "l2_scale", {t.channels});
@@ -299,8 +305,8 @@ py::tuple loss_terms(const igs::cpu::LossTarget& t, const F32& x, const F32& l1_
     std::vector<igs::cpu::ChannelTerms> terms(static_cast<size_t>(t.channels));
     {
         py::gil_scoped_release nogil;
-        igs::cpu::loss_terms(t, x.data(), l1_scale.data(), l2_scale.data(), ssim_scale.data(),
-                             terms.data(), want_grad ? g.mutable_data() : nullptr);
+        igs::cpu::loss_terms(t, x.data(), l1_scale.data(), l2_scale.data(), ssim_scale.data(), terms.data(),
+                             want_grad ? g.mutable_data() : nullptr);
     }
     for (int c = 0; c < t.channels; ++c) {
         l1.mutable_at(c) = terms[c].l1;
@@ -332,20 +338,19 @@ PYBIND11_MODULE(_native, m) {
     m.def("bin_tiles", &bin_tiles, py::arg("means"), py::arg("inv_scale"), py::arg("height"),
           py::arg("width"), py::arg("tile"),
           "Row-major tile lists -> (offsets int64 [tiles+1], indices int32), ascending per tile.");
-    m.def("forward", &forward, py::arg("means"), py::arg("theta"), py::arg("inv_scale"),
-          py::arg("colour"), py::arg("height"), py::arg("width"), py::arg("tile"), py::arg("k"),
-          py::arg("eps"), py::arg("tile_offsets"), py::arg("tile_indices"), py::arg("fast") = true,
+    m.def("forward", &forward, py::arg("means"), py::arg("theta"), py::arg("inv_scale"), py::arg("colour"),
+          py::arg("height"), py::arg("width"), py::arg("tile"), py::arg("k"), py::arg("eps"),
+          py::arg("tile_offsets"), py::arg("tile_indices"), py::arg("fast") = true,
           py::arg("image_out") = py::none(),
           "-> (image float32 [H,W,C], selection): the image and the per-texel top-K the backward\n"
           "reuses, selection = (sel_offsets int64 [tiles+1], sel_masks uint8) (native/cpu/kernels.h).\n"
           "image_out: optional float32 [H,W,C] buffer to render into (returned as the image).");
-    m.def("backward", &backward, py::arg("grad_out"), py::arg("selection"),
-          py::arg("means"), py::arg("theta"), py::arg("inv_scale"),
-          py::arg("colour"), py::arg("height"), py::arg("width"), py::arg("tile"), py::arg("k"),
-          py::arg("eps"), py::arg("tile_offsets"), py::arg("tile_indices"), py::arg("fast") = true,
-          "-> (d_means [N,2], d_theta [N], d_inv_scale [N,2], d_colour [N,C]).");
-    m.def("selection_topk", &selection_topk, py::arg("selection"), py::arg("height"), py::arg("width"), py::arg("tile"), py::arg("k"),
-          py::arg("tile_offsets"), py::arg("tile_indices"),
+    m.def("backward", &backward, py::arg("grad_out"), py::arg("selection"), py::arg("means"),
+          py::arg("theta"), py::arg("inv_scale"), py::arg("colour"), py::arg("height"), py::arg("width"),
+          py::arg("tile"), py::arg("k"), py::arg("eps"), py::arg("tile_offsets"), py::arg("tile_indices"),
+          py::arg("fast") = true, "-> (d_means [N,2], d_theta [N], d_inv_scale [N,2], d_colour [N,C]).");
+    m.def("selection_topk", &selection_topk, py::arg("selection"), py::arg("height"), py::arg("width"),
+          py::arg("tile"), py::arg("k"), py::arg("tile_offsets"), py::arg("tile_indices"),
           "Selection as indices -> int32 [H*W,K]: kept Gaussians ascending, -1 padded.");
     m.def("topk_weights", &topk_weights, py::arg("means"), py::arg("theta"), py::arg("inv_scale"),
           py::arg("height"), py::arg("width"), py::arg("topk"),
@@ -360,7 +365,8 @@ PYBIND11_MODULE(_native, m) {
     m.def("ssim", &ssim, py::arg("x"), py::arg("y"), py::arg("want_grad") = true,
           "-> (per-channel mean SSIM float64 [C], d SSIM_c / d x float32 [H,W,C] or empty).");
     py::class_<igs::cpu::LossTarget, std::shared_ptr<igs::cpu::LossTarget>>(
-        m, "LossTarget", "Target side of the training loss (planar target, window means), built once per fit.")
+        m, "LossTarget",
+        "Target side of the training loss (planar target, window means), built once per fit.")
         .def(py::init(&loss_target), py::arg("target"))
         .def_property_readonly("shape", [](const igs::cpu::LossTarget& t) {
             return py::make_tuple(t.height, t.width, t.channels);

@@ -15,8 +15,8 @@ void bin_tiles(const float* means, const float* inv_scale, int64_t count, const 
 #pragma omp parallel for schedule(dynamic, 256) num_threads(thread_count())
     for (int64_t i = 0; i < count; ++i) {
         int64_t hits = 0;
-        for_each_tile_of(grid, means[2 * i], means[2 * i + 1], inv_scale[2 * i],
-                         inv_scale[2 * i + 1], [&](int64_t) { ++hits; });
+        for_each_tile_of(grid, means[2 * i], means[2 * i + 1], inv_scale[2 * i], inv_scale[2 * i + 1],
+                         [&](int64_t) { ++hits; });
         per_gaussian[i + 1] = hits;
     }
     std::partial_sum(per_gaussian.begin(), per_gaussian.end(), per_gaussian.begin());
@@ -27,8 +27,7 @@ void bin_tiles(const float* means, const float* inv_scale, int64_t count, const 
 #pragma omp parallel for schedule(dynamic, 256) num_threads(thread_count())
     for (int64_t i = 0; i < count; ++i) {
         int64_t at = per_gaussian[i];
-        for_each_tile_of(grid, means[2 * i], means[2 * i + 1], inv_scale[2 * i],
-                         inv_scale[2 * i + 1],
+        for_each_tile_of(grid, means[2 * i], means[2 * i + 1], inv_scale[2 * i], inv_scale[2 * i + 1],
                          [&](int64_t t) { pair_tile[at++] = static_cast<int32_t>(t); });
     }
 

@@ -78,15 +78,13 @@ public:
             e = igs_decode_rect(handle_.get(), x0, y0, w, h, dst, count, threads);
         }
         if (e != IGS_SUCCESS)
-            raise(e, "rect x0=" + std::to_string(x0) + " y0=" + std::to_string(y0) + " w=" +
-                         std::to_string(w) + " h=" + std::to_string(h) + " in a " +
+            raise(e, "rect x0=" + std::to_string(x0) + " y0=" + std::to_string(y0) +
+                         " w=" + std::to_string(w) + " h=" + std::to_string(h) + " in a " +
                          std::to_string(info_.width) + "x" + std::to_string(info_.height) + " image");
         return out;
     }
 
-    F32 decode(uint32_t threads) const {
-        return decode_rect(0, 0, info_.width, info_.height, threads);
-    }
+    F32 decode(uint32_t threads) const { return decode_rect(0, 0, info_.width, info_.height, threads); }
 
     F32 texel(uint32_t x, uint32_t y) const {
         F32 out(static_cast<py::ssize_t>(info_.channel_count));
@@ -108,9 +106,11 @@ public:
             py::gil_scoped_release nogil;
             for (py::ssize_t i = 0; i < n && e == IGS_SUCCESS; ++i) {
                 const int64_t x = p[2 * i], y = p[2 * i + 1];
-                if (x < 0 || y < 0 || x > UINT32_MAX || y > UINT32_MAX) e = IGS_ERR_BAD_ARGUMENT;
-                else e = igs_decode_texel(handle_.get(), static_cast<uint32_t>(x),
-                                          static_cast<uint32_t>(y), dst + i * info_.channel_count);
+                if (x < 0 || y < 0 || x > UINT32_MAX || y > UINT32_MAX)
+                    e = IGS_ERR_BAD_ARGUMENT;
+                else
+                    e = igs_decode_texel(handle_.get(), static_cast<uint32_t>(x), static_cast<uint32_t>(y),
+                                         dst + i * info_.channel_count);
                 bad = i;
             }
         }
@@ -119,9 +119,8 @@ public:
     }
 
     F32 sample_points(const F32& p) const {
-        return per_point(p, "p", [&](const float* a, float* o) {
-            return igs_sample_point(handle_.get(), a[0], a[1], o);
-        });
+        return per_point(
+            p, "p", [&](const float* a, float* o) { return igs_sample_point(handle_.get(), a[0], a[1], o); });
     }
 
     F32 sample_uv(const F32& uv, int mode) const {
@@ -141,10 +140,9 @@ public:
         const igs_footprint_options opt{min_k, keep_peak ? 1u : 0u};
         return per_point(a, "points", [&](const float* pt, float* o) {
             const float* fi = shared ? f : f + 3 * ((pt - a.data()) / 2);
-            return texel_space
-                       ? igs_sample_point_footprint(handle_.get(), pt[0], pt[1], fi, &opt, o)
-                       : igs_sample_footprint(handle_.get(), pt[0], pt[1],
-                                              static_cast<igs_address_mode>(mode), fi, &opt, o);
+            return texel_space ? igs_sample_point_footprint(handle_.get(), pt[0], pt[1], fi, &opt, o)
+                               : igs_sample_footprint(handle_.get(), pt[0], pt[1],
+                                                      static_cast<igs_address_mode>(mode), fi, &opt, o);
         });
     }
 
@@ -172,9 +170,9 @@ public:
             throw py::value_error("to_real: last axis must have " + std::to_string(c) + " channels");
         F32 out(values.request().shape);
         std::copy(values.data(), values.data() + values.size(), out.mutable_data());
-        check(igs_apply_value_range(handle_.get(), out.mutable_data(),
-                                    static_cast<size_t>(values.size() / c)),
-              "igs_apply_value_range");
+        check(
+            igs_apply_value_range(handle_.get(), out.mutable_data(), static_cast<size_t>(values.size() / c)),
+            "igs_apply_value_range");
         return out;
     }
 
@@ -206,9 +204,8 @@ private:
             }
         }
         if (e != IGS_SUCCESS)
-            raise(e, std::string(name) + "[" + std::to_string(bad) + "] = (" +
-                         std::to_string(src[2 * bad]) + ", " + std::to_string(src[2 * bad + 1]) +
-                         ") was refused");
+            raise(e, std::string(name) + "[" + std::to_string(bad) + "] = (" + std::to_string(src[2 * bad]) +
+                         ", " + std::to_string(src[2 * bad + 1]) + ") was refused");
         return out;
     }
 
@@ -232,8 +229,8 @@ void register_decoder(py::module_& m) {
         .def_property_readonly("info", &Decoder::info)
         .def("decode", &Decoder::decode, py::arg("threads") = 0,
              "-> float32 [H, W, C]; threads 0 = all cores.")
-        .def("decode_rect", &Decoder::decode_rect, py::arg("x0"), py::arg("y0"), py::arg("w"),
-             py::arg("h"), py::arg("threads") = 0, "-> float32 [h, w, C].")
+        .def("decode_rect", &Decoder::decode_rect, py::arg("x0"), py::arg("y0"), py::arg("w"), py::arg("h"),
+             py::arg("threads") = 0, "-> float32 [h, w, C].")
         .def("texel", &Decoder::texel, py::arg("x"), py::arg("y"), "-> float32 [C].")
         .def("texels", &Decoder::texels, py::arg("xy"),
              "int [P, 2] texel coordinates -> float32 [P, C], one igs_decode_texel call each.")
@@ -241,13 +238,13 @@ void register_decoder(py::module_& m) {
              "texel-space points [P, 2] -> float32 [P, C] (igs_sample_point).")
         .def("sample_uv", &Decoder::sample_uv, py::arg("uv"), py::arg("mode") = 0,
              "uv [P, 2] -> float32 [P, C]; mode 0 wrap, 1 clamp (igs_sample_uv).")
-        .def("sample_footprint", &Decoder::sample_footprint, py::arg("points"),
-             py::arg("footprint"), py::arg("mode") = 0, py::arg("texel_space") = false,
-             py::arg("min_k") = 0, py::arg("keep_peak") = false,
+        .def("sample_footprint", &Decoder::sample_footprint, py::arg("points"), py::arg("footprint"),
+             py::arg("mode") = 0, py::arg("texel_space") = false, py::arg("min_k") = 0,
+             py::arg("keep_peak") = false,
              "uv (or texel-space points with texel_space=True) [P, 2] and covariance [3] or "
              "[P, 3] in texels^2 -> float32 [P, C] (igs_sample_footprint).")
-        .def("footprint_from_uv_derivatives", &Decoder::footprint_from_uv_derivatives,
-             py::arg("dudx"), py::arg("dvdx"), py::arg("dudy"), py::arg("dvdy"),
+        .def("footprint_from_uv_derivatives", &Decoder::footprint_from_uv_derivatives, py::arg("dudx"),
+             py::arg("dvdx"), py::arg("dudy"), py::arg("dvdy"),
              py::arg("variance") = IGS_DEFAULT_FOOTPRINT_VARIANCE)
         .def_static(
             "footprint_for_mip_level",
@@ -270,8 +267,9 @@ void register_decoder(py::module_& m) {
         "Validate and decode a whole .igs file -> float32 [H, W, C]; ValueError on a bad file.");
     m.def(
         "decode_igs_rect",
-        [](const py::bytes& data, uint32_t x0, uint32_t y0, uint32_t w, uint32_t h,
-           uint32_t threads) { return Decoder(data).decode_rect(x0, y0, w, h, threads); },
-        py::arg("data"), py::arg("x0"), py::arg("y0"), py::arg("w"), py::arg("h"),
-        py::arg("threads") = 0, "Validate a .igs file and decode texels [y0, y0+h) x [x0, x0+w).");
+        [](const py::bytes& data, uint32_t x0, uint32_t y0, uint32_t w, uint32_t h, uint32_t threads) {
+            return Decoder(data).decode_rect(x0, y0, w, h, threads);
+        },
+        py::arg("data"), py::arg("x0"), py::arg("y0"), py::arg("w"), py::arg("h"), py::arg("threads") = 0,
+        "Validate a .igs file and decode texels [y0, y0+h) x [x0, x0+w).");
 }

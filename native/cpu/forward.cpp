@@ -37,7 +37,9 @@ struct ForwardScratch {
 
 // Whether a tile's rows take the exponent-first path (forward_rows.inc): a list of L > K
 // Gaussians that is long enough for its extra passes to cost less than the exps they save.
-inline bool exponent_first(int L, int K) { return L > K && K <= 10 && L >= 4 * K; }
+inline bool exponent_first(int L, int K) {
+    return L > K && K <= 10 && L >= 4 * K;
+}
 
 // The order in which the rows' K-th-largest pass (forward_rows.inc) visits a tile's Gaussians.
 // tau is a value, the K-th largest counting repeats, so any order gives the same one; but a
@@ -59,16 +61,14 @@ const int32_t* insertion_order(ForwardScratch& sc, const TileRect& rect, int L, 
         rotate_offset(g, cx, cy, u, v);
         key[j] = exponent_from_uv(g, u, v);
     }
-    std::nth_element(order, order + K, order + L, [key](int32_t a, int32_t b) {
-        return key[a] < key[b] || (key[a] == key[b] && a < b);
-    });
+    std::nth_element(order, order + K, order + L,
+                     [key](int32_t a, int32_t b) { return key[a] < key[b] || (key[a] == key[b] && a < b); });
     return order;
 }
 
-#define IGS_FORWARD_TILE_ARGS                                                                \
-    const Gaussian *table, const Params &p, const Shape &s, const TileGrid &grid,              \
-        const TileLists &lists, int64_t t, float *image, const int64_t *sel_offsets,           \
-        uint8_t *sel_masks, ForwardScratch &sc
+#define IGS_FORWARD_TILE_ARGS                                                                             \
+    const Gaussian *table, const Params &p, const Shape &s, const TileGrid &grid, const TileLists &lists, \
+        int64_t t, float *image, const int64_t *sel_offsets, uint8_t *sel_masks, ForwardScratch &sc
 
 // In named namespaces: ForwardScratch is an argument of these templates, and argument-
 // dependent lookup would otherwise see both copies from inside the second.
@@ -114,9 +114,9 @@ void forward_tile(IGS_FORWARD_TILE_ARGS) {
 #endif
 
 // One texel at a time through the header functions, exactly as a CUDA thread would.
-void forward_tile_simple(const Gaussian* table, const Params& p, const Shape& s,
-                         const TileGrid& grid, const TileLists& lists, int64_t t, float* image,
-                         const int64_t* sel_offsets, uint8_t* sel_masks) {
+void forward_tile_simple(const Gaussian* table, const Params& p, const Shape& s, const TileGrid& grid,
+                         const TileLists& lists, int64_t t, float* image, const int64_t* sel_offsets,
+                         uint8_t* sel_masks) {
     const int C = p.channels;
     const int K = s.k;
     const int nb = selection_lane_bytes(s.tile);
@@ -159,8 +159,8 @@ void forward(const Params& p, const Shape& s, const TileLists& lists, float* ima
 #if IGS_AVX512_VARIANT
     if (simd_avx512()) fast_tile = &avx512::forward_tile;
 #endif
-    // Tiles differ a lot in cost (listed counts vary), so hand them out dynamically; the
-    // result does not depend on which thread runs which tile.
+        // Tiles differ a lot in cost (listed counts vary), so hand them out dynamically; the
+        // result does not depend on which thread runs which tile.
 #pragma omp parallel num_threads(thread_count())
     {
         ForwardScratch sc;

@@ -5,7 +5,9 @@
 namespace igs {
 namespace cpu {
 
-int selection_lane_bytes(int tile) { return lanes_for(tile) / 8; }
+int selection_lane_bytes(int tile) {
+    return lanes_for(tile) / 8;
+}
 
 int64_t selection_offsets(const Shape& s, const TileLists& lists, int64_t* offsets) {
     const TileGrid grid = make_tile_grid(s.height, s.width, s.tile);

@@ -45,17 +45,27 @@ int thread_count() {
 #endif
 }
 
-void set_thread_count(int n) { g_threads = n < 1 ? 0 : n; }
+void set_thread_count(int n) {
+    g_threads = n < 1 ? 0 : n;
+}
 
-bool simd_avx2() { return g_max_level.load(std::memory_order_relaxed) >= 1 && cpu_has_avx2(); }
+bool simd_avx2() {
+    return g_max_level.load(std::memory_order_relaxed) >= 1 && cpu_has_avx2();
+}
 
-bool simd_avx512() { return g_max_level.load(std::memory_order_relaxed) >= 2 && cpu_has_avx512(); }
+bool simd_avx512() {
+    return g_max_level.load(std::memory_order_relaxed) >= 2 && cpu_has_avx512();
+}
 
 bool set_simd(const char* name) {
-    if (std::strcmp(name, "auto") == 0) g_max_level = 2;
-    else if (std::strcmp(name, "avx2") == 0) g_max_level = 1;
-    else if (std::strcmp(name, "baseline") == 0) g_max_level = 0;
-    else return false;
+    if (std::strcmp(name, "auto") == 0)
+        g_max_level = 2;
+    else if (std::strcmp(name, "avx2") == 0)
+        g_max_level = 1;
+    else if (std::strcmp(name, "baseline") == 0)
+        g_max_level = 0;
+    else
+        return false;
     return true;
 }
 

@@ -53,8 +53,7 @@ IGS_ALWAYS_INLINE void blur_rows(const float* const rows[kTaps], int n, float* _
 }
 
 // 'valid' blur along a row: src [ow + 10] -> dst [ow].
-IGS_ALWAYS_INLINE void blur_row(const float* src, int ow, float* __restrict dst,
-                                const float* __restrict w) {
+IGS_ALWAYS_INLINE void blur_row(const float* src, int ow, float* __restrict dst, const float* __restrict w) {
     const float* rows[kTaps];
     for (int i = 0; i < kTaps; ++i) rows[i] = src + i;
     blur_rows(rows, ow, dst, w);
@@ -81,15 +80,17 @@ IGS_ALWAYS_INLINE double sum_lanes(const float* __restrict v, int n) {
     return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
 }
 
-int ring_slot(int row) { return ((row % kTaps) + kTaps) % kTaps; }
+int ring_slot(int row) {
+    return ((row % kTaps) + kTaps) % kTaps;
+}
 
 struct Scratch {
-    std::vector<float> p, s;     // [W]: product row, SSIM row
-    std::vector<float> ring;     // [3][11][OW]: blurs along the last 11 input rows
-    std::vector<float> dring;    // [3][11][OW]: dS/dstat of the last 11 output rows (0 outside)
-    std::vector<float> stat;     // [3][OW]: blurs across rows of one output row, then dS/dstat
-    std::vector<float> padded;   // [OW + 20]: a row of the transposed vertical blur, zero-padded
-    std::vector<float> full;     // [3][W]: transposes of a finished input row
+    std::vector<float> p, s;    // [W]: product row, SSIM row
+    std::vector<float> ring;    // [3][11][OW]: blurs along the last 11 input rows
+    std::vector<float> dring;   // [3][11][OW]: dS/dstat of the last 11 output rows (0 outside)
+    std::vector<float> stat;    // [3][OW]: blurs across rows of one output row, then dS/dstat
+    std::vector<float> padded;  // [OW + 20]: a row of the transposed vertical blur, zero-padded
+    std::vector<float> full;    // [3][W]: transposes of a finished input row
     int ow = 0;
     void size(int w, int out_w) {
         ow = out_w;
@@ -101,8 +102,12 @@ struct Scratch {
         padded.assign(static_cast<size_t>(ow) + 4 * kRadius, 0.f);
         full.resize(static_cast<size_t>(kMaps) * w);
     }
-    float* ring_row(int m, int row) { return ring.data() + (m * kTaps + ring_slot(row)) * static_cast<size_t>(ow); }
-    float* d_row(int m, int row) { return dring.data() + (m * kTaps + ring_slot(row)) * static_cast<size_t>(ow); }
+    float* ring_row(int m, int row) {
+        return ring.data() + (m * kTaps + ring_slot(row)) * static_cast<size_t>(ow);
+    }
+    float* d_row(int m, int row) {
+        return dring.data() + (m * kTaps + ring_slot(row)) * static_cast<size_t>(ow);
+    }
 };
 
 struct Channel {
@@ -110,7 +115,7 @@ struct Channel {
     const float* x;  // planar render [C][H*W]
     int c;
     float l1_scale, l2_scale, ssim_scale;
-    float* grad;     // planar [C][H*W], or null
+    float* grad;  // planar [C][H*W], or null
     Scratch* sc;
     double l1 = 0.0, l2 = 0.0, ssim = 0.0;
 };
@@ -234,10 +239,14 @@ IGS_ALWAYS_INLINE void channel_pass(Channel& ch) {
     ch.ssim /= static_cast<double>(m_count);
 }
 
-void channel_pass_baseline(Channel& ch) { channel_pass(ch); }
+void channel_pass_baseline(Channel& ch) {
+    channel_pass(ch);
+}
 
 #if IGS_AVX2_VARIANT
-IGS_TARGET_AVX2 void channel_pass_avx2(Channel& ch) { channel_pass(ch); }
+IGS_TARGET_AVX2 void channel_pass_avx2(Channel& ch) {
+    channel_pass(ch);
+}
 #endif
 
 }  // namespace
@@ -284,8 +293,8 @@ LossTarget prepare_loss_target(const float* y, int height, int width, int channe
     return t;
 }
 
-void loss_terms(const LossTarget& target, const float* x, const float* l1_scale,
-                const float* l2_scale, const float* ssim_scale, ChannelTerms* terms, float* grad) {
+void loss_terms(const LossTarget& target, const float* x, const float* l1_scale, const float* l2_scale,
+                const float* ssim_scale, ChannelTerms* terms, float* grad) {
     auto* pass = &channel_pass_baseline;
 #if IGS_AVX2_VARIANT
     if (simd_avx2()) pass = &channel_pass_avx2;
@@ -304,16 +313,17 @@ void loss_terms(const LossTarget& target, const float* x, const float* l1_scale,
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t i = 0; i < n; ++i)
         for (int c = 0; c < C; ++c) xs[c * n + i] = x[i * C + c];
-    // One channel per thread: each channel's sums run in one fixed order, so the result does
-    // not depend on the thread count.
+            // One channel per thread: each channel's sums run in one fixed order, so the result does
+            // not depend on the thread count.
 #pragma omp parallel num_threads(std::max(1, std::min(threads, C)))
     {
         Scratch sc;
         sc.size(target.width, target.width - 2 * kRadius);
 #pragma omp for schedule(dynamic, 1)
         for (int c = 0; c < C; ++c) {
-            Channel ch{&target, xs.data(), c, l1_scale[c], l2_scale[c], ssim_scale[c],
-                       grad ? gs.data() : nullptr, &sc};
+            Channel ch{
+                &target, xs.data(), c, l1_scale[c], l2_scale[c], ssim_scale[c], grad ? gs.data() : nullptr,
+                &sc};
             pass(ch);
             terms[c] = {ch.l1, ch.l2, ch.ssim};
         }
@@ -324,8 +334,8 @@ void loss_terms(const LossTarget& target, const float* x, const float* l1_scale,
         for (int c = 0; c < C; ++c) grad[i * C + c] = gs[c * n + i];
 }
 
-void ssim_channels(const float* x, const float* y, int height, int width, int channels,
-                   double* ssim_out, float* grad_out) {
+void ssim_channels(const float* x, const float* y, int height, int width, int channels, double* ssim_out,
+                   float* grad_out) {
     const LossTarget t = prepare_loss_target(y, height, width, channels);
     std::vector<float> zero(static_cast<size_t>(channels), 0.f), one(static_cast<size_t>(channels), 1.f);
     std::vector<ChannelTerms> terms(static_cast<size_t>(channels));

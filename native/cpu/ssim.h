@@ -38,12 +38,12 @@ struct ChannelTerms {
 // x: [H, W, C] interleaved render. Fills terms[C]; when grad is not null writes
 //   grad[p, c] = l1_scale[c] sign(x - y) + l2_scale[c] 2 (x - y) + ssim_scale[c] d ssim_c / d x
 // (sign(0) = 0, as torch's abs backward), so the caller picks the weighting.
-void loss_terms(const LossTarget& target, const float* x, const float* l1_scale,
-                const float* l2_scale, const float* ssim_scale, ChannelTerms* terms, float* grad);
+void loss_terms(const LossTarget& target, const float* x, const float* l1_scale, const float* l2_scale,
+                const float* ssim_scale, ChannelTerms* terms, float* grad);
 
 // Per-channel mean SSIM of x against y and, when grad_out is not null, d ssim_c / d x.
-void ssim_channels(const float* x, const float* y, int height, int width, int channels,
-                   double* ssim_out, float* grad_out);
+void ssim_channels(const float* x, const float* y, int height, int width, int channels, double* ssim_out,
+                   float* grad_out);
 
 }  // namespace cpu
 }  // namespace igs

@@ -119,13 +119,13 @@ struct TileSoA {
     int count = 0;
     std::vector<float> mx, my, cs, sn, ax, ay, colour;  // colour: [count, C]
 
-    void gather(const Gaussian* table, const float* col, int channels, const int32_t* list,
-                int n) {
+    void gather(const Gaussian* table, const float* col, int channels, const int32_t* list, int n) {
         count = n;
         if (static_cast<int>(mx.size()) < n) {
             for (auto* v : {&mx, &my, &cs, &sn, &ax, &ay}) v->resize(n);
         }
-        if (colour.size() < static_cast<size_t>(n) * channels) colour.resize(static_cast<size_t>(n) * channels);
+        if (colour.size() < static_cast<size_t>(n) * channels)
+            colour.resize(static_cast<size_t>(n) * channels);
         for (int j = 0; j < n; ++j) {
             const Gaussian& g = table[list[j]];
             mx[j] = g.mx;
@@ -155,9 +155,9 @@ inline T* grow(std::vector<T>& v, size_t n) {
 // backward recomputes `out` with it, bit for bit, into a channel-major row (out[c * LN + x],
 // kChannelMajor) instead of reading the image back from memory.
 template <int LN, bool kChannelMajor>
-IGS_ALWAYS_INLINE void blend_row(const float* IGS_RESTRICT G, const int32_t* IGS_RESTRICT used,
-                                 int n_used, const float* IGS_RESTRICT colour, int C, float eps,
-                                 int nx, float* IGS_RESTRICT out) {
+IGS_ALWAYS_INLINE void blend_row(const float* IGS_RESTRICT G, const int32_t* IGS_RESTRICT used, int n_used,
+                                 const float* IGS_RESTRICT colour, int C, float eps, int nx,
+                                 float* IGS_RESTRICT out) {
     float den[LN];
     for (int x = 0; x < LN; ++x) den[x] = 0.0f;
     for (int u = 0; u < n_used; ++u) {

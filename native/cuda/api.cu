@@ -5,17 +5,26 @@ static_assert(igs::kMaxK == 32, "update the IGS_CUDA_ERR_K message");
 
 extern "C" {
 
-IGS_CUDA_API int igs_cuda_abi_version(void) { return IGS_CUDA_ABI_VERSION; }
+IGS_CUDA_API int igs_cuda_abi_version(void) {
+    return IGS_CUDA_ABI_VERSION;
+}
 
 IGS_CUDA_API const char* igs_cuda_status_string(int status) {
     switch (status) {
-        case IGS_CUDA_OK: return "ok";
-        case IGS_CUDA_ERR_ARGUMENT: return "invalid argument (negative size, null pointer, channels < 1 or eps < 0)";
-        case IGS_CUDA_ERR_TILE: return "tile size must be in [1, 32] for the CUDA renderer";
-        case IGS_CUDA_ERR_K: return "k must be in [1, 32]";
-        case IGS_CUDA_ERR_TOO_MANY: return "more than 2^31 - 1 Gaussians or (tile, Gaussian) pairs";
-        case IGS_CUDA_ERR_WORKSPACE: return "workspace smaller than the size the *_workspace query returned";
-        default: break;
+        case IGS_CUDA_OK:
+            return "ok";
+        case IGS_CUDA_ERR_ARGUMENT:
+            return "invalid argument (negative size, null pointer, channels < 1 or eps < 0)";
+        case IGS_CUDA_ERR_TILE:
+            return "tile size must be in [1, 32] for the CUDA renderer";
+        case IGS_CUDA_ERR_K:
+            return "k must be in [1, 32]";
+        case IGS_CUDA_ERR_TOO_MANY:
+            return "more than 2^31 - 1 Gaussians or (tile, Gaussian) pairs";
+        case IGS_CUDA_ERR_WORKSPACE:
+            return "workspace smaller than the size the *_workspace query returned";
+        default:
+            break;
     }
     if (status > 0) return cudaGetErrorString(static_cast<cudaError_t>(status));
     return "unknown igs_cuda status";

@@ -19,13 +19,13 @@ namespace cuda {
 namespace {
 
 __global__ void __launch_bounds__(1024)
-backward_kernel(const Gaussian* __restrict__ table, const float* __restrict__ colour,
-                int channels, TileGrid grid, const int64_t* __restrict__ tile_offsets,
-                const int32_t* __restrict__ tile_indices, int k, float eps,
-                const float* __restrict__ grad_out, const float* __restrict__ image,
-                const int32_t* __restrict__ topk, float* __restrict__ grad_means,
-                float* __restrict__ grad_theta, float* __restrict__ grad_inv_scale,
-                float* __restrict__ grad_colour) {
+    backward_kernel(const Gaussian* __restrict__ table, const float* __restrict__ colour, int channels,
+                    TileGrid grid, const int64_t* __restrict__ tile_offsets,
+                    const int32_t* __restrict__ tile_indices, int k, float eps,
+                    const float* __restrict__ grad_out, const float* __restrict__ image,
+                    const int32_t* __restrict__ topk, float* __restrict__ grad_means,
+                    float* __restrict__ grad_theta, float* __restrict__ grad_inv_scale,
+                    float* __restrict__ grad_colour) {
     Gaussian* chunk = reinterpret_cast<Gaussian*>(igs_shared);
     int32_t* chunk_id = reinterpret_cast<int32_t*>(chunk + blockDim.x);
     const int t = blockIdx.x;
@@ -52,8 +52,7 @@ backward_kernel(const Gaussian* __restrict__ table, const float* __restrict__ co
             s += G[q];
         }
         g_texel = grad_out + texel * channels;
-        blend_backward(n, idx, G, colour, channels, s, eps, image + texel * channels, g_texel,
-                       dLdG, w);
+        blend_backward(n, idx, G, colour, channels, s, eps, image + texel * channels, g_texel, dLdG, w);
     }
 
     int cursor = 0;  // next entry of idx[] not yet matched against the list
@@ -113,28 +112,25 @@ backward_kernel(const Gaussian* __restrict__ table, const float* __restrict__ co
 using namespace igs::cuda;
 
 extern "C" IGS_CUDA_API int igs_cuda_backward(const float* table, const float* colour, int64_t n,
-                                              int channels, int height, int width, int tile,
-                                              int k, float eps, const int64_t* tile_offsets,
-                                              const int32_t* indices, const float* grad_out,
-                                              const float* image, const int32_t* topk,
-                                              float* grad_means, float* grad_theta,
-                                              float* grad_inv_scale, float* grad_colour,
-                                              void* stream) {
+                                              int channels, int height, int width, int tile, int k, float eps,
+                                              const int64_t* tile_offsets, const int32_t* indices,
+                                              const float* grad_out, const float* image, const int32_t* topk,
+                                              float* grad_means, float* grad_theta, float* grad_inv_scale,
+                                              float* grad_colour, void* stream) {
     const int s = check_render(n, channels, height, width, tile, k, eps);
     if (s != IGS_CUDA_OK) return s;
     const igs::TileGrid grid = igs::make_tile_grid(height, width, tile);
     const int64_t tiles = tile_count(grid);
     if (tiles == 0 || n == 0) return IGS_CUDA_OK;  // nothing listed, gradients stay as given
     if (tiles > kInt32Max) return IGS_CUDA_ERR_TOO_MANY;
-    if (!table || !colour || !tile_offsets || !indices || !grad_out || !image || !topk ||
-        !grad_means || !grad_theta || !grad_inv_scale || !grad_colour)
+    if (!table || !colour || !tile_offsets || !indices || !grad_out || !image || !topk || !grad_means ||
+        !grad_theta || !grad_inv_scale || !grad_colour)
         return IGS_CUDA_ERR_ARGUMENT;
     const int threads = threads_for(tile);
     const size_t shared = static_cast<size_t>(threads) * (sizeof(igs::Gaussian) + sizeof(int32_t));
     IGS_LAUNCH(backward_kernel, static_cast<unsigned>(tiles), threads, shared,
-               static_cast<cudaStream_t>(stream))(
-        reinterpret_cast<const igs::Gaussian*>(table), colour, channels, grid, tile_offsets,
-        indices, k, eps, grad_out, image, topk, grad_means, grad_theta, grad_inv_scale,
-        grad_colour);
+               static_cast<cudaStream_t>(stream))
+    (reinterpret_cast<const igs::Gaussian*>(table), colour, channels, grid, tile_offsets, indices, k, eps,
+     grad_out, image, topk, grad_means, grad_theta, grad_inv_scale, grad_colour);
     return launch_status();
 }

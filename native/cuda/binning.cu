@@ -21,8 +21,7 @@ inline unsigned blocks_for(int64_t items) {
 }
 
 __global__ void prepare_kernel(const float* __restrict__ means, const float* __restrict__ theta,
-                               const float* __restrict__ inv_scale, int64_t n,
-                               Gaussian* __restrict__ table) {
+                               const float* __restrict__ inv_scale, int64_t n, Gaussian* __restrict__ table) {
     const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= n) return;
     // cos/sin in double, rounded once to float: the correctly rounded value in all but
@@ -40,22 +39,22 @@ __global__ void prepare_kernel(const float* __restrict__ means, const float* __r
 }
 
 // counts has n + 1 entries; the last is 0 so the exclusive scan's last output is the total.
-__global__ void count_kernel(const float* __restrict__ means, const float* __restrict__ inv_scale,
-                             int64_t n, TileGrid grid, int64_t* __restrict__ counts) {
+__global__ void count_kernel(const float* __restrict__ means, const float* __restrict__ inv_scale, int64_t n,
+                             TileGrid grid, int64_t* __restrict__ counts) {
     const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i > n) return;
     int64_t hits = 0;
     if (i < n)
-        for_each_tile_of(grid, means[2 * i], means[2 * i + 1], inv_scale[2 * i],
-                         inv_scale[2 * i + 1], [&](int) { ++hits; });
+        for_each_tile_of(grid, means[2 * i], means[2 * i + 1], inv_scale[2 * i], inv_scale[2 * i + 1],
+                         [&](int) { ++hits; });
     counts[i] = hits;
 }
 
 // Pairs of Gaussian i go to [offsets[i], offsets[i+1]) in the row-major tile order the visit
 // produces; the sort below is stable, so Gaussian-major input gives ascending lists per tile.
-__global__ void emit_kernel(const float* __restrict__ means, const float* __restrict__ inv_scale,
-                            int64_t n, TileGrid grid, const int64_t* __restrict__ offsets,
-                            uint32_t* __restrict__ keys, int32_t* __restrict__ values) {
+__global__ void emit_kernel(const float* __restrict__ means, const float* __restrict__ inv_scale, int64_t n,
+                            TileGrid grid, const int64_t* __restrict__ offsets, uint32_t* __restrict__ keys,
+                            int32_t* __restrict__ values) {
     const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= n) return;
     int64_t at = offsets[i];
@@ -88,31 +87,28 @@ int key_bits(int64_t tiles) {
 }
 
 // One layout for measuring and for use: counts [n + 1], then CUB's scan scratch.
-cudaError_t count_layout(int64_t n, Carve& c, int64_t** counts, void** cub_temp,
-                         size_t* cub_bytes) {
+cudaError_t count_layout(int64_t n, Carve& c, int64_t** counts, void** cub_temp, size_t* cub_bytes) {
     *counts = c.take<int64_t>(static_cast<size_t>(n) + 1);
     *cub_bytes = 0;
-    const cudaError_t e = cub::DeviceScan::ExclusiveSum(nullptr, *cub_bytes,
-                                                        static_cast<const int64_t*>(nullptr),
-                                                        static_cast<int64_t*>(nullptr),
-                                                        static_cast<int>(n + 1));
+    const cudaError_t e =
+        cub::DeviceScan::ExclusiveSum(nullptr, *cub_bytes, static_cast<const int64_t*>(nullptr),
+                                      static_cast<int64_t*>(nullptr), static_cast<int>(n + 1));
     *cub_temp = c.take<unsigned char>(*cub_bytes);
     return e;
 }
 
 // keys [P], sorted keys [P], unsorted values [P], then CUB's sort scratch; the sorted
 // values go straight into the caller's `indices`.
-cudaError_t fill_layout(int64_t pairs, int64_t tiles, Carve& c, uint32_t** keys,
-                        uint32_t** keys_sorted, int32_t** values, void** cub_temp,
-                        size_t* cub_bytes) {
+cudaError_t fill_layout(int64_t pairs, int64_t tiles, Carve& c, uint32_t** keys, uint32_t** keys_sorted,
+                        int32_t** values, void** cub_temp, size_t* cub_bytes) {
     *keys = c.take<uint32_t>(static_cast<size_t>(pairs));
     *keys_sorted = c.take<uint32_t>(static_cast<size_t>(pairs));
     *values = c.take<int32_t>(static_cast<size_t>(pairs));
     *cub_bytes = 0;
     const cudaError_t e = cub::DeviceRadixSort::SortPairs(
         nullptr, *cub_bytes, static_cast<const uint32_t*>(nullptr), static_cast<uint32_t*>(nullptr),
-        static_cast<const int32_t*>(nullptr), static_cast<int32_t*>(nullptr),
-        static_cast<int>(pairs), 0, key_bits(tiles));
+        static_cast<const int32_t*>(nullptr), static_cast<int32_t*>(nullptr), static_cast<int>(pairs), 0,
+        key_bits(tiles));
     *cub_temp = c.take<unsigned char>(*cub_bytes);
     return e;
 }
@@ -125,14 +121,14 @@ using namespace igs::cuda;
 
 extern "C" {
 
-IGS_CUDA_API int igs_cuda_prepare(const float* means, const float* theta, const float* inv_scale,
-                                  int64_t n, float* table, void* stream) {
+IGS_CUDA_API int igs_cuda_prepare(const float* means, const float* theta, const float* inv_scale, int64_t n,
+                                  float* table, void* stream) {
     if (n < 0) return IGS_CUDA_ERR_ARGUMENT;
     if (n > kInt32Max) return IGS_CUDA_ERR_TOO_MANY;
     if (n == 0) return IGS_CUDA_OK;
     if (!means || !theta || !inv_scale || !table) return IGS_CUDA_ERR_ARGUMENT;
-    IGS_LAUNCH(prepare_kernel, blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(stream))(
-        means, theta, inv_scale, n, reinterpret_cast<igs::Gaussian*>(table));
+    IGS_LAUNCH(prepare_kernel, blocks_for(n), kThreads, 0, static_cast<cudaStream_t>(stream))
+    (means, theta, inv_scale, n, reinterpret_cast<igs::Gaussian*>(table));
     return launch_status();
 }
 
@@ -148,9 +144,9 @@ IGS_CUDA_API int igs_cuda_bin_count_workspace(int64_t n, size_t* bytes) {
     return status_of(e);
 }
 
-IGS_CUDA_API int igs_cuda_bin_count(const float* means, const float* inv_scale, int64_t n,
-                                    int height, int width, int tile, int64_t* gaussian_offsets,
-                                    void* workspace, size_t workspace_bytes, void* stream) {
+IGS_CUDA_API int igs_cuda_bin_count(const float* means, const float* inv_scale, int64_t n, int height,
+                                    int width, int tile, int64_t* gaussian_offsets, void* workspace,
+                                    size_t workspace_bytes, void* stream) {
     int s = check_image(height, width, tile);
     if (s != IGS_CUDA_OK) return s;
     if (n < 0 || !gaussian_offsets) return IGS_CUDA_ERR_ARGUMENT;
@@ -168,13 +164,12 @@ IGS_CUDA_API int igs_cuda_bin_count(const float* means, const float* inv_scale, 
     IGS_LAUNCH(count_kernel, blocks_for(n + 1), kThreads, 0, st)(means, inv_scale, n, grid, counts);
     s = launch_status();
     if (s != IGS_CUDA_OK) return s;
-    e = cub::DeviceScan::ExclusiveSum(temp, temp_bytes, counts, gaussian_offsets,
-                                      static_cast<int>(n + 1), st);
+    e = cub::DeviceScan::ExclusiveSum(temp, temp_bytes, counts, gaussian_offsets, static_cast<int>(n + 1),
+                                      st);
     return status_of(e);
 }
 
-IGS_CUDA_API int igs_cuda_bin_fill_workspace(int64_t pairs, int height, int width, int tile,
-                                             size_t* bytes) {
+IGS_CUDA_API int igs_cuda_bin_fill_workspace(int64_t pairs, int height, int width, int tile, size_t* bytes) {
     const int s = check_image(height, width, tile);
     if (s != IGS_CUDA_OK) return s;
     if (pairs < 0 || !bytes) return IGS_CUDA_ERR_ARGUMENT;
@@ -185,15 +180,14 @@ IGS_CUDA_API int igs_cuda_bin_fill_workspace(int64_t pairs, int height, int widt
     int32_t* values;
     void* temp;
     size_t temp_bytes;
-    const cudaError_t e = fill_layout(pairs, tile_count(grid), c, &keys, &keys_sorted, &values,
-                                      &temp, &temp_bytes);
+    const cudaError_t e =
+        fill_layout(pairs, tile_count(grid), c, &keys, &keys_sorted, &values, &temp, &temp_bytes);
     *bytes = c.used;
     return status_of(e);
 }
 
-IGS_CUDA_API int igs_cuda_bin_fill(const float* means, const float* inv_scale, int64_t n,
-                                   int height, int width, int tile,
-                                   const int64_t* gaussian_offsets, int64_t pairs,
+IGS_CUDA_API int igs_cuda_bin_fill(const float* means, const float* inv_scale, int64_t n, int height,
+                                   int width, int tile, const int64_t* gaussian_offsets, int64_t pairs,
                                    int64_t* tile_offsets, int32_t* indices, void* workspace,
                                    size_t workspace_bytes, void* stream) {
     int s = check_image(height, width, tile);
@@ -215,16 +209,16 @@ IGS_CUDA_API int igs_cuda_bin_fill(const float* means, const float* inv_scale, i
     if (e != cudaSuccess) return status_of(e);
     if (pairs > 0 && (!workspace || workspace_bytes < c.used)) return IGS_CUDA_ERR_WORKSPACE;
     if (pairs > 0) {
-        IGS_LAUNCH(emit_kernel, blocks_for(n), kThreads, 0, st)(means, inv_scale, n, grid,
-                                                                gaussian_offsets, keys, values);
+        IGS_LAUNCH(emit_kernel, blocks_for(n), kThreads, 0, st)
+        (means, inv_scale, n, grid, gaussian_offsets, keys, values);
         s = launch_status();
         if (s != IGS_CUDA_OK) return s;
         e = cub::DeviceRadixSort::SortPairs(temp, temp_bytes, keys, keys_sorted, values, indices,
                                             static_cast<int>(pairs), 0, key_bits(tiles), st);
         if (e != cudaSuccess) return status_of(e);
     }
-    IGS_LAUNCH(ranges_kernel, blocks_for(pairs + 1), kThreads, 0, st)(keys_sorted, pairs,
-                                                                      tiles, tile_offsets);
+    IGS_LAUNCH(ranges_kernel, blocks_for(pairs + 1), kThreads, 0, st)
+    (keys_sorted, pairs, tiles, tile_offsets);
     return launch_status();
 }
 

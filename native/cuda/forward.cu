@@ -30,10 +30,10 @@ struct Selection<0> {
 
 template <int K>
 __global__ void __launch_bounds__(1024)
-forward_kernel(const Gaussian* __restrict__ table, const float* __restrict__ colour,
-               int channels, TileGrid grid, const int64_t* __restrict__ tile_offsets,
-               const int32_t* __restrict__ tile_indices, int k, float eps,
-               float* __restrict__ image, int32_t* __restrict__ topk) {
+    forward_kernel(const Gaussian* __restrict__ table, const float* __restrict__ colour, int channels,
+                   TileGrid grid, const int64_t* __restrict__ tile_offsets,
+                   const int32_t* __restrict__ tile_indices, int k, float eps, float* __restrict__ image,
+                   int32_t* __restrict__ topk) {
     Gaussian* chunk = reinterpret_cast<Gaussian*>(igs_shared);
     const int t = blockIdx.x;
     const TexelSlot ts = texel_slot(grid, t, threadIdx.x);
@@ -94,18 +94,15 @@ struct ForwardArgs {
 };
 
 template <int K>
-int launch_forward(const ForwardArgs& a, unsigned tiles, int threads, size_t shared,
-                   cudaStream_t stream) {
-    IGS_LAUNCH(forward_kernel<K>, tiles, threads, shared, stream)(
-        a.table, a.colour, a.channels, a.grid, a.tile_offsets, a.indices, a.k, a.eps, a.image,
-        a.topk);
+int launch_forward(const ForwardArgs& a, unsigned tiles, int threads, size_t shared, cudaStream_t stream) {
+    IGS_LAUNCH(forward_kernel<K>, tiles, threads, shared, stream)
+    (a.table, a.colour, a.channels, a.grid, a.tile_offsets, a.indices, a.k, a.eps, a.image, a.topk);
     return launch_status();
 }
 
 // launch_forward<k> for k <= kFixedK, the run-time version (K = 0) above.
 template <int K>
-int dispatch_forward(const ForwardArgs& a, unsigned tiles, int threads, size_t shared,
-                     cudaStream_t stream) {
+int dispatch_forward(const ForwardArgs& a, unsigned tiles, int threads, size_t shared, cudaStream_t stream) {
     if (a.k == K) return launch_forward<K>(a, tiles, threads, shared, stream);
     if constexpr (K < kFixedK) return dispatch_forward<K + 1>(a, tiles, threads, shared, stream);
     return launch_forward<0>(a, tiles, threads, shared, stream);
@@ -117,11 +114,10 @@ int dispatch_forward(const ForwardArgs& a, unsigned tiles, int threads, size_t s
 
 using namespace igs::cuda;
 
-extern "C" IGS_CUDA_API int igs_cuda_forward(const float* table, const float* colour, int64_t n,
-                                             int channels, int height, int width, int tile, int k,
-                                             float eps, const int64_t* tile_offsets,
-                                             const int32_t* indices, float* image, int32_t* topk,
-                                             void* stream) {
+extern "C" IGS_CUDA_API int igs_cuda_forward(const float* table, const float* colour, int64_t n, int channels,
+                                             int height, int width, int tile, int k, float eps,
+                                             const int64_t* tile_offsets, const int32_t* indices,
+                                             float* image, int32_t* topk, void* stream) {
     const int s = check_render(n, channels, height, width, tile, k, eps);
     if (s != IGS_CUDA_OK) return s;
     const igs::TileGrid grid = igs::make_tile_grid(height, width, tile);
@@ -132,8 +128,16 @@ extern "C" IGS_CUDA_API int igs_cuda_forward(const float* table, const float* co
     if (n > 0 && (!table || !colour || !indices)) return IGS_CUDA_ERR_ARGUMENT;
     const int threads = threads_for(tile);
     const size_t shared = static_cast<size_t>(threads) * sizeof(igs::Gaussian);
-    const ForwardArgs args{reinterpret_cast<const igs::Gaussian*>(table), colour, channels, grid,
-                           tile_offsets, indices, k, eps, image, topk};
+    const ForwardArgs args{reinterpret_cast<const igs::Gaussian*>(table),
+                           colour,
+                           channels,
+                           grid,
+                           tile_offsets,
+                           indices,
+                           k,
+                           eps,
+                           image,
+                           topk};
     return dispatch_forward<1>(args, static_cast<unsigned>(tiles), threads, shared,
                                static_cast<cudaStream_t>(stream));
 }

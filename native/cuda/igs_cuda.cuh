@@ -30,11 +30,11 @@ extern "C" {
 // 0 is success, positive values are cudaError_t codes, negative values are ours.
 enum igs_cuda_status {
     IGS_CUDA_OK = 0,
-    IGS_CUDA_ERR_ARGUMENT = -1,        // a size is negative, a pointer is null, C < 1
-    IGS_CUDA_ERR_TILE = -2,            // tile outside [1, 32] (one thread per texel of a tile)
-    IGS_CUDA_ERR_K = -3,               // k outside [1, igs::kMaxK]
-    IGS_CUDA_ERR_TOO_MANY = -4,        // N or the (tile, Gaussian) pair count exceeds 2^31 - 1
-    IGS_CUDA_ERR_WORKSPACE = -5        // workspace smaller than the *_workspace call asked for
+    IGS_CUDA_ERR_ARGUMENT = -1,  // a size is negative, a pointer is null, C < 1
+    IGS_CUDA_ERR_TILE = -2,      // tile outside [1, 32] (one thread per texel of a tile)
+    IGS_CUDA_ERR_K = -3,         // k outside [1, igs::kMaxK]
+    IGS_CUDA_ERR_TOO_MANY = -4,  // N or the (tile, Gaussian) pair count exceeds 2^31 - 1
+    IGS_CUDA_ERR_WORKSPACE = -5  // workspace smaller than the *_workspace call asked for
 };
 
 IGS_CUDA_API int igs_cuda_abi_version(void);
@@ -48,8 +48,8 @@ IGS_CUDA_API int igs_cuda_device_count(void);
 IGS_CUDA_API int igs_cuda_set_device(int device);
 
 // table[i] = {mx, my, cos theta, sin theta, ax, ay}: cos/sin once per step, not per texel.
-IGS_CUDA_API int igs_cuda_prepare(const float* means, const float* theta, const float* inv_scale,
-                                  int64_t n, float* table, void* stream);
+IGS_CUDA_API int igs_cuda_prepare(const float* means, const float* theta, const float* inv_scale, int64_t n,
+                                  float* table, void* stream);
 
 // Tile binning, two calls because the pair count must reach the host to size buffers:
 //   1. igs_cuda_bin_count: per-Gaussian tile counts and their exclusive scan into
@@ -60,30 +60,27 @@ IGS_CUDA_API int igs_cuda_prepare(const float* means, const float* theta, const 
 //      igs_tex.render.tiles.build_tile_lists and to the CPU igs::cpu::bin_tiles.
 // The *_workspace calls give the scratch size in bytes (synchronous, launch nothing).
 IGS_CUDA_API int igs_cuda_bin_count_workspace(int64_t n, size_t* bytes);
-IGS_CUDA_API int igs_cuda_bin_count(const float* means, const float* inv_scale, int64_t n,
-                                    int height, int width, int tile, int64_t* gaussian_offsets,
-                                    void* workspace, size_t workspace_bytes, void* stream);
-IGS_CUDA_API int igs_cuda_bin_fill_workspace(int64_t pairs, int height, int width, int tile,
-                                             size_t* bytes);
-IGS_CUDA_API int igs_cuda_bin_fill(const float* means, const float* inv_scale, int64_t n,
-                                   int height, int width, int tile,
-                                   const int64_t* gaussian_offsets, int64_t pairs,
+IGS_CUDA_API int igs_cuda_bin_count(const float* means, const float* inv_scale, int64_t n, int height,
+                                    int width, int tile, int64_t* gaussian_offsets, void* workspace,
+                                    size_t workspace_bytes, void* stream);
+IGS_CUDA_API int igs_cuda_bin_fill_workspace(int64_t pairs, int height, int width, int tile, size_t* bytes);
+IGS_CUDA_API int igs_cuda_bin_fill(const float* means, const float* inv_scale, int64_t n, int height,
+                                   int width, int tile, const int64_t* gaussian_offsets, int64_t pairs,
                                    int64_t* tile_offsets, int32_t* indices, void* workspace,
                                    size_t workspace_bytes, void* stream);
 
 // image [H,W,C] and topk [H*W, k]: the global indices each texel kept, ascending, -1 padded
 // (the layout of the CPU selection_topk()). The backward reads the selection from topk.
-IGS_CUDA_API int igs_cuda_forward(const float* table, const float* colour, int64_t n,
-                                  int channels, int height, int width, int tile, int k, float eps,
-                                  const int64_t* tile_offsets, const int32_t* indices,
-                                  float* image, int32_t* topk, void* stream);
+IGS_CUDA_API int igs_cuda_forward(const float* table, const float* colour, int64_t n, int channels,
+                                  int height, int width, int tile, int k, float eps,
+                                  const int64_t* tile_offsets, const int32_t* indices, float* image,
+                                  int32_t* topk, void* stream);
 
 // Gradients are ADDED to grad_* (zero them first). image and topk come from igs_cuda_forward
 // with the same inputs. Summation order follows atomics, so the last bits vary run to run.
-IGS_CUDA_API int igs_cuda_backward(const float* table, const float* colour, int64_t n,
-                                   int channels, int height, int width, int tile, int k,
-                                   float eps, const int64_t* tile_offsets,
-                                   const int32_t* indices, const float* grad_out,
+IGS_CUDA_API int igs_cuda_backward(const float* table, const float* colour, int64_t n, int channels,
+                                   int height, int width, int tile, int k, float eps,
+                                   const int64_t* tile_offsets, const int32_t* indices, const float* grad_out,
                                    const float* image, const int32_t* topk, float* grad_means,
                                    float* grad_theta, float* grad_inv_scale, float* grad_colour,
                                    void* stream);

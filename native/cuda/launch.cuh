@@ -16,11 +16,9 @@
 // kernel<<<blocks, threads, shared, stream>>>, spelled so that a host compiler can read it too:
 // the CPU emulator (native/cuda/emu, IGS_CUDA_EMULATOR) runs the same kernel sources.
 #if defined(__CUDACC__)
-#define IGS_LAUNCH(kernel, blocks, threads, shared, stream) \
-    kernel<<<blocks, threads, shared, stream>>>
+#define IGS_LAUNCH(kernel, blocks, threads, shared, stream) kernel<<<blocks, threads, shared, stream>>>
 #elif defined(IGS_CUDA_EMULATOR)
-#define IGS_LAUNCH(kernel, blocks, threads, shared, stream) \
-    ::igs_emu::launch(kernel, blocks, threads, shared)
+#define IGS_LAUNCH(kernel, blocks, threads, shared, stream) ::igs_emu::launch(kernel, blocks, threads, shared)
 #else
 #error "native/cuda builds with nvcc, or with a host compiler and -DIGS_CUDA_EMULATOR"
 #endif
@@ -36,16 +34,22 @@ constexpr int kMaxTile = 32;
 constexpr unsigned kFullMask = 0xffffffffu;
 constexpr int kInt32Max = 2147483647;
 
-inline int status_of(cudaError_t e) { return e == cudaSuccess ? IGS_CUDA_OK : static_cast<int>(e); }
+inline int status_of(cudaError_t e) {
+    return e == cudaSuccess ? IGS_CUDA_OK : static_cast<int>(e);
+}
 
 // A launch error (bad configuration, no device) shows up here; faults inside the kernel
 // surface at the caller's next synchronising call, as for any asynchronous CUDA work.
-inline int launch_status() { return status_of(cudaGetLastError()); }
+inline int launch_status() {
+    return status_of(cudaGetLastError());
+}
 
 // Blocks are whole warps: the backward's __shfl_down_sync / __any_sync use the full mask, and
 // a warp that hardware leaves partially populated would make that undefined. Threads past
 // tile * tile own no texel and only help stage Gaussians.
-inline int threads_for(int tile) { return (tile * tile + 31) / 32 * 32; }
+inline int threads_for(int tile) {
+    return (tile * tile + 31) / 32 * 32;
+}
 
 inline int check_image(int height, int width, int tile) {
     if (height < 0 || width < 0) return IGS_CUDA_ERR_ARGUMENT;
@@ -53,8 +57,7 @@ inline int check_image(int height, int width, int tile) {
     return IGS_CUDA_OK;
 }
 
-inline int check_render(int64_t n, int channels, int height, int width, int tile, int k,
-                        float eps) {
+inline int check_render(int64_t n, int channels, int height, int width, int tile, int k, float eps) {
     const int s = check_image(height, width, tile);
     if (s != IGS_CUDA_OK) return s;
     if (n < 0 || channels < 1 || !(eps >= 0.0f)) return IGS_CUDA_ERR_ARGUMENT;
@@ -63,7 +66,9 @@ inline int check_render(int64_t n, int channels, int height, int width, int tile
     return IGS_CUDA_OK;
 }
 
-inline int64_t tile_count(const TileGrid& g) { return static_cast<int64_t>(g.tiles_x) * g.tiles_y; }
+inline int64_t tile_count(const TileGrid& g) {
+    return static_cast<int64_t>(g.tiles_x) * g.tiles_y;
+}
 
 // Carves aligned sub-buffers out of one caller-provided workspace; with base == nullptr it
 // only measures, so the *_workspace queries and the real calls share one layout.
@@ -82,8 +87,8 @@ struct Carve {
 
 // The texel a thread owns inside tile `t`.
 struct TexelSlot {
-    int x, y;      // image coordinates
-    bool inside;   // false for padding threads and for the cut-off part of edge tiles
+    int x, y;     // image coordinates
+    bool inside;  // false for padding threads and for the cut-off part of edge tiles
 };
 
 __device__ inline TexelSlot texel_slot(const TileGrid& g, int t, int thread) {

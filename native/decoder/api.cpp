@@ -26,30 +26,44 @@ extern "C" {
 
 const char* igs_error_string(igs_error code) {
     switch (code) {
-        case IGS_SUCCESS: return "IGS_SUCCESS (no error)";
-        case IGS_ERR_BAD_ARGUMENT: return "IGS_ERR_BAD_ARGUMENT (invalid argument)";
-        case IGS_ERR_OUT_OF_MEMORY: return "IGS_ERR_OUT_OF_MEMORY (allocation failed)";
-        case IGS_ERR_TRUNCATED: return "IGS_ERR_TRUNCATED (buffer ends before the file does)";
-        case IGS_ERR_BAD_MAGIC: return "IGS_ERR_BAD_MAGIC (not an .igs file)";
-        case IGS_ERR_BAD_VERSION: return "IGS_ERR_BAD_VERSION (unsupported format version)";
-        case IGS_ERR_BAD_LAYOUT: return "IGS_ERR_BAD_LAYOUT (sections misplaced or trailing bytes)";
-        case IGS_ERR_BAD_CRC: return "IGS_ERR_BAD_CRC (CRC-32 mismatch: file corrupt)";
-        case IGS_ERR_BAD_HEADER: return "IGS_ERR_BAD_HEADER (header field outside its limits)";
+        case IGS_SUCCESS:
+            return "IGS_SUCCESS (no error)";
+        case IGS_ERR_BAD_ARGUMENT:
+            return "IGS_ERR_BAD_ARGUMENT (invalid argument)";
+        case IGS_ERR_OUT_OF_MEMORY:
+            return "IGS_ERR_OUT_OF_MEMORY (allocation failed)";
+        case IGS_ERR_TRUNCATED:
+            return "IGS_ERR_TRUNCATED (buffer ends before the file does)";
+        case IGS_ERR_BAD_MAGIC:
+            return "IGS_ERR_BAD_MAGIC (not an .igs file)";
+        case IGS_ERR_BAD_VERSION:
+            return "IGS_ERR_BAD_VERSION (unsupported format version)";
+        case IGS_ERR_BAD_LAYOUT:
+            return "IGS_ERR_BAD_LAYOUT (sections misplaced or trailing bytes)";
+        case IGS_ERR_BAD_CRC:
+            return "IGS_ERR_BAD_CRC (CRC-32 mismatch: file corrupt)";
+        case IGS_ERR_BAD_HEADER:
+            return "IGS_ERR_BAD_HEADER (header field outside its limits)";
         case IGS_ERR_BAD_SECTION_SIZE:
             return "IGS_ERR_BAD_SECTION_SIZE (section length disagrees with the header's counts)";
-        case IGS_ERR_BAD_CHANNEL_TABLE: return "IGS_ERR_BAD_CHANNEL_TABLE (invalid channel entry)";
-        case IGS_ERR_BAD_METADATA: return "IGS_ERR_BAD_METADATA (metadata is not a JSON object)";
-        case IGS_ERR_BAD_GAUSSIAN: return "IGS_ERR_BAD_GAUSSIAN (invalid Gaussian record)";
-        case IGS_ERR_BAD_TILE_LIST: return "IGS_ERR_BAD_TILE_LIST (invalid tile offsets or list order)";
+        case IGS_ERR_BAD_CHANNEL_TABLE:
+            return "IGS_ERR_BAD_CHANNEL_TABLE (invalid channel entry)";
+        case IGS_ERR_BAD_METADATA:
+            return "IGS_ERR_BAD_METADATA (metadata is not a JSON object)";
+        case IGS_ERR_BAD_GAUSSIAN:
+            return "IGS_ERR_BAD_GAUSSIAN (invalid Gaussian record)";
+        case IGS_ERR_BAD_TILE_LIST:
+            return "IGS_ERR_BAD_TILE_LIST (invalid tile offsets or list order)";
         case IGS_ERR_INDEX_OUT_OF_RANGE:
             return "IGS_ERR_INDEX_OUT_OF_RANGE (tile index >= Gaussian count)";
-        case IGS_ERR_INTERNAL: return "IGS_ERR_INTERNAL (bug in the decoder)";
+        case IGS_ERR_INTERNAL:
+            return "IGS_ERR_INTERNAL (bug in the decoder)";
     }
     return "IGS_ERR_UNKNOWN (not an igs_error code)";
 }
 
-igs_error igs_decoder_create_detailed(const void* data, size_t size, igs_decoder** out,
-                                      char* detail, size_t detail_size) {
+igs_error igs_decoder_create_detailed(const void* data, size_t size, igs_decoder** out, char* detail,
+                                      size_t detail_size) {
     Detail det(detail, detail_size);
     if (!out) return det.fail(IGS_ERR_BAD_ARGUMENT, "out is NULL");
     *out = nullptr;
@@ -57,9 +71,10 @@ igs_error igs_decoder_create_detailed(const void* data, size_t size, igs_decoder
     igs_decoder* d = nullptr;
     try {
         d = new igs_decoder();
-        const uint8_t* bytes = data ? static_cast<const uint8_t*>(data) : reinterpret_cast<const uint8_t*>("");
-        const igs_error e = is_version_2(bytes, size) ? parse_v2(bytes, size, *d, det)
-                                                      : parse_v1(bytes, size, *d, det);
+        const uint8_t* bytes =
+            data ? static_cast<const uint8_t*>(data) : reinterpret_cast<const uint8_t*>("");
+        const igs_error e =
+            is_version_2(bytes, size) ? parse_v2(bytes, size, *d, det) : parse_v1(bytes, size, *d, det);
         if (e != IGS_SUCCESS) {
             delete d;
             return e;
@@ -79,7 +94,9 @@ igs_error igs_decoder_create(const void* data, size_t size, igs_decoder** out) {
     return igs_decoder_create_detailed(data, size, out, nullptr, 0);
 }
 
-void igs_decoder_destroy(igs_decoder* decoder) { delete decoder; }
+void igs_decoder_destroy(igs_decoder* decoder) {
+    delete decoder;
+}
 
 igs_error igs_decoder_info(const igs_decoder* d, igs_info* out) {
     if (!d || !out) return IGS_ERR_BAD_ARGUMENT;
@@ -119,8 +136,8 @@ igs_error igs_decoder_gaussian(const igs_decoder* d, uint32_t i, float* out) {
     return IGS_SUCCESS;
 }
 
-igs_error igs_decode_rect(const igs_decoder* d, uint32_t x0, uint32_t y0, uint32_t w, uint32_t h,
-                          float* out, size_t out_count, uint32_t threads) {
+igs_error igs_decode_rect(const igs_decoder* d, uint32_t x0, uint32_t y0, uint32_t w, uint32_t h, float* out,
+                          size_t out_count, uint32_t threads) {
     if (!d) return IGS_ERR_BAD_ARGUMENT;
     if (static_cast<uint64_t>(x0) + w > d->width || static_cast<uint64_t>(y0) + h > d->height)
         return IGS_ERR_BAD_ARGUMENT;
@@ -162,21 +179,18 @@ igs_error igs_sample_uv(const igs_decoder* d, float u, float v, igs_address_mode
     return IGS_SUCCESS;
 }
 
-igs_error igs_sample_point_footprint(const igs_decoder* d, float px, float py,
-                                     const float footprint[3], const igs_footprint_options* options,
-                                     float* out) {
-    if (!d || !out || !point_inside(*d, px, py) || !footprint_valid(footprint))
-        return IGS_ERR_BAD_ARGUMENT;
+igs_error igs_sample_point_footprint(const igs_decoder* d, float px, float py, const float footprint[3],
+                                     const igs_footprint_options* options, float* out) {
+    if (!d || !out || !point_inside(*d, px, py) || !footprint_valid(footprint)) return IGS_ERR_BAD_ARGUMENT;
     const uint32_t min_k = options ? options->min_k : 0;
     const int k = static_cast<int>(std::min<uint32_t>(std::max(d->k, min_k), IGS_MAX_K));
-    evaluate_footprint(*d, tile_of_point(*d, px, py), px, py, footprint, k,
-                       options && options->keep_peak, out);
+    evaluate_footprint(*d, tile_of_point(*d, px, py), px, py, footprint, k, options && options->keep_peak,
+                       out);
     return IGS_SUCCESS;
 }
 
 igs_error igs_sample_footprint(const igs_decoder* d, float u, float v, igs_address_mode mode,
-                               const float footprint[3], const igs_footprint_options* options,
-                               float* out) {
+                               const float footprint[3], const igs_footprint_options* options, float* out) {
     if (!d || !out || !std::isfinite(u) || !std::isfinite(v)) return IGS_ERR_BAD_ARGUMENT;
     if (mode != IGS_ADDRESS_WRAP && mode != IGS_ADDRESS_CLAMP) return IGS_ERR_BAD_ARGUMENT;
     float px, py;
@@ -184,8 +198,8 @@ igs_error igs_sample_footprint(const igs_decoder* d, float u, float v, igs_addre
     return igs_sample_point_footprint(d, px, py, footprint, options, out);
 }
 
-igs_error igs_footprint_from_uv_derivatives(const igs_decoder* d, float dudx, float dvdx,
-                                            float dudy, float dvdy, float variance, float out[3]) {
+igs_error igs_footprint_from_uv_derivatives(const igs_decoder* d, float dudx, float dvdx, float dudy,
+                                            float dvdy, float variance, float out[3]) {
     if (!d || !out || !std::isfinite(variance) || variance < 0.0f) return IGS_ERR_BAD_ARGUMENT;
     const float w = static_cast<float>(d->width), h = static_cast<float>(d->height);
     const float jxx = dudx * w, jxy = dvdx * h;

@@ -47,14 +47,20 @@ constexpr uint32_t kMaxGaussians = 1u << 26;
 constexpr int kSemanticCodes = 10;
 
 // Little-endian loads byte by byte: correct on any host and at any alignment.
-inline uint16_t load16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+inline uint16_t load16(const uint8_t* p) {
+    return static_cast<uint16_t>(p[0] | (p[1] << 8));
+}
 inline uint32_t load32(const uint8_t* p) {
     return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
            (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
 }
-inline float loadf(const uint8_t* p) { return igs::bits_float(load32(p)); }
+inline float loadf(const uint8_t* p) {
+    return igs::bits_float(load32(p));
+}
 
-inline unsigned long long ull(uint64_t v) { return static_cast<unsigned long long>(v); }
+inline unsigned long long ull(uint64_t v) {
+    return static_cast<unsigned long long>(v);
+}
 
 bool is_subnormal(float v);
 
@@ -65,7 +71,8 @@ public:
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
-    igs_error fail(igs_error code, const char* fmt, ...);
+    igs_error
+    fail(igs_error code, const char* fmt, ...);
 
 private:
     char* buf_;
@@ -105,9 +112,9 @@ bool point_inside(const igs_decoder& d, float px, float py);
 bool footprint_valid(const float* F);
 void address(const igs_decoder& d, float u, float v, igs_address_mode mode, float& px, float& py);
 void evaluate_point(const igs_decoder& d, uint32_t tile, float px, float py, float* out);
-void evaluate_footprint(const igs_decoder& d, uint32_t tile, float px, float py, const float F[3],
-                        int k, bool keep_peak, float* out);
-igs_error decode_blocks(const igs_decoder& d, uint32_t x0, uint32_t y0, uint32_t w, uint32_t h,
-                        float* out, uint32_t threads);
+void evaluate_footprint(const igs_decoder& d, uint32_t tile, float px, float py, const float F[3], int k,
+                        bool keep_peak, float* out);
+igs_error decode_blocks(const igs_decoder& d, uint32_t x0, uint32_t y0, uint32_t w, uint32_t h, float* out,
+                        uint32_t threads);
 
 }  // namespace igs_decoder_impl

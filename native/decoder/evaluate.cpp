@@ -59,8 +59,8 @@ struct RowScratch {
 // may list all 2^26 Gaussians in one tile, and [L][n] must stay a small buffer.
 constexpr size_t kMaxRowScratch = size_t(1) << 20;
 
-void decode_tile_rows(const igs_decoder& d, uint32_t tile, uint32_t xa, uint32_t xb, uint32_t ya,
-                      uint32_t yb, float* out, size_t row_stride, RowScratch& sc) {
+void decode_tile_rows(const igs_decoder& d, uint32_t tile, uint32_t xa, uint32_t xb, uint32_t ya, uint32_t yb,
+                      float* out, size_t row_stride, RowScratch& sc) {
     const uint32_t first = d.offsets[tile];
     const int32_t* list = d.indices.data() + first;
     const int count = static_cast<int>(d.offsets[tile + 1] - first);
@@ -165,21 +165,20 @@ void evaluate_point(const igs_decoder& d, uint32_t tile, float px, float py, flo
     blend_kept(d, list, top, out);
 }
 
-void evaluate_footprint(const igs_decoder& d, uint32_t tile, float px, float py, const float F[3],
-                        int k, bool keep_peak, float* out) {
+void evaluate_footprint(const igs_decoder& d, uint32_t tile, float px, float py, const float F[3], int k,
+                        bool keep_peak, float* out) {
     const uint32_t first = d.offsets[tile];
     const int32_t* list = d.indices.data() + first;
     const int count = static_cast<int>(d.offsets[tile + 1] - first);
     igs::TopKSorted top;
     top.reset(k);
-    for (int j = 0; j < count; ++j)
-        top.push(footprint_weight(d.gaussians[list[j]], px, py, F, keep_peak), j);
+    for (int j = 0; j < count; ++j) top.push(footprint_weight(d.gaussians[list[j]], px, py, F, keep_peak), j);
     blend_kept(d, list, top, out);
 }
 
 // Runs the rect in tile-aligned blocks handed out dynamically: tiles differ in list length.
-igs_error decode_blocks(const igs_decoder& d, uint32_t x0, uint32_t y0, uint32_t w, uint32_t h,
-                        float* out, uint32_t threads) {
+igs_error decode_blocks(const igs_decoder& d, uint32_t x0, uint32_t y0, uint32_t w, uint32_t h, float* out,
+                        uint32_t threads) {
     const uint32_t T = d.tile;
     const uint32_t bx0 = x0 / T, bx1 = (x0 + w - 1) / T, by0 = y0 / T, by1 = (y0 + h - 1) / T;
     const uint64_t blocks_x = bx1 - bx0 + 1;

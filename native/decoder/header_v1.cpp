@@ -19,8 +19,12 @@ constexpr uint16_t kHalfMaxFinite = 0x7BFF;
 const char* const kSectionNames[5] = {"channel table", "metadata", "gaussian buffer", "tile offsets",
                                       "tile indices"};
 
-float k16() { return igs::bits_float(0x37800080u); }         // f32(1 / 65535)
-float theta_step() { return igs::bits_float(0x38490FDBu); }  // f32(pi) * 2^-16
+float k16() {
+    return igs::bits_float(0x37800080u);
+}  // f32(1 / 65535)
+float theta_step() {
+    return igs::bits_float(0x38490FDBu);
+}  // f32(pi) * 2^-16
 
 // Exact binary16 -> binary32 for the positive normal halves validation admits.
 float half_to_float(uint16_t h) {
@@ -39,8 +43,8 @@ igs_error parse_v1(const uint8_t* data, uint64_t size, igs_decoder& d, Detail& d
                            ull(kHeaderSize + kCrcSize), ull(size));
     if (std::memcmp(data, "IGSF", 4) != 0)
         return detail.fail(IGS_ERR_BAD_MAGIC,
-                           "not an .igs file: magic is %02x %02x %02x %02x, expected 49 47 53 46",
-                           data[0], data[1], data[2], data[3]);
+                           "not an .igs file: magic is %02x %02x %02x %02x, expected 49 47 53 46", data[0],
+                           data[1], data[2], data[3]);
     const uint16_t version = load16(data + 4);
     if (version != 1)
         return detail.fail(IGS_ERR_BAD_VERSION,
@@ -75,40 +79,37 @@ igs_error parse_v1(const uint8_t* data, uint64_t size, igs_decoder& d, Detail& d
     if (!(std::isfinite(eps) && eps > 0.0f))
         return detail.fail(IGS_ERR_BAD_HEADER, "epsilon %g must be finite and > 0", eps);
     if (n > kMaxGaussians)
-        return detail.fail(IGS_ERR_BAD_HEADER, "gaussian count %u exceeds the limit %u", n,
-                           kMaxGaussians);
+        return detail.fail(IGS_ERR_BAD_HEADER, "gaussian count %u exceeds the limit %u", n, kMaxGaussians);
     const uint32_t want_bits = n <= kMaxGaussians16BitIndex ? 16 : 32;
     if (index_bits != want_bits)
-        return detail.fail(IGS_ERR_BAD_HEADER, "index bits %u, but %u Gaussians require %u",
-                           index_bits, n, want_bits);
+        return detail.fail(IGS_ERR_BAD_HEADER, "index bits %u, but %u Gaussians require %u", index_bits, n,
+                           want_bits);
     const uint32_t tiles_x = (width + tile - 1) / tile, tiles_y = (height + tile - 1) / tile;
     const uint64_t want_tiles = static_cast<uint64_t>(tiles_x) * tiles_y;
     if (tile_count != want_tiles)
-        return detail.fail(IGS_ERR_BAD_HEADER,
-                           "tile count %u, but a %ux%u image in %u-texel tiles has %llu", tile_count,
-                           width, height, tile, ull(want_tiles));
+        return detail.fail(IGS_ERR_BAD_HEADER, "tile count %u, but a %ux%u image in %u-texel tiles has %llu",
+                           tile_count, width, height, tile, ull(want_tiles));
     if (index_count > kMaxIndexCount)
         return detail.fail(IGS_ERR_BAD_HEADER, "index count %u exceeds the limit %u", index_count,
                            kMaxIndexCount);
     const uint32_t want_wpg = (5 + channels + 1) / 2;
     if (wpg != want_wpg)
-        return detail.fail(IGS_ERR_BAD_HEADER, "words per gaussian %u, but %u channels need %u",
-                           wpg, channels, want_wpg);
+        return detail.fail(IGS_ERR_BAD_HEADER, "words per gaussian %u, but %u channels need %u", wpg,
+                           channels, want_wpg);
     if (flags != 0)
-        return detail.fail(IGS_ERR_BAD_HEADER, "flags 0x%04x: no flags are defined in version 1",
-                           flags);
+        return detail.fail(IGS_ERR_BAD_HEADER, "flags 0x%04x: no flags are defined in version 1", flags);
 
     // 5. Section lengths against the counts (metadata is free-form).
-    const uint64_t want_len[5] = {
-        kChannelEntrySize * channels, 0, 4ull * n * wpg, 4ull * (static_cast<uint64_t>(tile_count) + 1),
-        4ull * ((static_cast<uint64_t>(index_count) * index_bits + 31) / 32)};
+    const uint64_t want_len[5] = {kChannelEntrySize * channels, 0, 4ull * n * wpg,
+                                  4ull * (static_cast<uint64_t>(tile_count) + 1),
+                                  4ull * ((static_cast<uint64_t>(index_count) * index_bits + 31) / 32)};
     for (int s = 0; s < 5; ++s) {
         if (s == 1 || sec[s].length == want_len[s]) continue;
         return detail.fail(IGS_ERR_BAD_SECTION_SIZE,
                            "%s section is %llu bytes but the header's counts need %llu "
                            "(C=%u, N=%u, tiles=%u, M=%u)",
-                           kSectionNames[s], ull(sec[s].length), ull(want_len[s]), channels, n,
-                           tile_count, index_count);
+                           kSectionNames[s], ull(sec[s].length), ull(want_len[s]), channels, n, tile_count,
+                           index_count);
     }
 
     // 6. Channel table; each channel's colour step (FORMAT.md "Decoding", per channel).
@@ -119,30 +120,26 @@ igs_error parse_v1(const uint8_t* data, uint64_t size, igs_decoder& d, Detail& d
         if (ent[1] || ent[2] || ent[3])
             return detail.fail(IGS_ERR_BAD_CHANNEL_TABLE, "channel %u: reserved bytes are not zero", c);
         if (ent[0] >= kSemanticCodes)
-            return detail.fail(IGS_ERR_BAD_CHANNEL_TABLE, "channel %u: unknown semantic code %u", c,
-                               ent[0]);
+            return detail.fail(IGS_ERR_BAD_CHANNEL_TABLE, "channel %u: unknown semantic code %u", c, ent[0]);
         const float vlo = loadf(ent + 4), vhi = loadf(ent + 8), clo = loadf(ent + 12), chi = loadf(ent + 16);
         if (!(std::isfinite(vlo) && std::isfinite(vhi) && vhi >= vlo))
             return detail.fail(IGS_ERR_BAD_CHANNEL_TABLE,
-                               "channel %u: value range [%g, %g] must be finite with hi >= lo", c,
-                               vlo, vhi);
+                               "channel %u: value range [%g, %g] must be finite with hi >= lo", c, vlo, vhi);
         if (!(std::isfinite(clo) && std::isfinite(chi) && chi >= clo))
             return detail.fail(IGS_ERR_BAD_CHANNEL_TABLE,
-                               "channel %u: colour range [%g, %g] must be finite with hi >= lo", c,
-                               clo, chi);
+                               "channel %u: colour range [%g, %g] must be finite with hi >= lo", c, clo, chi);
         if (is_subnormal(clo) || is_subnormal(chi))
-            return detail.fail(IGS_ERR_BAD_CHANNEL_TABLE, "channel %u: colour range end %g is subnormal",
-                               c, is_subnormal(clo) ? clo : chi);
+            return detail.fail(IGS_ERR_BAD_CHANNEL_TABLE, "channel %u: colour range end %g is subnormal", c,
+                               is_subnormal(clo) ? clo : chi);
         const float span = chi - clo;
         const float step = span * K16;
         if (!std::isfinite(step))
             return detail.fail(IGS_ERR_BAD_CHANNEL_TABLE,
-                               "channel %u: colour range [%g, %g] is wider than float32 holds", c,
-                               clo, chi);
+                               "channel %u: colour range [%g, %g] is wider than float32 holds", c, clo, chi);
         if (step > 0.0f && step < FLT_MIN)
             return detail.fail(IGS_ERR_BAD_CHANNEL_TABLE,
-                               "channel %u: colour range [%g, %g] gives a subnormal decode step", c,
-                               clo, chi);
+                               "channel %u: colour range [%g, %g] gives a subnormal decode step", c, clo,
+                               chi);
         d.semantic[c] = ent[0];
         d.value_lo[c] = vlo;
         d.value_hi[c] = vhi;
@@ -181,8 +178,8 @@ igs_error parse_v1(const uint8_t* data, uint64_t size, igs_decoder& d, Detail& d
                            d.offsets[tile_count], index_count);
     for (uint32_t t = 0; t < tile_count; ++t)
         if (d.offsets[t + 1] < d.offsets[t])
-            return detail.fail(IGS_ERR_BAD_TILE_LIST, "tile offsets decrease at tile %u: %u then %u",
-                               t, d.offsets[t], d.offsets[t + 1]);
+            return detail.fail(IGS_ERR_BAD_TILE_LIST, "tile offsets decrease at tile %u: %u then %u", t,
+                               d.offsets[t], d.offsets[t + 1]);
 
     // 10. Tile indices. The offsets are now monotonic from 0 to M, so every list lies in [0, M).
     const uint8_t* ti = data + sec[4].offset;
@@ -193,16 +190,15 @@ igs_error parse_v1(const uint8_t* data, uint64_t size, igs_decoder& d, Detail& d
         const uint32_t v = index_bits == 16 ? load16(ti + 2 * j) : load32(ti + 4 * j);
         if (v >= n)
             return detail.fail(IGS_ERR_INDEX_OUT_OF_RANGE,
-                               "tile index entry %llu is %u but there are only %u Gaussians", ull(j),
-                               v, n);
+                               "tile index entry %llu is %u but there are only %u Gaussians", ull(j), v, n);
         d.indices[j] = static_cast<int32_t>(v);
     }
     for (uint32_t t = 0; t < tile_count; ++t)
         for (uint32_t j = d.offsets[t] + 1; j < d.offsets[t + 1]; ++j)
             if (d.indices[j] <= d.indices[j - 1])
                 return detail.fail(IGS_ERR_BAD_TILE_LIST,
-                                   "tile %u: list is not strictly ascending at entry %u (%d then %d)",
-                                   t, j, d.indices[j - 1], d.indices[j]);
+                                   "tile %u: list is not strictly ascending at entry %u (%d then %d)", t, j,
+                                   d.indices[j - 1], d.indices[j]);
 
     // Parameters, FORMAT.md "Decoding": one rounded f32 operation per statement, in its order.
     const float sx = static_cast<float>(width) * K16;

@@ -22,7 +22,9 @@ constexpr uint32_t kF32PiBits = 0x40490FDBu;
 const char* const kSectionNames[4] = {"channel table", "metadata", "records", "tile offsets"};
 
 // 2^e as an f32, built from its bits: exact for the normal exponents used here (-24 ..= -1).
-float pow2(int e) { return igs::bits_float(static_cast<uint32_t>(e + 127) << 23); }
+float pow2(int e) {
+    return igs::bits_float(static_cast<uint32_t>(e + 127) << 23);
+}
 
 uint32_t bit_length(uint32_t n) {
     uint32_t b = 0;
@@ -30,7 +32,9 @@ uint32_t bit_length(uint32_t n) {
     return b;
 }
 
-uint64_t words_for(uint64_t bits) { return (bits + 31) / 32; }
+uint64_t words_for(uint64_t bits) {
+    return (bits + 31) / 32;
+}
 
 // The record fields' widths (FORMAT-v2 "Fixed header" bytes 36..42 and the channel table).
 struct Layout {
@@ -58,8 +62,8 @@ igs_error parse_v2(const uint8_t* data, uint64_t size, igs_decoder& d, Detail& d
                            ull(kHeaderSize + kCrcSize), ull(size));
     if (std::memcmp(data, "IGSF", 4) != 0)
         return detail.fail(IGS_ERR_BAD_MAGIC,
-                           "not an .igs file: magic is %02x %02x %02x %02x, expected 49 47 53 46",
-                           data[0], data[1], data[2], data[3]);
+                           "not an .igs file: magic is %02x %02x %02x %02x, expected 49 47 53 46", data[0],
+                           data[1], data[2], data[3]);
     const uint16_t version = load16(data + 4);
     if (version != 2)
         return detail.fail(IGS_ERR_BAD_VERSION,
@@ -103,14 +107,12 @@ igs_error parse_v2(const uint8_t* data, uint64_t size, igs_decoder& d, Detail& d
     if (!(std::isfinite(eps) && eps > 0.0f))
         return detail.fail(IGS_ERR_BAD_HEADER, "epsilon %g must be finite and > 0", eps);
     if (n > kMaxGaussians)
-        return detail.fail(IGS_ERR_BAD_HEADER, "gaussian count %u exceeds the limit %u", n,
-                           kMaxGaussians);
+        return detail.fail(IGS_ERR_BAD_HEADER, "gaussian count %u exceeds the limit %u", n, kMaxGaussians);
     const uint32_t tiles_x = (width + tile - 1) / tile, tiles_y = (height + tile - 1) / tile;
     const uint64_t want_tiles = static_cast<uint64_t>(tiles_x) * tiles_y;
     if (tile_count != want_tiles)
-        return detail.fail(IGS_ERR_BAD_HEADER,
-                           "tile count %u, but a %ux%u image in %u-texel tiles has %llu", tile_count,
-                           width, height, tile, ull(want_tiles));
+        return detail.fail(IGS_ERR_BAD_HEADER, "tile count %u, but a %ux%u image in %u-texel tiles has %llu",
+                           tile_count, width, height, tile, ull(want_tiles));
     if (L.mean_bits < 1 || L.mean_bits > 24)
         return detail.fail(IGS_ERR_BAD_HEADER, "mean bits %u outside 1..24", L.mean_bits);
     if (L.theta_bits < 1 || L.theta_bits > 16)
@@ -122,12 +124,12 @@ igs_error parse_v2(const uint8_t* data, uint64_t size, igs_decoder& d, Detail& d
     const int top_exponent = L.exp_min + (1 << L.exp_bits) - 1;
     if (L.exp_min < -126 || top_exponent > 127)
         return detail.fail(IGS_ERR_BAD_HEADER,
-                           "scale exponent min %d gives exponents %d..%d, outside -126..127",
-                           L.exp_min, L.exp_min, top_exponent);
+                           "scale exponent min %d gives exponents %d..%d, outside -126..127", L.exp_min,
+                           L.exp_min, top_exponent);
     const uint32_t want_offset_bits = std::max(1u, bit_length(n));
     if (offset_bits != want_offset_bits)
-        return detail.fail(IGS_ERR_BAD_HEADER, "offset bits %u, but %u Gaussians need %u",
-                           offset_bits, n, want_offset_bits);
+        return detail.fail(IGS_ERR_BAD_HEADER, "offset bits %u, but %u Gaussians need %u", offset_bits, n,
+                           want_offset_bits);
     if (flags != 0)
         return detail.fail(IGS_ERR_BAD_HEADER, "flags 0x%x: no flags are defined in version 2", flags);
 
@@ -164,13 +166,12 @@ igs_error parse_v2(const uint8_t* data, uint64_t size, igs_decoder& d, Detail& d
     for (uint32_t c = 0; c < channels; ++c) {
         const uint8_t* ent = table + kChannelEntrySize * c;
         if (ent[0] >= kSemanticCodes)
-            return detail.fail(IGS_ERR_BAD_CHANNEL_TABLE, "channel %u: unknown semantic code %u", c,
-                               ent[0]);
+            return detail.fail(IGS_ERR_BAD_CHANNEL_TABLE, "channel %u: unknown semantic code %u", c, ent[0]);
         if (ent[2] || ent[3])
             return detail.fail(IGS_ERR_BAD_CHANNEL_TABLE, "channel %u: reserved bytes are not zero", c);
         if (L.colour_bits[c] < 1 || L.colour_bits[c] > 16)
-            return detail.fail(IGS_ERR_BAD_CHANNEL_TABLE, "channel %u: colour bits %u outside 1..16",
-                               c, L.colour_bits[c]);
+            return detail.fail(IGS_ERR_BAD_CHANNEL_TABLE, "channel %u: colour bits %u outside 1..16", c,
+                               L.colour_bits[c]);
         const float vlo = loadf(ent + 4), vhi = loadf(ent + 8);
         const float clo = loadf(ent + 12), cst = loadf(ent + 16);
         if (!(std::isfinite(vlo) && std::isfinite(vhi) && std::isfinite(clo) && std::isfinite(cst)))
@@ -180,16 +181,15 @@ igs_error parse_v2(const uint8_t* data, uint64_t size, igs_decoder& d, Detail& d
                                c, vlo, vhi, clo, cst);
         if (!(vhi >= vlo))
             return detail.fail(IGS_ERR_BAD_CHANNEL_TABLE,
-                               "channel %u: value range [%g, %g] must have value_hi >= value_lo", c,
-                               vlo, vhi);
+                               "channel %u: value range [%g, %g] must have value_hi >= value_lo", c, vlo,
+                               vhi);
         if (is_subnormal(clo) || is_subnormal(cst))
             return detail.fail(IGS_ERR_BAD_CHANNEL_TABLE,
                                "channel %u: colour_lo %g and colour_step %g must be zero or normal "
                                "(not subnormal)",
                                c, clo, cst);
         if (!(cst >= 0.0f))
-            return detail.fail(IGS_ERR_BAD_CHANNEL_TABLE, "channel %u: colour_step %g is negative", c,
-                               cst);
+            return detail.fail(IGS_ERR_BAD_CHANNEL_TABLE, "channel %u: colour_step %g is negative", c, cst);
         // Magnitudes of at least 2^-102 keep every decoded colour zero or normal (sums of such
         // values are multiples of 2^-125), and the largest code must decode to a finite f32.
         const float kTiny = std::ldexp(1.0f, -102);
@@ -250,26 +250,24 @@ igs_error parse_v2(const uint8_t* data, uint64_t size, igs_decoder& d, Detail& d
         const float am = std::min(G.ax, G.ay);
         if (!(static_cast<double>(am) * reach_texels > 3.0))
             return detail.fail(IGS_ERR_BAD_GAUSSIAN,
-                               "record %u: radius 3 / %.9g is not below reach * tile = %u texels",
-                               i, static_cast<double>(am), reach * tile);
+                               "record %u: radius 3 / %.9g is not below reach * tile = %u texels", i,
+                               static_cast<double>(am), reach * tile);
     }
 
     // 9. Tile offsets, then every record against its home tile's range.
     const BitStream offset_stream(data + sec[3].offset, sec[3].length / 4);
     std::vector<uint32_t> home(static_cast<size_t>(tile_count) + 1);
     for (uint64_t t = 0; t <= tile_count; ++t) home[t] = offset_stream.field(t * offset_bits, offset_bits);
-    if (home[0] != 0)
-        return detail.fail(IGS_ERR_BAD_TILE_LIST, "tile offsets start at %u, not 0", home[0]);
+    if (home[0] != 0) return detail.fail(IGS_ERR_BAD_TILE_LIST, "tile offsets start at %u, not 0", home[0]);
     if (home[tile_count] != n)
-        return detail.fail(IGS_ERR_BAD_TILE_LIST,
-                           "last tile offset is %u but the gaussian count is %u", home[tile_count], n);
+        return detail.fail(IGS_ERR_BAD_TILE_LIST, "last tile offset is %u but the gaussian count is %u",
+                           home[tile_count], n);
     for (uint32_t t = 0; t < tile_count; ++t)
         if (home[t + 1] < home[t])
-            return detail.fail(IGS_ERR_BAD_TILE_LIST, "tile offsets decrease at tile %u: %u then %u",
-                               t, home[t], home[t + 1]);
+            return detail.fail(IGS_ERR_BAD_TILE_LIST, "tile offsets decrease at tile %u: %u then %u", t,
+                               home[t], home[t + 1]);
     if (!offset_stream.tail_is_zero(offset_stream_bits))
-        return detail.fail(IGS_ERR_BAD_TILE_LIST,
-                           "tile offsets: unused bits of the last word are not zero");
+        return detail.fail(IGS_ERR_BAD_TILE_LIST, "tile offsets: unused bits of the last word are not zero");
     for (uint32_t t = 0; t < tile_count; ++t) {
         for (uint32_t i = home[t]; i < home[t + 1]; ++i) {
             // floor(m / T) = floor(m) / T (integer division) for m >= 0, exactly; m < W <= 16384.

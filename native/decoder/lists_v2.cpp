@@ -66,9 +66,8 @@ igs_error build_tile_lists(igs_decoder& d, const std::vector<uint32_t>& home, De
     d.indices.resize(static_cast<size_t>(total));
     // count becomes each tile's fill cursor.
     for (uint32_t t = 0; t < d.tile_count; ++t) count[t] = d.offsets[t];
-    for_each_listed(d, home, [&](uint32_t tile, uint32_t i) {
-        d.indices[count[tile]++] = static_cast<int32_t>(i);
-    });
+    for_each_listed(d, home,
+                    [&](uint32_t tile, uint32_t i) { d.indices[count[tile]++] = static_cast<int32_t>(i); });
     d.index_count = static_cast<uint32_t>(total);
     return IGS_SUCCESS;
 }

@@ -26,12 +26,12 @@ bool valid_utf8(const uint8_t* p, uint64_t n, uint64_t& bad_at) {
             len = 2;
         } else if (c >= 0xE0 && c <= 0xEF) {
             len = 3;
-            if (c == 0xE0) lo = 0xA0;       // overlong
-            if (c == 0xED) hi = 0x9F;       // UTF-16 surrogates
+            if (c == 0xE0) lo = 0xA0;  // overlong
+            if (c == 0xED) hi = 0x9F;  // UTF-16 surrogates
         } else if (c >= 0xF0 && c <= 0xF4) {
             len = 4;
-            if (c == 0xF0) lo = 0x90;       // overlong
-            if (c == 0xF4) hi = 0x8F;       // above U+10FFFF
+            if (c == 0xF0) lo = 0x90;  // overlong
+            if (c == 0xF4) hi = 0x8F;  // above U+10FFFF
         }
         bool ok = len != 0 && n - i >= static_cast<uint64_t>(len) && p[i + 1] >= lo && p[i + 1] <= hi;
         for (int b = 2; ok && b < len; ++b) ok = (p[i + b] & 0xC0) == 0x80;
@@ -199,8 +199,8 @@ igs_error check_metadata(const uint8_t* data, const Section& sec, igs_decoder& d
         return detail.fail(IGS_ERR_BAD_METADATA, "metadata is not valid UTF-8 (byte %llu)", ull(bad_at));
     Json json(meta, sec.length);
     if (!json.object())
-        return detail.fail(IGS_ERR_BAD_METADATA, "metadata is not valid JSON: %s at byte %llu",
-                           json.what(), ull(json.where()));
+        return detail.fail(IGS_ERR_BAD_METADATA, "metadata is not valid JSON: %s at byte %llu", json.what(),
+                           ull(json.where()));
     d.metadata.assign(reinterpret_cast<const char*>(meta), static_cast<size_t>(sec.length));
     return IGS_SUCCESS;
 }

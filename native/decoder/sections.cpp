@@ -9,7 +9,9 @@
 
 namespace igs_decoder_impl {
 
-bool is_subnormal(float v) { return v != 0.0f && std::fabs(v) < FLT_MIN; }
+bool is_subnormal(float v) {
+    return v != 0.0f && std::fabs(v) < FLT_MIN;
+}
 
 Detail::Detail(char* buf, size_t size) : buf_(buf), size_(size) {
     if (buf_ && size_) buf_[0] = '\0';
@@ -61,8 +63,8 @@ igs_error check_sections(const uint8_t* data, uint64_t size, uint64_t header_siz
                                ull(offset));
         if (offset < prev_end)
             return detail.fail(IGS_ERR_BAD_LAYOUT,
-                               "%s (bytes %llu..%llu) overlaps the %s, which ends at byte %llu",
-                               names[s], ull(offset), ull(end), prev_name, ull(prev_end));
+                               "%s (bytes %llu..%llu) overlaps the %s, which ends at byte %llu", names[s],
+                               ull(offset), ull(end), prev_name, ull(prev_end));
         if (offset > size)
             return detail.fail(IGS_ERR_TRUNCATED,
                                "truncated or corrupt: %s starts at byte %llu, beyond the end of "
@@ -78,8 +80,8 @@ igs_error check_sections(const uint8_t* data, uint64_t size, uint64_t header_siz
     }
     if (prev_end + kCrcSize != size)
         return detail.fail(IGS_ERR_BAD_LAYOUT,
-                           "buffer has %llu bytes but the sections and CRC end at byte %llu",
-                           ull(size), ull(prev_end + kCrcSize));
+                           "buffer has %llu bytes but the sections and CRC end at byte %llu", ull(size),
+                           ull(prev_end + kCrcSize));
     return IGS_SUCCESS;
 }
 
@@ -87,8 +89,8 @@ igs_error check_crc(const uint8_t* data, uint64_t size, Detail& detail) {
     const uint32_t stored = load32(data + size - kCrcSize);
     const uint32_t actual = crc32(data, size - kCrcSize);
     if (stored != actual)
-        return detail.fail(IGS_ERR_BAD_CRC, "CRC mismatch: stored %08x, computed %08x (file corrupt)",
-                           stored, actual);
+        return detail.fail(IGS_ERR_BAD_CRC, "CRC mismatch: stored %08x, computed %08x (file corrupt)", stored,
+                           actual);
     return IGS_SUCCESS;
 }
 

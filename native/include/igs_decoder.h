@@ -54,7 +54,7 @@ extern "C" {
 
 typedef enum igs_error {
     IGS_SUCCESS = 0,
-    IGS_ERR_BAD_ARGUMENT = 1,        /* a NULL pointer, a rect or point outside the image, ... */
+    IGS_ERR_BAD_ARGUMENT = 1, /* a NULL pointer, a rect or point outside the image, ... */
     IGS_ERR_OUT_OF_MEMORY = 2,
     IGS_ERR_TRUNCATED = 3,           /* the buffer ends before the header, a section or the CRC */
     IGS_ERR_BAD_MAGIC = 4,           /* not an .igs file */
@@ -89,37 +89,34 @@ typedef enum igs_semantic {
 
 /* Texture addressing for igs_sample_uv / igs_sample_footprint, as shaders/igs_sample.glsl does:
  * WRAP: p = frac(uv) * (W, H);  CLAMP: p = clamp(uv * (W, H), 0.5, (W, H) - 0.5). */
-typedef enum igs_address_mode {
-    IGS_ADDRESS_WRAP = 0,
-    IGS_ADDRESS_CLAMP = 1
-} igs_address_mode;
+typedef enum igs_address_mode { IGS_ADDRESS_WRAP = 0, IGS_ADDRESS_CLAMP = 1 } igs_address_mode;
 
 typedef struct igs_info {
-    uint32_t width, height;    /* texels */
-    uint32_t channel_count;    /* C, 1..16: every output texel is C floats */
-    uint32_t tile;             /* T */
-    uint32_t k;                /* K: Gaussians blended per texel */
-    uint32_t gaussian_count;   /* N */
+    uint32_t width, height;  /* texels */
+    uint32_t channel_count;  /* C, 1..16: every output texel is C floats */
+    uint32_t tile;           /* T */
+    uint32_t k;              /* K: Gaussians blended per texel */
+    uint32_t gaussian_count; /* N */
     uint32_t tile_count;
-    uint32_t index_count;      /* M: total tile-list entries (v2: of the lists built at creation) */
-    uint32_t index_bits;       /* 16 or 32; 0 for version 2 (it stores no tile index) */
-    float eps;                 /* the blend's epsilon */
-    uint8_t semantic[IGS_MAX_CHANNELS];  /* igs_semantic code of each channel */
-    float value_lo[IGS_MAX_CHANNELS];    /* real = value_lo + v * (value_hi - value_lo) */
+    uint32_t index_count;               /* M: total tile-list entries (v2: of the lists built at creation) */
+    uint32_t index_bits;                /* 16 or 32; 0 for version 2 (it stores no tile index) */
+    float eps;                          /* the blend's epsilon */
+    uint8_t semantic[IGS_MAX_CHANNELS]; /* igs_semantic code of each channel */
+    float value_lo[IGS_MAX_CHANNELS];   /* real = value_lo + v * (value_hi - value_lo) */
     float value_hi[IGS_MAX_CHANNELS];
-    const char* metadata;      /* the metadata JSON, NUL-terminated ("{}" when empty); owned by
-                                  the decoder, valid until igs_decoder_destroy */
-    size_t metadata_size;      /* bytes of metadata, without the NUL */
-    uint32_t version;          /* the file's format version, 1 or 2 */
-    uint32_t reach;            /* version 2: R, tiles a Gaussian reaches from its home tile; 0 in v1 */
+    const char* metadata; /* the metadata JSON, NUL-terminated ("{}" when empty); owned by
+                             the decoder, valid until igs_decoder_destroy */
+    size_t metadata_size; /* bytes of metadata, without the NUL */
+    uint32_t version;     /* the file's format version, 1 or 2 */
+    uint32_t reach;       /* version 2: R, tiles a Gaussian reaches from its home tile; 0 in v1 */
 } igs_info;
 
 /* Footprint sampling options; NULL means the shaders' defaults (all fields 0). */
 typedef struct igs_footprint_options {
-    uint32_t min_k;      /* keep max(K, min_k) Gaussians (capped at 32); 0: the file's K.
-                            The shaders' IGS_FOOTPRINT_MIN_K. */
-    uint32_t keep_peak;  /* 0: convolved Gaussians keep their mass (peak scaled down, default);
-                            1: keep peak 1. The shaders' IGS_FOOTPRINT_PEAK_SCALE = !keep_peak. */
+    uint32_t min_k;     /* keep max(K, min_k) Gaussians (capped at 32); 0: the file's K.
+                           The shaders' IGS_FOOTPRINT_MIN_K. */
+    uint32_t keep_peak; /* 0: convolved Gaussians keep their mass (peak scaled down, default);
+                           1: keep peak 1. The shaders' IGS_FOOTPRINT_PEAK_SCALE = !keep_peak. */
 } igs_footprint_options;
 
 typedef struct igs_decoder igs_decoder;
@@ -135,8 +132,8 @@ IGS_API igs_error igs_decoder_create(const void* data, size_t size, igs_decoder*
 
 /* The same; on failure also writes a one-line, NUL-terminated description naming the field,
  * section or entry at fault into detail (at most detail_size bytes; detail may be NULL). */
-IGS_API igs_error igs_decoder_create_detailed(const void* data, size_t size, igs_decoder** out,
-                                              char* detail, size_t detail_size);
+IGS_API igs_error igs_decoder_create_detailed(const void* data, size_t size, igs_decoder** out, char* detail,
+                                              size_t detail_size);
 
 /* Accepts NULL. */
 IGS_API void igs_decoder_destroy(igs_decoder* decoder);
@@ -168,29 +165,28 @@ IGS_API igs_error igs_sample_point(const igs_decoder* decoder, float px, float p
 
 /* Texture-style sampling at uv with the given addressing (the shaders' igsSample(uv, mode)).
  * uv must be finite. */
-IGS_API igs_error igs_sample_uv(const igs_decoder* decoder, float u, float v,
-                                igs_address_mode mode, float* out);
+IGS_API igs_error igs_sample_uv(const igs_decoder* decoder, float u, float v, igs_address_mode mode,
+                                float* out);
 
 /* Filtered sampling (DESIGN.md "Filtering beyond the paper"; the shaders' igsSampleGrad):
  * every Gaussian's covariance Sigma_i is replaced by Sigma_i + F, F = footprint covariance in
  * texels^2 as {Fxx, Fxy, Fyy}, symmetric positive semi-definite, Fxx and Fyy at most 1e18
  * (IGS_ERR_BAD_ARGUMENT otherwise). Build F with
  * igs_footprint_from_uv_derivatives or igs_footprint_for_mip_level. options may be NULL. */
-IGS_API igs_error igs_sample_footprint(const igs_decoder* decoder, float u, float v,
-                                       igs_address_mode mode, const float footprint[3],
-                                       const igs_footprint_options* options, float* out);
+IGS_API igs_error igs_sample_footprint(const igs_decoder* decoder, float u, float v, igs_address_mode mode,
+                                       const float footprint[3], const igs_footprint_options* options,
+                                       float* out);
 
 /* The same at a texel-space point (the shaders' igsSampleTexelFootprint). */
 IGS_API igs_error igs_sample_point_footprint(const igs_decoder* decoder, float px, float py,
-                                             const float footprint[3],
-                                             const igs_footprint_options* options, float* out);
+                                             const float footprint[3], const igs_footprint_options* options,
+                                             float* out);
 
 /* F = variance * (jx jx^T + jy jy^T) with jx = (dudx * W, dvdx * H), jy = (dudy * W, dvdy * H):
  * a screen pixel's footprint in texels, as the shaders' igsFootprint computes it. Pass
  * IGS_DEFAULT_FOOTPRINT_VARIANCE as variance unless you mean otherwise. */
-IGS_API igs_error igs_footprint_from_uv_derivatives(const igs_decoder* decoder, float dudx,
-                                                    float dvdx, float dudy, float dvdy,
-                                                    float variance, float out[3]);
+IGS_API igs_error igs_footprint_from_uv_derivatives(const igs_decoder* decoder, float dudx, float dvdx,
+                                                    float dudy, float dvdy, float variance, float out[3]);
 
 /* The footprint of one texel of mip level `level` (level 0 = base, 1 = half size, ...; fractional
  * levels allowed, -16 <= level <= 16): what igs_footprint_from_uv_derivatives gives for
@@ -200,8 +196,7 @@ IGS_API igs_error igs_footprint_for_mip_level(float level, float out[3]);
 
 /* Maps blended values to the channels' real units in place, FORMAT.md's three rounded steps:
  * real = value_lo + v * (value_hi - value_lo). values holds texel_count * C floats. */
-IGS_API igs_error igs_apply_value_range(const igs_decoder* decoder, float* values,
-                                        size_t texel_count);
+IGS_API igs_error igs_apply_value_range(const igs_decoder* decoder, float* values, size_t texel_count);
 
 #ifdef __cplusplus
 }

@@ -40,7 +40,8 @@ int main(int argc, char** argv) {
     igs_decoder* dec = NULL;
     char detail[256];
     igs_error e = igs_decoder_create(data, (size_t)size - 1, &dec);
-    if (e != IGS_ERR_TRUNCATED || dec != NULL) return fail("a buffer one byte short was not refused as truncated", e);
+    if (e != IGS_ERR_TRUNCATED || dec != NULL)
+        return fail("a buffer one byte short was not refused as truncated", e);
     e = igs_decoder_create_detailed(data, (size_t)size, &dec, detail, sizeof detail);
     if (e != IGS_SUCCESS) {
         fprintf(stderr, "decode_main: %s\n", detail);
@@ -71,7 +72,8 @@ int main(int argc, char** argv) {
     }
     uint32_t rw = info.width > 3 ? 3 : info.width, rh = info.height > 2 ? 2 : info.height;
     float rect[3 * 2 * IGS_MAX_CHANNELS];
-    e = igs_decode_rect(dec, info.width - rw, info.height - rh, rw, rh, rect, sizeof rect / sizeof rect[0], 1);
+    e = igs_decode_rect(dec, info.width - rw, info.height - rh, rw, rh, rect, sizeof rect / sizeof rect[0],
+                        1);
     if (e != IGS_SUCCESS) return fail("igs_decode_rect", e);
     for (uint32_t y = 0; y < rh; ++y) {
         const float* row = image + ((size_t)(info.height - rh + y) * info.width + info.width - rw) * C;

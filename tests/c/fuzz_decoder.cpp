@@ -31,8 +31,8 @@ int g_failures = 0;
 
 void check(bool ok, const char* what, uint64_t iteration) {
     if (ok) return;
-    std::fprintf(stderr, "fuzz_decoder: iteration %llu: %s\n",
-                 static_cast<unsigned long long>(iteration), what);
+    std::fprintf(stderr, "fuzz_decoder: iteration %llu: %s\n", static_cast<unsigned long long>(iteration),
+                 what);
     if (++g_failures > 20) std::exit(1);
 }
 
@@ -144,12 +144,14 @@ void exercise(const igs_decoder* d, Rng& rng, uint64_t it, bool full_image) {
               "igs_apply_value_range failed", it);
     }
     const uint32_t x0 = static_cast<uint32_t>(rng.below(W)), y0 = static_cast<uint32_t>(rng.below(H));
-    const uint32_t w = 1 + static_cast<uint32_t>(rng.below(W - x0)), h = 1 + static_cast<uint32_t>(rng.below(H - y0));
+    const uint32_t w = 1 + static_cast<uint32_t>(rng.below(W - x0)),
+                   h = 1 + static_cast<uint32_t>(rng.below(H - y0));
     std::unique_ptr<float[]> rect(new float[static_cast<size_t>(w) * h * C]);
     check(igs_decode_rect(d, x0, y0, w, h, rect.get(), static_cast<size_t>(w) * h * C, 2) == IGS_SUCCESS,
           "igs_decode_rect failed", it);
     check(igs_decode_rect(d, x0, y0, w, h, rect.get(), static_cast<size_t>(w) * h * C - 1, 1) ==
-              IGS_ERR_BAD_ARGUMENT, "short rect buffer accepted", it);
+              IGS_ERR_BAD_ARGUMENT,
+          "short rect buffer accepted", it);
     check(igs_decode_rect(d, x0, y0, W - x0 + 1, h, rect.get(), 0, 1) == IGS_ERR_BAD_ARGUMENT,
           "rect past the right edge accepted", it);
     std::unique_ptr<float[]> one(new float[C]);
@@ -163,7 +165,8 @@ void exercise(const igs_decoder* d, Rng& rng, uint64_t it, bool full_image) {
     }
     check(igs_decoder_gaussian(d, info.gaussian_count, params.get()) == IGS_ERR_BAD_ARGUMENT,
           "gaussian index N accepted", it);
-    const float edges[][2] = {{0, 0}, {static_cast<float>(W), static_cast<float>(H)},
+    const float edges[][2] = {{0, 0},
+                              {static_cast<float>(W), static_cast<float>(H)},
                               {rng.uniform(0, static_cast<float>(W)), rng.uniform(0, static_cast<float>(H))}};
     for (const auto& p : edges) {
         check(igs_sample_point(d, p[0], p[1], one.get()) == IGS_SUCCESS, "igs_sample_point failed", it);
@@ -174,14 +177,16 @@ void exercise(const igs_decoder* d, Rng& rng, uint64_t it, bool full_image) {
     const float uvs[][2] = {{rng.uniform(-3, 3), rng.uniform(-3, 3)}, {-1e-9f, 1.0f}, {1e30f, -1e30f}};
     for (const auto& uv : uvs) {
         for (int mode = 0; mode < 2; ++mode) {
-            check(igs_sample_uv(d, uv[0], uv[1], static_cast<igs_address_mode>(mode), one.get()) ==
-                      IGS_SUCCESS, "igs_sample_uv failed", it);
+            check(
+                igs_sample_uv(d, uv[0], uv[1], static_cast<igs_address_mode>(mode), one.get()) == IGS_SUCCESS,
+                "igs_sample_uv failed", it);
             float F[3];
             check(igs_footprint_from_uv_derivatives(d, rng.uniform(-0.1f, 0.1f), rng.uniform(-0.1f, 0.1f),
                                                     rng.uniform(-0.1f, 0.1f), rng.uniform(-0.1f, 0.1f),
                                                     IGS_DEFAULT_FOOTPRINT_VARIANCE, F) == IGS_SUCCESS,
                   "igs_footprint_from_uv_derivatives failed", it);
-            const igs_footprint_options opt{static_cast<uint32_t>(rng.below(40)), static_cast<uint32_t>(mode)};
+            const igs_footprint_options opt{static_cast<uint32_t>(rng.below(40)),
+                                            static_cast<uint32_t>(mode)};
             check(igs_sample_footprint(d, uv[0], uv[1], static_cast<igs_address_mode>(mode), F,
                                        mode ? &opt : nullptr, one.get()) == IGS_SUCCESS,
                   "igs_sample_footprint failed", it);
@@ -231,7 +236,8 @@ int main(int argc, char** argv) {
     exercise(d, rng, 0, true);
     igs_decoder_destroy(d);
     check(igs_decoder_create(nullptr, 10, &d) == IGS_ERR_BAD_ARGUMENT, "NULL data accepted", 0);
-    check(igs_decoder_create(base.data(), base.size(), nullptr) == IGS_ERR_BAD_ARGUMENT, "NULL out accepted", 0);
+    check(igs_decoder_create(base.data(), base.size(), nullptr) == IGS_ERR_BAD_ARGUMENT, "NULL out accepted",
+          0);
     check(igs_decoder_info(nullptr, nullptr) == IGS_ERR_BAD_ARGUMENT, "NULL decoder accepted", 0);
     igs_decoder_destroy(nullptr);
 
@@ -273,8 +279,9 @@ int main(int argc, char** argv) {
             case 2: {  // a section-table word to a random, nearby or extreme value
                 const size_t at = table_at + 4 * rng.below(table_words);
                 const uint32_t old = get32(b, at);
-                const uint32_t choices[] = {static_cast<uint32_t>(rng.next()), old + 16, old - 16, old + 4,
-                                            0, 0xFFFFFFF0u, static_cast<uint32_t>(b.size()), old * 2};
+                const uint32_t choices[] = {
+                    static_cast<uint32_t>(rng.next()), old + 16, old - 16, old + 4, 0, 0xFFFFFFF0u,
+                    static_cast<uint32_t>(b.size()),   old * 2};
                 put32(b, at, choices[rng.below(8)]);
                 refresh_crc(b);
                 break;
@@ -289,11 +296,12 @@ int main(int argc, char** argv) {
                 b[header_end + rng.below(b.size() - 4 - header_end)] ^= 1 + rng.below(255);
                 expect = IGS_ERR_BAD_CRC;
                 break;
-            case 5:  // a tile offset to a random or nearby value
+            case 5:        // a tile offset to a random or nearby value
                 if (v2) {  // offsets out of order: an entry changed, or two entries swapped
                     const uint32_t w = L.offset_bits;
                     const uint64_t t = rng.below(L.tiles + 1), u = rng.below(L.tiles + 1);
-                    const uint32_t a = get_field(b, L.offsets, t * w, w), c = get_field(b, L.offsets, u * w, w);
+                    const uint32_t a = get_field(b, L.offsets, t * w, w),
+                                   c = get_field(b, L.offsets, u * w, w);
                     const uint32_t mask = w == 32 ? 0xFFFFFFFFu : (1u << w) - 1;
                     if (rng.below(2)) {
                         put_field(b, L.offsets, t * w, w, c);
@@ -305,11 +313,13 @@ int main(int argc, char** argv) {
                     ++v2_semantic;
                 } else if (offsets_len >= 4) {
                     const size_t at = offsets_off + 4 * rng.below(offsets_len / 4);
-                    put32(b, at, rng.below(2) ? static_cast<uint32_t>(rng.next()) : get32(b, at) + 1 - 2 * rng.below(2));
+                    put32(b, at,
+                          rng.below(2) ? static_cast<uint32_t>(rng.next())
+                                       : get32(b, at) + 1 - 2 * rng.below(2));
                 }
                 refresh_crc(b);
                 break;
-            case 6:  // a tile index or Gaussian word to a random value
+            case 6:               // a tile index or Gaussian word to a random value
                 if (v2 && L.n) {  // a record's mean redrawn, or an inverse scale lowered
                     const uint64_t rec = rng.below(L.n) * L.record_bits;
                     const uint32_t P = L.mean_bits, S = L.scale_bits;
@@ -325,14 +335,15 @@ int main(int argc, char** argv) {
                             break;
                         }
                         default:  // any field of any record to a random value
-                            put_field(b, L.records, rng.below(static_cast<uint64_t>(L.n) * L.record_bits - 7), 8,
-                                      static_cast<uint32_t>(rng.next()));
+                            put_field(b, L.records, rng.below(static_cast<uint64_t>(L.n) * L.record_bits - 7),
+                                      8, static_cast<uint32_t>(rng.next()));
                     }
                     ++v2_semantic;
                 } else if (index_len >= 4 && rng.below(2)) {
                     put32(b, index_off + 4 * rng.below(index_len / 4), static_cast<uint32_t>(rng.next()));
                 } else if (offsets_off > gauss_off + 4) {
-                    put32(b, gauss_off + 4 * rng.below((offsets_off - gauss_off) / 4), static_cast<uint32_t>(rng.next()));
+                    put32(b, gauss_off + 4 * rng.below((offsets_off - gauss_off) / 4),
+                          static_cast<uint32_t>(rng.next()));
                 }
                 refresh_crc(b);
                 break;
@@ -351,7 +362,8 @@ int main(int argc, char** argv) {
         if (expect >= 0) check(e == expect, "mutation with a known answer got another code", it);
         if (e != IGS_SUCCESS) {
             check(m == nullptr, "refused but *out is not NULL", it);
-            check(detail[0] != '\0' && std::strchr(detail, '\n') == nullptr, "detail empty or multi-line", it);
+            check(detail[0] != '\0' && std::strchr(detail, '\n') == nullptr, "detail empty or multi-line",
+                  it);
             check(std::strncmp(igs_error_string(e), "IGS_ERR_", 8) == 0, "error string", it);
             continue;
         }
@@ -361,7 +373,9 @@ int main(int argc, char** argv) {
     }
 
     std::printf("version %d | iterations %llu", v2 ? 2 : 1, static_cast<unsigned long long>(iterations));
-    if (v2) std::printf(" | offset and record-field mutations %llu", static_cast<unsigned long long>(v2_semantic));
+    if (v2)
+        std::printf(" | offset and record-field mutations %llu",
+                    static_cast<unsigned long long>(v2_semantic));
     for (const auto& kv : outcomes)
         std::printf(" | %s: %llu", igs_error_string(static_cast<igs_error>(kv.first)),
                     static_cast<unsigned long long>(kv.second));

@@ -58,8 +58,8 @@ struct Run {
 };
 
 Run run(const Config& c, const std::vector<float>& means, const std::vector<float>& theta,
-        const std::vector<float>& inv, const std::vector<float>& colour,
-        const std::vector<float>& grad_out, bool fast, int id) {
+        const std::vector<float>& inv, const std::vector<float>& colour, const std::vector<float>& grad_out,
+        bool fast, int id) {
     using namespace igs::cpu;
     const igs::TileGrid grid = igs::make_tile_grid(c.height, c.width, c.tile);
     const size_t tiles = static_cast<size_t>(grid.tiles_x) * grid.tiles_y;
@@ -107,8 +107,7 @@ Run run(const Config& c, const std::vector<float>& means, const std::vector<floa
 }
 
 bool same_bytes(const Run& a, const Run& b) {
-    return a.image == b.image && a.masks == b.masks && a.topk == b.topk &&
-           a.grads.size() == b.grads.size() &&
+    return a.image == b.image && a.masks == b.masks && a.topk == b.topk && a.grads.size() == b.grads.size() &&
            (a.grads.empty() || std::memcmp(a.grads.data(), b.grads.data(), a.grads.size() * 4) == 0);
 }
 
@@ -119,9 +118,8 @@ int main() {
     // Tiles 7/13/16 (fast path), 80 (> kMaxFastTile: simple path even when fast is asked for);
     // K 1, 4, 10, 16, 32 (every top-K helper); sizes off the tile grid; an empty set.
     std::vector<Config> configs = {
-        {37, 29, 16, 10, 3, 60}, {48, 64, 16, 32, 9, 150}, {20, 70, 7, 1, 1, 40},
-        {33, 33, 13, 4, 16, 90}, {90, 100, 80, 10, 2, 70}, {24, 24, 16, 16, 5, 120},
-        {17, 19, 16, 10, 2, 0},  {1, 1, 16, 3, 1, 5},
+        {37, 29, 16, 10, 3, 60},  {48, 64, 16, 32, 9, 150}, {20, 70, 7, 1, 1, 40},  {33, 33, 13, 4, 16, 90},
+        {90, 100, 80, 10, 2, 70}, {24, 24, 16, 16, 5, 120}, {17, 19, 16, 10, 2, 0}, {1, 1, 16, 3, 1, 5},
     };
     std::mt19937 gen(1234);
     // Plus a random sweep, tile sizes at the edges of the lane layout (1, 8, 9, 64, 65).
@@ -162,7 +160,8 @@ int main() {
         const Run simple = run(c, means, theta, inv, colour, grad_out, false, id);
         check(fast.topk == simple.topk, "fast and simple paths selected differently", id);
         float worst = 0.0f;
-        for (size_t i = 0; i < fast.image.size(); ++i) worst = std::fmax(worst, std::fabs(fast.image[i] - simple.image[i]));
+        for (size_t i = 0; i < fast.image.size(); ++i)
+            worst = std::fmax(worst, std::fabs(fast.image[i] - simple.image[i]));
         check(worst <= 1e-6f, "fast and simple images differ by more than 1e-6", id);
         set_simd("baseline");
         check(same_bytes(run(c, means, theta, inv, colour, grad_out, true, id), fast),

@@ -7,6 +7,7 @@ Tolerances: images to 1e-5 absolute, gradients to 1e-4 of each tensor's largest 
 Skipped with the reason when CUDA is unavailable; IGS_REQUIRE_CUDA=1 (set by
 tests/gpu/run_device_checks.sh) turns that skip into a failure.
 """
+
 from __future__ import annotations
 
 import os
@@ -73,18 +74,20 @@ def random_params(n, C, height, width, seed, scale=(1.5, 6.0), margin=4.0) -> Ga
 
 
 def leaves_of(p: GaussianParams, device="cpu", dtype=None) -> GaussianParams:
-    return GaussianParams(*(getattr(p, f).detach().to(device=device, dtype=dtype or getattr(p, f).dtype)
-                            .clone().requires_grad_(True) for f in FIELDS))
+    return GaussianParams(
+        *(
+            getattr(p, f).detach().to(device=device, dtype=dtype or getattr(p, f).dtype).clone().requires_grad_(True)
+            for f in FIELDS
+        )
+    )
 
 
-def render_and_grads(renderer, p: GaussianParams, grad_out: torch.Tensor, H, W, device="cpu",
-                     dtype=None, **kw):
+def render_and_grads(renderer, p: GaussianParams, grad_out: torch.Tensor, H, W, device="cpu", dtype=None, **kw):
     """-> image (float64 numpy), [grad per field] (float64 numpy)."""
     leaves = leaves_of(p, device, dtype)
     img = renderer.render(leaves, H, W, **kw)
     (img * grad_out.to(device=img.device, dtype=img.dtype)).sum().backward()
-    return (img.detach().double().cpu().numpy(),
-            [getattr(leaves, f).grad.double().cpu().numpy() for f in FIELDS])
+    return (img.detach().double().cpu().numpy(), [getattr(leaves, f).grad.double().cpu().numpy() for f in FIELDS])
 
 
 def reference(p, grad_out, H, W, **kw):
@@ -124,13 +127,13 @@ def test_tile_lists_equal_python(seed):
     g = torch.Generator().manual_seed(seed)
     H, W, T = [(37, 50, 16), (64, 64, 16), (33, 47, 8), (100, 17, 16), (16, 16, 16), (5, 3, 4)][seed]
     n = 300
-    means = (torch.rand(n, 2, generator=g) * torch.tensor([W * 1.6, H * 1.6]) - torch.tensor([W * .3, H * .3]))
+    means = torch.rand(n, 2, generator=g) * torch.tensor([W * 1.6, H * 1.6]) - torch.tensor([W * 0.3, H * 0.3])
     inv = 1.0 / (0.2 + 30 * torch.rand(n, 2, generator=g) ** 3)
-    means[0] = torch.tensor([float(T), float(T)])      # on a tile corner
+    means[0] = torch.tensor([float(T), float(T)])  # on a tile corner
     means[1] = torch.tensor([float(T) - 3.0, 2.0])
-    inv[1] = torch.tensor([1.0, 1.0])                   # r = 3: touches x = T exactly
+    inv[1] = torch.tensor([1.0, 1.0])  # r = 3: touches x = T exactly
     means[2] = torch.tensor([float("nan"), 1.0])
-    inv[3] = torch.tensor([0.0, 1.0])                   # infinite radius: listed nowhere
+    inv[3] = torch.tensor([0.0, 1.0])  # infinite radius: listed nowhere
     inv[4] = torch.tensor([float("inf"), 0.5])
     inv[5] = torch.tensor([1e-30, 1e-30])
     means, inv = means.float(), inv.float()
@@ -157,8 +160,13 @@ def test_tile_lists_large():
 def load_golden(path):
     z = np.load(path)
     p = GaussianParams(*(torch.from_numpy(z[f]) for f in FIELDS))
-    shape = {"height": int(z["height"]), "width": int(z["width"]), "tile": int(z["tile"]),
-             "k": int(z["k"]), "eps": float(z["eps"])}
+    shape = {
+        "height": int(z["height"]),
+        "width": int(z["width"]),
+        "tile": int(z["tile"]),
+        "k": int(z["k"]),
+        "eps": float(z["eps"]),
+    }
     return z, p, shape
 
 
@@ -172,8 +180,9 @@ def test_golden(path):
     out = igs_cuda.CudaRenderer().render(p, **shape)  # float64 CPU params: converted inside
     assert out.dtype == torch.float32 and out.device.type == "cpu"
     np.testing.assert_allclose(out.numpy(), z["expected"], rtol=0, atol=1e-5)
-    off, idx = igs_cuda.bin_tiles(p.means.to(DEVICE), p.inv_scale.to(DEVICE), shape["height"],
-                                  shape["width"], shape["tile"])
+    off, idx = igs_cuda.bin_tiles(
+        p.means.to(DEVICE), p.inv_scale.to(DEVICE), shape["height"], shape["width"], shape["tile"]
+    )
     np.testing.assert_array_equal(off.cpu().numpy(), z["tile_offsets"])
     np.testing.assert_array_equal(idx.cpu().numpy(), z["tile_indices"])
 
@@ -291,8 +300,9 @@ def test_large_against_native():
 
 
 def _walnut_dir() -> Path:
-    d = next((root / "walnut_wood" for root in MATERIAL_DIRS
-              if (root / "walnut_wood" / "basecolor.png").exists()), None)
+    d = next(
+        (root / "walnut_wood" for root in MATERIAL_DIRS if (root / "walnut_wood" / "basecolor.png").exists()), None
+    )
     if d is None:
         pytest.skip(f"walnut_wood not found under {MATERIAL_DIRS}")
     return d
@@ -329,6 +339,7 @@ def test_bake_on_device_decodes_on_cpu(tmp_path):
 
     from igs_tex.material import load_material
     from igs_tex.render.decode import decode_igs
+
     src = _walnut_dir()
     box = (300, 200, 348, 248)
     igs, data = bake_crop(src, tmp_path / "cuda", box, gaussians=80, steps=60, backend="cuda")

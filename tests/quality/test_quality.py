@@ -10,6 +10,7 @@ small fixed settings and compare PSNR per channel group with tests/quality/refer
 Bakes are deterministic for a given build and machine; the tolerance absorbs the small
 differences between CPUs (vector widths) and between the native and torch backends.
 """
+
 from __future__ import annotations
 
 import csv
@@ -66,8 +67,14 @@ def _read_reference() -> dict[tuple[str, str], dict]:
 def _write_reference(material: str, metrics: dict, backend: str) -> None:
     rows = {k: v for k, v in _read_reference().items() if k[0] != material}
     for group, m in metrics.items():
-        rows[(material, group)] = {"material": material, "group": group, "psnr_db": _num(m["psnr"]),
-                                   "ssim": f"{m['ssim']:.5f}", **_settings(), "backend": backend}
+        rows[(material, group)] = {
+            "material": material,
+            "group": group,
+            "psnr_db": _num(m["psnr"]),
+            "ssim": f"{m['ssim']:.5f}",
+            **_settings(),
+            "backend": backend,
+        }
     order = {name: i for i, name in enumerate(MATERIALS)}
     with REFERENCE.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=FIELDS, lineterminator="\n")
@@ -88,6 +95,7 @@ def bakes(tmp_path_factory):
         if material not in cache:
             cache[material] = _bake(material, tmp_path_factory.mktemp(material))
         return cache[material]
+
     return get
 
 
@@ -109,10 +117,10 @@ def test_psnr_per_group_matches_reference(material, bakes, update):
     assert ref, f"{REFERENCE} has no rows for {material}; run IGS_UPDATE_QUALITY=1 pytest tests/quality"
     some = next(iter(ref.values()))
     stale = {k: (some[k], v) for k, v in _settings().items() if some[k] != v}
-    assert not stale, (f"{REFERENCE} was made with other settings {stale} (csv, test); "
-                       "rerun with IGS_UPDATE_QUALITY=1")
-    assert set(ref) == set(metrics), (f"{material}: groups {sorted(metrics)} vs reference {sorted(ref)}; "
-                                      "rerun with IGS_UPDATE_QUALITY=1")
+    assert not stale, f"{REFERENCE} was made with other settings {stale} (csv, test); rerun with IGS_UPDATE_QUALITY=1"
+    assert set(ref) == set(metrics), (
+        f"{material}: groups {sorted(metrics)} vs reference {sorted(ref)}; rerun with IGS_UPDATE_QUALITY=1"
+    )
 
     drops, gains = [], []
     for group, m in metrics.items():
@@ -126,9 +134,10 @@ def test_psnr_per_group_matches_reference(material, bakes, update):
         elif delta > TOLERANCE_DB:
             gains.append(line)
     if gains:
-        note = ("quality improved by more than %.1f dB; update the reference with "
-                "IGS_UPDATE_QUALITY=1 pytest tests/quality:\n  " % TOLERANCE_DB) + "\n  ".join(gains)
+        note = (
+            "quality improved by more than %.1f dB; update the reference with "
+            "IGS_UPDATE_QUALITY=1 pytest tests/quality:\n  " % TOLERANCE_DB
+        ) + "\n  ".join(gains)
         print("\n" + note)
-        warnings.warn(note, QualityImproved)
-    assert not drops, (f"PSNR dropped by more than {TOLERANCE_DB} dB (backend {backend}):\n  "
-                       + "\n  ".join(drops))
+        warnings.warn(note, QualityImproved, stacklevel=1)
+    assert not drops, f"PSNR dropped by more than {TOLERANCE_DB} dB (backend {backend}):\n  " + "\n  ".join(drops)

@@ -81,7 +81,9 @@ int g_last_error = cudaSuccess;
 char g_failure[512] = "unspecified launch failure";
 std::vector<char*> g_stacks;
 
-Fiber& me() { return g_block.fibers[g_block.current]; }
+Fiber& me() {
+    return g_block.fibers[g_block.current];
+}
 
 // AddressSanitizer (tests/test_cuda_emulated.py builds the emulator with it) must be told of
 // every switch between the scheduler's stack and a fiber's, or it takes the jumps for stack
@@ -95,8 +97,7 @@ void asan_to_fiber(Fiber& f) {
     __sanitizer_start_switch_fiber(&g_scheduler_fake_stack, f.stack, kStackBytes);
 }
 void asan_in_fiber(Fiber& f) {
-    __sanitizer_finish_switch_fiber(f.asan_fake_stack, &g_scheduler_stack,
-                                    &g_scheduler_stack_bytes);
+    __sanitizer_finish_switch_fiber(f.asan_fake_stack, &g_scheduler_stack, &g_scheduler_stack_bytes);
 }
 void asan_to_scheduler(Fiber& f, bool for_good) {
     __sanitizer_start_switch_fiber(for_good ? nullptr : &f.asan_fake_stack, g_scheduler_stack,
@@ -149,8 +150,7 @@ void fiber_main() {
     ++w.exited;
     if (w.arrived > 0)
         fail("returned while %u lanes of its warp wait at a full-mask warp operation", w.arrived);
-    if (g_block.at_barrier > 0)
-        fail("returned while %u threads wait at __syncthreads", g_block.at_barrier);
+    if (g_block.at_barrier > 0) fail("returned while %u threads wait at __syncthreads", g_block.at_barrier);
     asan_to_scheduler(f, true);
     _longjmp(g_block.scheduler, 1);  // never return: uc_link would resume a stale context
 }
@@ -166,8 +166,8 @@ void deadlock(const char* format, ...) {
 char* stack_for(unsigned i) {
     while (g_stacks.size() <= i) {
         const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-        void* p = mmap(nullptr, kStackBytes + page, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        void* p =
+            mmap(nullptr, kStackBytes + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) return nullptr;
         mprotect(p, page, PROT_NONE);
         g_stacks.push_back(static_cast<char*>(p) + page);
@@ -177,9 +177,12 @@ char* stack_for(unsigned i) {
 
 const char* wait_name(Wait w) {
     switch (w) {
-        case Wait::Barrier: return "__syncthreads";
-        case Wait::Warp: return "a warp operation";
-        default: return "nothing";
+        case Wait::Barrier:
+            return "__syncthreads";
+        case Wait::Warp:
+            return "a warp operation";
+        default:
+            return "nothing";
     }
 }
 
@@ -233,9 +236,10 @@ bool run_block(unsigned threads) {
             unsigned first = 0;
             while (b.fibers[first].wait == Wait::Done) ++first;
             b.current = first;
-            deadlock("deadlock: %u threads still wait (this one at %s, %u at __syncthreads, %u "
-                     "returned)", b.live, wait_name(b.fibers[first].wait), b.at_barrier,
-                     threads - b.live);
+            deadlock(
+                "deadlock: %u threads still wait (this one at %s, %u at __syncthreads, %u "
+                "returned)",
+                b.live, wait_name(b.fibers[first].wait), b.at_barrier, threads - b.live);
             return false;
         }
     }
@@ -247,13 +251,10 @@ bool run_block(unsigned threads) {
 WarpState& warp_arrive(unsigned mask, WarpOp op, unsigned delta) {
     Fiber& f = me();
     WarpState& w = g_block.warps[f.index / 32];
-    if (mask != kFullMask)
-        fail("warp operation with mask %#x: the emulator models full masks only", mask);
+    if (mask != kFullMask) fail("warp operation with mask %#x: the emulator models full masks only", mask);
     if (w.lanes != 32)
-        fail("full-mask warp operation in a warp of %u threads (block size not a multiple of 32)",
-             w.lanes);
-    if (w.exited > 0)
-        fail("full-mask warp operation after %u lanes of the warp returned", w.exited);
+        fail("full-mask warp operation in a warp of %u threads (block size not a multiple of 32)", w.lanes);
+    if (w.exited > 0) fail("full-mask warp operation after %u lanes of the warp returned", w.exited);
     if (w.arrived == 0) {
         w.op = op;
         w.delta = delta;
@@ -279,24 +280,31 @@ void warp_wait_or_release(WarpState& w) {
         }
         case WarpOp::ShflFloat:
             // Lanes whose source lane is past the warp keep their own value, as in CUDA.
-            for (unsigned l = 0; l < 32; ++l)
-                w.f_out[l] = l + w.delta < 32 ? w.f_in[l + w.delta] : w.f_in[l];
+            for (unsigned l = 0; l < 32; ++l) w.f_out[l] = l + w.delta < 32 ? w.f_in[l + w.delta] : w.f_in[l];
             break;
         case WarpOp::ShflInt:
-            for (unsigned l = 0; l < 32; ++l)
-                w.i_out[l] = l + w.delta < 32 ? w.i_in[l + w.delta] : w.i_in[l];
+            for (unsigned l = 0; l < 32; ++l) w.i_out[l] = l + w.delta < 32 ? w.i_in[l + w.delta] : w.i_in[l];
             break;
-        case WarpOp::None: break;
+        case WarpOp::None:
+            break;
     }
     w.arrived = 0;
     const unsigned first = f.index / 32 * 32;
     for (unsigned l = 0; l < 32; ++l) g_block.fibers[first + l].wait = Wait::Running;
 }
 
-float* inputs(WarpState& w, float) { return w.f_in; }
-int* inputs(WarpState& w, int) { return w.i_in; }
-const float* outputs(const WarpState& w, float) { return w.f_out; }
-const int* outputs(const WarpState& w, int) { return w.i_out; }
+float* inputs(WarpState& w, float) {
+    return w.f_in;
+}
+int* inputs(WarpState& w, int) {
+    return w.i_in;
+}
+const float* outputs(const WarpState& w, float) {
+    return w.f_out;
+}
+const int* outputs(const WarpState& w, int) {
+    return w.i_out;
+}
 
 template <class T>
 T warp_exchange(unsigned mask, WarpOp op, unsigned delta, T value) {
@@ -375,10 +383,14 @@ cudaError_t cudaGetLastError() {
 
 const char* cudaGetErrorString(cudaError_t error) {
     switch (error) {
-        case cudaSuccess: return "no error";
-        case cudaErrorInvalidValue: return "invalid argument";
-        case cudaErrorInvalidConfiguration: return "invalid configuration argument";
-        case cudaErrorLaunchFailure: return igs_emu::g_failure;
+        case cudaSuccess:
+            return "no error";
+        case cudaErrorInvalidValue:
+            return "invalid argument";
+        case cudaErrorInvalidConfiguration:
+            return "invalid configuration argument";
+        case cudaErrorLaunchFailure:
+            return igs_emu::g_failure;
     }
     return "unrecognized error code";
 }
@@ -388,4 +400,6 @@ cudaError_t cudaGetDeviceCount(int* count) {
     return cudaSuccess;
 }
 
-cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : cudaErrorInvalidValue; }
+cudaError_t cudaSetDevice(int device) {
+    return device == 0 ? cudaSuccess : cudaErrorInvalidValue;
+}

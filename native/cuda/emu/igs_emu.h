@@ -86,8 +86,12 @@ Launch<P...> launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t shared) 
 #define blockDim (::igs_emu::block_dim)
 #define gridDim (::igs_emu::grid_dim)
 
-inline void __syncthreads() { igs_emu::sync_threads(); }
-inline int __any_sync(unsigned mask, int predicate) { return igs_emu::any_sync(mask, predicate); }
+inline void __syncthreads() {
+    igs_emu::sync_threads();
+}
+inline int __any_sync(unsigned mask, int predicate) {
+    return igs_emu::any_sync(mask, predicate);
+}
 template <class T>
 inline T __shfl_down_sync(unsigned mask, T value, unsigned delta, int width = 32) {
     (void)width;  // the kernels only shuffle across whole warps
@@ -100,4 +104,6 @@ inline float atomicAdd(float* address, float value) {
     *address = old + value;
     return old;
 }
-inline int min(int a, int b) { return a < b ? a : b; }
+inline int min(int a, int b) {
+    return a < b ? a : b;
+}

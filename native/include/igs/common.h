@@ -42,6 +42,8 @@ IGS_HD inline float bits_float(uint32_t u) {
 
 // x - x is 0 only for finite x (inf - inf and NaN - NaN are NaN). Written this way because
 // std::isfinite is not callable from device code and this compiles to two instructions.
-IGS_HD inline bool is_finite(double x) { return x - x == 0.0; }
+IGS_HD inline bool is_finite(double x) {
+    return x - x == 0.0;
+}
 
 }  // namespace igs

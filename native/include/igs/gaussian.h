@@ -20,7 +20,9 @@ struct Gaussian {
 };
 
 // Texel centre of integer texel coordinate x: the contract samples at +0.5, never the corner.
-IGS_HD inline float texel_centre(int x) { return static_cast<float>(x) + 0.5f; }
+IGS_HD inline float texel_centre(int x) {
+    return static_cast<float>(x) + 0.5f;
+}
 
 // Below exp(-87) the result is flushed to 0: it keeps every G a normal float (denormals cost a
 // microcode assist per operation on x86), and such a G changes neither the image nor any
@@ -118,6 +120,8 @@ IGS_HD inline GeomGrad moments_to_grad(const Gaussian& g, const GeomMoments& m) 
 }
 
 // dL/dq of one texel from dL/dG: G = exp(-q) so dG/dq = -G.
-IGS_HD inline float grad_exponent(float G, float dLdG) { return -G * dLdG; }
+IGS_HD inline float grad_exponent(float G, float dLdG) {
+    return -G * dLdG;
+}
 
 }  // namespace igs

@@ -32,9 +32,12 @@ IGS_HD inline double tile_radius(double ax, double ay) {
     const double fx = ax < 0 ? -ax : ax;
     const double fy = ay < 0 ? -ay : ay;
     double m;
-    if (fx != fx) m = fx;
-    else if (fy != fy) m = fy;
-    else m = fy < fx ? fy : fx;
+    if (fx != fx)
+        m = fx;
+    else if (fy != fy)
+        m = fy;
+    else
+        m = fy < fx ? fy : fx;
     return 3.0 / m;
 }
 
@@ -54,8 +57,8 @@ IGS_HD inline int tile_coord(double c, int tile, int n) {
 
 // Candidate tile range of a Gaussian; returns false when it is listed nowhere (non-finite
 // mean or radius, as tiles.build_tile_lists skips those).
-IGS_HD inline bool tile_candidates(const TileGrid& grid, double mx, double my, double r,
-                                   int& x_lo, int& x_hi, int& y_lo, int& y_hi) {
+IGS_HD inline bool tile_candidates(const TileGrid& grid, double mx, double my, double r, int& x_lo, int& x_hi,
+                                   int& y_lo, int& y_hi) {
     if (!(is_finite(r) && is_finite(mx) && is_finite(my))) return false;
     if (grid.tiles_x <= 0 || grid.tiles_y <= 0) return false;  // empty image
     x_lo = tile_coord(mx - r, grid.tile, grid.tiles_x);
@@ -66,8 +69,7 @@ IGS_HD inline bool tile_candidates(const TileGrid& grid, double mx, double my, d
 }
 
 // Closest-point test of the circle against tile (cx, cy), the last row/column cut at the edge.
-IGS_HD inline bool circle_meets_tile(const TileGrid& grid, double mx, double my, double r,
-                                     int cx, int cy) {
+IGS_HD inline bool circle_meets_tile(const TileGrid& grid, double mx, double my, double r, int cx, int cy) {
     const double x0 = static_cast<double>(cx) * grid.tile;
     const double y0 = static_cast<double>(cy) * grid.tile;
     double x1 = x0 + grid.tile;
@@ -84,8 +86,8 @@ IGS_HD inline bool circle_meets_tile(const TileGrid& grid, double mx, double my,
 // Calls visit(tile_index) for every tile that lists this Gaussian, in row-major tile order.
 // Used twice by a binning pass: once to count, once to fill.
 template <class Visit>
-IGS_HD inline void for_each_tile_of(const TileGrid& grid, float mxf, float myf, float axf,
-                                    float ayf, Visit&& visit) {
+IGS_HD inline void for_each_tile_of(const TileGrid& grid, float mxf, float myf, float axf, float ayf,
+                                    Visit&& visit) {
     const double mx = mxf, my = myf;
     const double r = tile_radius(axf, ayf);
     int x_lo, x_hi, y_lo, y_hi;

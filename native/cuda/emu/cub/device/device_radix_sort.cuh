@@ -12,10 +12,9 @@ namespace cub {
 
 struct DeviceRadixSort {
     template <class K, class V>
-    static cudaError_t SortPairs(void* temp_storage, size_t& temp_bytes, const K* keys_in,
-                                 K* keys_out, const V* values_in, V* values_out, int count,
-                                 int begin_bit = 0, int end_bit = sizeof(K) * 8,
-                                 cudaStream_t = nullptr) {
+    static cudaError_t SortPairs(void* temp_storage, size_t& temp_bytes, const K* keys_in, K* keys_out,
+                                 const V* values_in, V* values_out, int count, int begin_bit = 0,
+                                 int end_bit = sizeof(K) * 8, cudaStream_t = nullptr) {
         if (temp_storage == nullptr) {
             temp_bytes = 1;
             return cudaSuccess;
@@ -25,13 +24,10 @@ struct DeviceRadixSort {
             end_bit > static_cast<int>(sizeof(K) * 8))
             return cudaErrorInvalidValue;
         const unsigned long long mask = width >= 64 ? ~0ull : (1ull << width) - 1;
-        auto digit = [&](int i) {
-            return (static_cast<unsigned long long>(keys_in[i]) >> begin_bit) & mask;
-        };
+        auto digit = [&](int i) { return (static_cast<unsigned long long>(keys_in[i]) >> begin_bit) & mask; };
         std::vector<int> order(static_cast<size_t>(count));
         std::iota(order.begin(), order.end(), 0);
-        std::stable_sort(order.begin(), order.end(),
-                         [&](int a, int b) { return digit(a) < digit(b); });
+        std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return digit(a) < digit(b); });
         for (int i = 0; i < count; ++i) {
             keys_out[i] = keys_in[order[i]];
             values_out[i] = values_in[order[i]];

@@ -10,8 +10,8 @@ namespace cub {
 
 struct DeviceScan {
     template <class In, class Out>
-    static cudaError_t ExclusiveSum(void* temp_storage, size_t& temp_bytes, In in, Out out,
-                                    int count, cudaStream_t = nullptr) {
+    static cudaError_t ExclusiveSum(void* temp_storage, size_t& temp_bytes, In in, Out out, int count,
+                                    cudaStream_t = nullptr) {
         if (temp_storage == nullptr) {
             temp_bytes = 1;  // callers must still allocate and pass something, as with CUB
             return cudaSuccess;
