@@ -244,8 +244,14 @@ def gaussians_for_bytes(limit: int, width: int, height: int, channels: int, tile
         entries = int(math.ceil(n * min(tiles_met(radius(n), t), tile_count(width, height, t))))
         return file_size(width, height, channels, t, n, entries).budget_bytes <= limit
 
+    # A file grows with its count (a switch to 16-texel tiles only adds index).
+    return largest_count(fits)
+
+
+def largest_count(fits) -> int:
+    """The largest count in 0..MAX_GAUSSIANS for which fits(count) holds, fits being monotone."""
     lo, hi = 0, MAX_GAUSSIANS
-    while lo < hi:  # a file grows with its count (a tile switch to 16 only adds index), so bisect
+    while lo < hi:
         mid = (lo + hi + 1) // 2
         if fits(mid):
             lo = mid
@@ -351,14 +357,7 @@ def file_size_v2(
 def gaussians_for_file(limit: int, width: int, height: int, channels: int, tile: int, record_bits: int) -> int:
     """The largest count whose version 2 file (less metadata) fits in `limit` bytes: exact,
     since nothing in a version 2 file depends on where the Gaussians are."""
-    lo, hi = 0, MAX_GAUSSIANS
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if file_size_v2(width, height, channels, tile, mid, record_bits).budget_bytes <= limit:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
+    return largest_count(lambda n: file_size_v2(width, height, channels, tile, n, record_bits).budget_bytes <= limit)
 
 
 MAX_REACH = 8

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import IgsError, budget
 from .budget import MAX_CHANNELS, MAX_GAUSSIANS, MAX_SIDE, ceil_div, check_k, check_tile, tile_grid
-from .igsfile import SEMANTIC_CODES, IgsFormatError, _check_params, _check_size
+from .igsfile import SEMANTIC_CODES, IgsFormatError, _check_params, _check_size, metadata_bytes
 
 VERSION = 2
 HEADER = struct.Struct("<4sHHIIHHHHfIIBBBBbBHI8I")
@@ -386,13 +386,7 @@ class IgsFileV2:
         return self.to_bytes() == other.to_bytes()
 
     def _metadata_bytes(self) -> bytes:
-        if not self.metadata:
-            return b""
-        try:
-            text = json.dumps(self.metadata, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise IgsError(f"metadata cannot be stored as JSON: {exc}") from None
-        return text.encode("utf-8")
+        return metadata_bytes(self.metadata)
 
     def file_size(self) -> budget.FileSize:
         return budget.file_size_v2(

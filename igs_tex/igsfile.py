@@ -88,6 +88,17 @@ MIN_COLOUR_SPAN = 1e-6
 _F32_MIN_NORMAL = float(np.finfo(np.float32).tiny)  # 2^-126
 
 
+def metadata_bytes(metadata: dict) -> bytes:
+    """The metadata section of either version: compact JSON with sorted keys, empty for {}."""
+    if not metadata:
+        return b""
+    try:
+        text = json.dumps(metadata, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise IgsError(f"metadata cannot be stored as JSON: {exc}") from None
+    return text.encode("utf-8")
+
+
 class IgsFormatError(IgsError):
     """A .igs file that is truncated, corrupt or violates docs/FORMAT.md."""
 
@@ -323,13 +334,7 @@ class IgsFile:
         )
 
     def _metadata_bytes(self) -> bytes:
-        if not self.metadata:
-            return b""
-        try:
-            text = json.dumps(self.metadata, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise IgsError(f"metadata cannot be stored as JSON: {exc}") from None
-        return text.encode("utf-8")
+        return metadata_bytes(self.metadata)
 
     def _layout(self, metadata_len: int) -> list[tuple[int, int]]:
         return section_layout(

@@ -205,22 +205,8 @@ def bake_material(
     settings.validate(stack.channel_count)
 
     def build(means, theta, inv_scale, colour, metadata):
-        if o.format == 1:
-            return build_igs(
-                means,
-                theta,
-                inv_scale,
-                colour,
-                stack.width,
-                stack.height,
-                stack.channels,
-                stack.value_range,
-                metadata,
-                tile=tile,
-                k=k,
-                eps=settings.eps,
-            )
-        return build_igs_v2(
+        writer, extra = (build_igs, {}) if o.format == 1 else (build_igs_v2, {"reach": reach})
+        return writer(
             means,
             theta,
             inv_scale,
@@ -233,7 +219,7 @@ def bake_material(
             tile=tile,
             k=k,
             eps=settings.eps,
-            reach=reach,
+            **extra,
         )
 
     tile, k = settings.tile, settings.k
