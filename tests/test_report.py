@@ -4,6 +4,7 @@ comparison arithmetic (log-rate interpolation, next-up points, verdicts) on made
 Chromium comes from Debian (tools/install_report_deps.sh). As with the shader drivers, a
 missing browser is an error, not a skip: a report that silently stops rendering must not pass.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,9 @@ MIPS = ("0", "1")
 
 
 def run(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "igs_tex.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "igs_tex.cli", *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _crop(dst: Path, size: int = 64) -> Path:
@@ -47,8 +49,20 @@ def report(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     src = _crop(root / "walnut_wood")
     out = root / "out"
-    r = run("report", src, "-o", out, "--rates", ",".join(RATES), "--steps", 40,
-            "--codecs", ",".join(CODECS), "--mips", ",".join(MIPS))
+    r = run(
+        "report",
+        src,
+        "-o",
+        out,
+        "--rates",
+        ",".join(RATES),
+        "--steps",
+        40,
+        "--codecs",
+        ",".join(CODECS),
+        "--mips",
+        ",".join(MIPS),
+    )
     assert r.returncode == 0, r.stderr
     return out, r
 
@@ -142,10 +156,23 @@ def _chromium() -> str:
 def test_page_renders_in_headless_chromium(report, tmp_path):
     out, _ = report
     shot = tmp_path / "report.png"
-    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
-           f"--screenshot={shot}", "--window-size=1280,2000", (out / "index.html").resolve().as_uri()]
+    cmd = [
+        _chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+        f"--screenshot={shot}",
+        "--window-size=1280,2000",
+        (out / "index.html").resolve().as_uri(),
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     console = [line for line in r.stderr.splitlines() if ":CONSOLE" in line]
@@ -175,8 +202,17 @@ def test_interpolation_is_linear_in_log_rate():
 
 def _fake(igs: list[tuple[float, float]], codec: dict[str, list[tuple[float, float]]]) -> Comparison:
     def row(method, bppc, p, mip=None):
-        return {"method": method, "label": method, "mip": mip, "target_bppc": round(bppc, 2), "bppc": bppc,
-                "bppc_total": bppc * 1.5, "gaussians": 1, "metrics": {"all": {"psnr": p, "ssim": 0.9}}}
+        return {
+            "method": method,
+            "label": method,
+            "mip": mip,
+            "target_bppc": round(bppc, 2),
+            "bppc": bppc,
+            "bppc_total": bppc * 1.5,
+            "gaussians": 1,
+            "metrics": {"all": {"psnr": p, "ssim": 0.9}},
+        }
+
     rows = [row(IGS, b, p) for b, p in igs]
     for name, pts in codec.items():
         rows += [row(name, b, p, mip=i) for i, (b, p) in enumerate(sorted(pts, reverse=True))]
@@ -204,7 +240,10 @@ def test_verdict_band_and_list_parsing():
 
 
 def test_svg_plot_drops_infinite_points_and_stays_well_formed():
-    s = [Series(IGS, [(0.03, 30.0, "a"), (0.25, math.inf, "b <&>")]), Series("bc1", [(0.5, 31.0, "c")], marker="square")]
+    s = [
+        Series(IGS, [(0.03, 30.0, "a"), (0.25, math.inf, "b <&>")]),
+        Series("bc1", [(0.5, 31.0, "c")], marker="square"),
+    ]
     svg = rd_plot(s, title="t <x>", xlabel="x", ylabel="y", vlines=[0.03, 0.25], note="1 exact point not drawn")
     ET.fromstring(svg)
     assert svg.count("<circle") == 2  # one data point + the legend marker for igs-tex

@@ -15,15 +15,14 @@ point, so each igs-tex row is judged two ways against each baseline:
   RD points that bracket the igs-tex rate (none outside the baseline's range; no
   extrapolation).
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-
 
 DEFAULT_RATES = (0.03, 0.06, 0.12, 0.25)
 DEFAULT_CODECS = ("bc1", "bc7", "astc4x4", "astc6x6", "astc8x8", "astc12x12")
@@ -32,6 +31,7 @@ IGS = "igs-tex"
 # PSNR differences inside this band are called "at" rather than above/below: smaller than
 # what a change of seed moves a bake by, so not worth a verdict either way.
 TIE_DB = 0.1
+
 
 @dataclass
 class Comparison:
@@ -70,22 +70,40 @@ class Comparison:
     def to_json(self) -> dict:
         """JSON-safe summary (no image data); infinite PSNR written as the string 'inf'."""
         rows = [{k: v for k, v in r.items() if k != "decoded"} for r in self.rows]
-        return _json_safe({
-            "name": self.name, "source": self.source, "width": self.width, "height": self.height,
-            "channels": self.channels, "groups": self.groups, "rows": rows,
-            "settings": self.settings, "versions": self.versions, "machine": self.machine,
-            "seconds": self.seconds,
-        })
-
+        return _json_safe(
+            {
+                "name": self.name,
+                "source": self.source,
+                "width": self.width,
+                "height": self.height,
+                "channels": self.channels,
+                "groups": self.groups,
+                "rows": rows,
+                "settings": self.settings,
+                "versions": self.versions,
+                "machine": self.machine,
+                "seconds": self.seconds,
+            }
+        )
 
     @staticmethod
     def from_json(d: dict) -> "Comparison":
         """Inverse of :meth:`to_json` for the tables (rows come back without image data)."""
         d = _json_floats(d)
-        return Comparison(name=d["name"], source=d["source"], width=d["width"], height=d["height"],
-                          channels=d["channels"], groups=d["groups"], target=None, rows=d["rows"],
-                          settings=d["settings"], versions=d["versions"], machine=d["machine"],
-                          seconds=d.get("seconds", {}))
+        return Comparison(
+            name=d["name"],
+            source=d["source"],
+            width=d["width"],
+            height=d["height"],
+            channels=d["channels"],
+            groups=d["groups"],
+            target=None,
+            rows=d["rows"],
+            settings=d["settings"],
+            versions=d["versions"],
+            machine=d["machine"],
+            seconds=d.get("seconds", {}),
+        )
 
 
 def _json_floats(o):
@@ -127,7 +145,7 @@ def interpolate_log_rate(points: list[tuple[float, float]], rate: float) -> floa
     pts = sorted(points)
     if not pts or rate < pts[0][0] or rate > pts[-1][0]:
         return None
-    for (r0, p0), (r1, p1) in zip(pts, pts[1:]):
+    for (r0, p0), (r1, p1) in zip(pts, pts[1:]):  # noqa: B007  (the pair found is used below)
         if r0 <= rate <= r1:
             break
     else:
@@ -164,8 +182,7 @@ def _delta(a: float, b: float | None) -> float | None:
     return a - b
 
 
-def compare(c: Comparison, codecs: Iterable[str] | None = None, group: str = "all",
-            metric: str = "psnr") -> list[dict]:
+def compare(c: Comparison, codecs: Iterable[str] | None = None, group: str = "all", metric: str = "psnr") -> list[dict]:
     """One entry per (igs-tex rate, baseline codec): the igs-tex value, the baseline's next-up
     point and its log-rate interpolation, and the verdicts (``TIE_DB`` band = 'at')."""
     codecs = list(codecs) if codecs is not None else c.codecs()
@@ -182,13 +199,22 @@ def compare(c: Comparison, codecs: Iterable[str] | None = None, group: str = "al
             interp_total = interpolate_log_rate(curve, ig["bppc_total"])
             up_value = up["metrics"][group][metric] if up else None
             d_up, d_interp, d_total = _delta(mine, up_value), _delta(mine, interp), _delta(mine, interp_total)
-            out.append({
-                "target_bppc": ig["target_bppc"], "igs_bppc": ig["bppc"], "igs_bppc_total": ig["bppc_total"],
-                "igs": mine, "codec": codec,
-                "next_up": None if up is None else {"mip": up["mip"], "bppc": up["bppc"], "value": up_value},
-                "delta_next_up": d_up, "verdict_next_up": verdict(d_up),
-                "interp": interp, "delta_interp": d_interp, "verdict_interp": verdict(d_interp),
-                "interp_at_total": interp_total, "delta_interp_at_total": d_total,
-                "verdict_interp_at_total": verdict(d_total),
-            })
+            out.append(
+                {
+                    "target_bppc": ig["target_bppc"],
+                    "igs_bppc": ig["bppc"],
+                    "igs_bppc_total": ig["bppc_total"],
+                    "igs": mine,
+                    "codec": codec,
+                    "next_up": None if up is None else {"mip": up["mip"], "bppc": up["bppc"], "value": up_value},
+                    "delta_next_up": d_up,
+                    "verdict_next_up": verdict(d_up),
+                    "interp": interp,
+                    "delta_interp": d_interp,
+                    "verdict_interp": verdict(d_interp),
+                    "interp_at_total": interp_total,
+                    "delta_interp_at_total": d_total,
+                    "verdict_interp_at_total": verdict(d_total),
+                }
+            )
     return out

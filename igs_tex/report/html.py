@@ -4,6 +4,7 @@ The HTML page is static and self-contained apart from the image files beside it:
 fonts, no CDN, one small inline script (sortable table). It logs "igs-report: ready" to the
 console once the script has run, which the headless-browser test looks for.
 """
+
 from __future__ import annotations
 
 import math
@@ -77,15 +78,35 @@ _JS = """
 def _series(c: Comparison, group: str, metric: str) -> list[Series]:
     out = []
     igs = sorted(c.igs_rows(), key=lambda r: r["bppc"])
-    out.append(Series(IGS, [(r["bppc"], r["metrics"][group][metric],
-                             f"{IGS} {r['bppc']:.4f} bppc: {_val(r['metrics'][group][metric], metric)}")
-                            for r in igs], colour=PALETTE[0], width=2.2))
+    out.append(
+        Series(
+            IGS,
+            [
+                (
+                    r["bppc"],
+                    r["metrics"][group][metric],
+                    f"{IGS} {r['bppc']:.4f} bppc: {_val(r['metrics'][group][metric], metric)}",
+                )
+                for r in igs
+            ],
+            colour=PALETTE[0],
+            width=2.2,
+        )
+    )
     for i, codec in enumerate(c.codecs()):
-        pts = [(r["bppc"], r["metrics"][group][metric],
-                f"{codec} mip {r['mip']} {r['bppc']:.4f} bppc: {_val(r['metrics'][group][metric], metric)}")
-               for r in c.codec_rows(codec)]
-        out.append(Series(codec, pts, colour=PALETTE[1 + i % (len(PALETTE) - 1)],
-                          dashed=codec.startswith("astc"), marker="square"))
+        pts = [
+            (
+                r["bppc"],
+                r["metrics"][group][metric],
+                f"{codec} mip {r['mip']} {r['bppc']:.4f} bppc: {_val(r['metrics'][group][metric], metric)}",
+            )
+            for r in c.codec_rows(codec)
+        ]
+        out.append(
+            Series(
+                codec, pts, colour=PALETTE[1 + i % (len(PALETTE) - 1)], dashed=codec.startswith("astc"), marker="square"
+            )
+        )
     return out
 
 
@@ -104,9 +125,15 @@ def _plots(c: Comparison, out_dir: Path) -> dict[str, tuple[str, str]]:
             dropped = sum(1 for s in series for _, y, _ in s.points if not math.isfinite(y))
             note = f"{dropped} exact (infinite PSNR) points not drawn" if dropped else None
             title = f"{c.name}: {group} {label.split(' ')[0]}"
-            svg = rd_plot(series, title=title, xlabel="bits per pixel per channel (log)",
-                          ylabel=label, vlines=c.settings["rates"], note=note,
-                          y_max=1.0 if metric == "ssim" else None)
+            svg = rd_plot(
+                series,
+                title=title,
+                xlabel="bits per pixel per channel (log)",
+                ylabel=label,
+                vlines=c.settings["rates"],
+                note=note,
+                y_max=1.0 if metric == "ssim" else None,
+            )
             name = f"rd_{group}_{metric}.svg"
             atomic_write_text(out_dir / name, svg + "\n")
             made[title] = (name, svg)
@@ -130,12 +157,14 @@ def _figures(c: Comparison, out_dir: Path) -> str:
     x0, y0 = images.choose_crop(c.target, size)
     factor = max(1, ZOOM_TARGET // size)
     px = size * factor
-    html = [f'<p class="note">Crop: {size}x{size} texels at ({x0}, {y0}), the window with the most '
-            f'detail (largest summed gradient), shown {factor}x with nearest-neighbour filtering and outlined '
-            f'in red on the error maps. Error maps: mean absolute error over the group\'s channels, one '
-            f'colour scale per row (dark = 0, yellow = the row\'s 99.5th percentile, value in the caption). '
-            f'Baselines shown: {", ".join(codecs)}, each at its next-up RD point (the same point the '
-            f'verdict table uses).</p>']
+    html = [
+        f'<p class="note">Crop: {size}x{size} texels at ({x0}, {y0}), the window with the most '
+        f"detail (largest summed gradient), shown {factor}x with nearest-neighbour filtering and outlined "
+        f"in red on the error maps. Error maps: mean absolute error over the group's channels, one "
+        f"colour scale per row (dark = 0, yellow = the row's 99.5th percentile, value in the caption). "
+        f"Baselines shown: {', '.join(codecs)}, each at its next-up RD point (the same point the "
+        f"verdict table uses).</p>"
+    ]
     for group, idx in c.groups.items():
         ref = c.target[..., idx]
         if float(np.ptp(ref)) == 0.0:
@@ -143,13 +172,15 @@ def _figures(c: Comparison, out_dir: Path) -> str:
             continue
         rgb = images.to_rgb8(ref)
         images.save_png(out_dir / f"ref_{group}.png", images.outline(rgb, x0, y0, size))
-        crop = images.zoom(rgb[y0:y0 + size, x0:x0 + size], factor)
+        crop = images.zoom(rgb[y0 : y0 + size, x0 : x0 + size], factor)
         images.save_png(out_dir / f"ref_{group}_crop.png", crop)
 
     for ig in sorted(c.igs_rows(), key=lambda r: r["bppc"]):
         tag = rate_tag(ig["target_bppc"])
-        html.append(f'<h3 id="rate-{tag}">{IGS} at {ig["target_bppc"]:g} bppc '
-                    f'({ig["bppc"]:.4f} params, {ig["bppc_total"]:.4f} file, {ig["gaussians"]} Gaussians)</h3>')
+        html.append(
+            f'<h3 id="rate-{tag}">{IGS} at {ig["target_bppc"]:g} bppc '
+            f"({ig['bppc']:.4f} params, {ig['bppc_total']:.4f} file, {ig['gaussians']} Gaussians)</h3>"
+        )
         methods = [ig] + _shown_points(c, ig, codecs)
         for group, idx in c.groups.items():
             ref = c.target[..., idx]
@@ -157,28 +188,32 @@ def _figures(c: Comparison, out_dir: Path) -> str:
                 continue
             errs = [images.abs_error(r["decoded"][..., idx], ref) for r in methods]
             scale = images.error_scale(errs)
-            cells = [f'<figure style="width:{px}px"><img src="ref_{group}_crop.png" width="{px}" height="{px}" '
-                     f'alt="reference {escape(group)} crop"><figcaption>reference ({escape(group)})</figcaption>'
-                     f'<a href="ref_{group}.png"><img src="ref_{group}.png" width="{px}" '
-                     f'alt="reference {escape(group)}"></a></figure>']
+            cells = [
+                f'<figure style="width:{px}px"><img src="ref_{group}_crop.png" width="{px}" height="{px}" '
+                f'alt="reference {escape(group)} crop"><figcaption>reference ({escape(group)})</figcaption>'
+                f'<a href="ref_{group}.png"><img src="ref_{group}.png" width="{px}" '
+                f'alt="reference {escape(group)}"></a></figure>'
+            ]
             for r, err in zip(methods, errs):
                 key = "igs" if r["method"] == IGS else f"{r['method']}_mip{r['mip']}"
                 crop_name = f"r{tag}_{group}_{key}_crop.png"
                 err_name = f"r{tag}_{group}_{key}_err.png"
                 dec = images.to_rgb8(r["decoded"][..., idx])
-                images.save_png(out_dir / crop_name, images.zoom(dec[y0:y0 + size, x0:x0 + size], factor))
+                images.save_png(out_dir / crop_name, images.zoom(dec[y0 : y0 + size, x0 : x0 + size], factor))
                 small, shrink = images.max_pool_to(err)
-                images.save_png(out_dir / err_name,
-                                images.outline(images.heat(small, scale), x0, y0, size, scale=shrink))
+                images.save_png(
+                    out_dir / err_name, images.outline(images.heat(small, scale), x0, y0, size, scale=shrink)
+                )
                 label = r["label"] if r["method"] == IGS else f"{r['method']} mip {r['mip']}"
                 psnr = r["metrics"][group]["psnr"]
                 # Error maps are shown shrunk to the crop's width; the link opens them texel for texel.
                 cells.append(
                     f'<figure style="width:{px}px"><img src="{crop_name}" width="{px}" height="{px}" '
                     f'alt="{escape(label)} {escape(group)} crop"><figcaption>{escape(label)}: '
-                    f'{r["bppc"]:.4f} bppc, {fmt_db(psnr)} dB</figcaption>'
+                    f"{r['bppc']:.4f} bppc, {fmt_db(psnr)} dB</figcaption>"
                     f'<a href="{err_name}"><img src="{err_name}" width="{px}" '
-                    f'alt="{escape(label)} {escape(group)} error"></a></figure>')
+                    f'alt="{escape(label)} {escape(group)} error"></a></figure>'
+                )
             html.append(f'<p class="note"><b>{escape(group)}</b>: error scale 0 to {scale:.4f}</p>')
             html.append('<div class="fig-row">' + "".join(cells) + "</div>")
     return "\n".join(html)
@@ -203,44 +238,73 @@ def _rd_table_html(c: Comparison) -> str:
     body = []
     for r in sorted(c.rows, key=lambda r: (r["bppc"], r["method"] != IGS)):
         m = r["metrics"]
-        cells = [f'<td class="l">{escape(r["method"])}</td>',
-                 _td(-1 if r["mip"] is None else r["mip"], "" if r["mip"] is None else str(r["mip"])),
-                 _td(r["bppc"], fmt_rate(r["bppc"])), _td(r["bppc_total"], fmt_rate(r["bppc_total"]))]
+        cells = [
+            f'<td class="l">{escape(r["method"])}</td>',
+            _td(-1 if r["mip"] is None else r["mip"], "" if r["mip"] is None else str(r["mip"])),
+            _td(r["bppc"], fmt_rate(r["bppc"])),
+            _td(r["bppc_total"], fmt_rate(r["bppc_total"])),
+        ]
         for g in groups:
             cells.append(_td(m[g]["psnr"]))
-            cells.append(_td(m[g]["ssim"], f'{m[g]["ssim"]:.4f}'))
+            cells.append(_td(m[g]["ssim"], f"{m[g]['ssim']:.4f}"))
             if "ms_ssim" in m[g]:
-                cells.append(_td(m[g]["ms_ssim"], f'{m[g]["ms_ssim"]:.4f}'))
+                cells.append(_td(m[g]["ms_ssim"], f"{m[g]['ms_ssim']:.4f}"))
         if "flip" in m.get("basecolor", {}):
-            cells.append(_td(m["basecolor"]["flip"], f'{m["basecolor"]["flip"]:.4f}'))
+            cells.append(_td(m["basecolor"]["flip"], f"{m['basecolor']['flip']:.4f}"))
         if "angular_error_deg" in m.get("normal", {}):
-            cells.append(_td(m["normal"]["angular_error_deg"], f'{m["normal"]["angular_error_deg"]:.2f}'))
+            cells.append(_td(m["normal"]["angular_error_deg"], f"{m['normal']['angular_error_deg']:.2f}"))
         cls = ' class="igs"' if r["method"] == IGS else ""
         body.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
-    return (f'<div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div>')
+    return (
+        f'<div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
 
 
 def _verdict_table_html(c: Comparison) -> str:
-    cols = ["target", "igs-tex bppc (params / file)", "igs-tex PSNR", "baseline", "next-up point", "its PSNR",
-            "Δ dB", "verdict", "interp. PSNR", "Δ dB", "verdict", "Δ at file rate"]
+    cols = [
+        "target",
+        "igs-tex bppc (params / file)",
+        "igs-tex PSNR",
+        "baseline",
+        "next-up point",
+        "its PSNR",
+        "Δ dB",
+        "verdict",
+        "interp. PSNR",
+        "Δ dB",
+        "verdict",
+        "Δ at file rate",
+    ]
     head = "".join(f"<th>{escape(x)}</th>" for x in cols)
     body = []
     for e in compare(c):
         up = e["next_up"]
         point = "none at or above" if up is None else f"mip {up['mip']}, {fmt_rate(up['bppc'])}"
-        body.append("<tr>" + "".join([
-            _td(e["target_bppc"], f"{e['target_bppc']:g}"),
-            _td(e["igs_bppc"], f"{fmt_rate(e['igs_bppc'])} / {fmt_rate(e['igs_bppc_total'])}"),
-            _td(e["igs"]), f'<td class="l">{escape(e["codec"])}</td>', f'<td class="l">{escape(point)}</td>',
-            _td(up["value"] if up else None), _td(e["delta_next_up"], fmt_delta(e["delta_next_up"])),
-            _td(None, e["verdict_next_up"], e["verdict_next_up"]), _td(e["interp"]),
-            _td(e["delta_interp"], fmt_delta(e["delta_interp"])),
-            _td(None, e["verdict_interp"], e["verdict_interp"]),
-            _td(e["delta_interp_at_total"], fmt_delta(e["delta_interp_at_total"])),
-        ]) + "</tr>")
-    return (f'<div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div>')
+        body.append(
+            "<tr>"
+            + "".join(
+                [
+                    _td(e["target_bppc"], f"{e['target_bppc']:g}"),
+                    _td(e["igs_bppc"], f"{fmt_rate(e['igs_bppc'])} / {fmt_rate(e['igs_bppc_total'])}"),
+                    _td(e["igs"]),
+                    f'<td class="l">{escape(e["codec"])}</td>',
+                    f'<td class="l">{escape(point)}</td>',
+                    _td(up["value"] if up else None),
+                    _td(e["delta_next_up"], fmt_delta(e["delta_next_up"])),
+                    _td(None, e["verdict_next_up"], e["verdict_next_up"]),
+                    _td(e["interp"]),
+                    _td(e["delta_interp"], fmt_delta(e["delta_interp"])),
+                    _td(None, e["verdict_interp"], e["verdict_interp"]),
+                    _td(e["delta_interp_at_total"], fmt_delta(e["delta_interp_at_total"])),
+                ]
+            )
+            + "</tr>"
+        )
+    return (
+        f'<div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
 
 
 def write_report(c: Comparison, out_dir: Path) -> Path:
@@ -257,8 +321,7 @@ def write_report(c: Comparison, out_dir: Path) -> Path:
     plots = _plots(c, out_dir)
     figures = _figures(c, out_dir)
     atomic_write_text(out_dir / "results.json", json_text(c.to_json(), indent=1) + "\n")
-    atomic_write_text(out_dir / "report.md",
-                      report_markdown(c, {title: name for title, (name, _) in plots.items()}))
+    atomic_write_text(out_dir / "report.md", report_markdown(c, {title: name for title, (name, _) in plots.items()}))
 
     settings = "".join(f"<li>{escape(line[2:]).replace('`', '')}</li>" for line in settings_lines(c))
     plot_html = "".join(f'<div class="plot">{svg}</div>' for _, svg in plots.values())

@@ -4,6 +4,7 @@ Values are shown as stored (sRGB codes for base colour, [0, 1]-encoded normals a
 single-channel maps as grey), the same values the metrics score, so what the eye sees in a
 crop matches the PSNR beside it.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -109,8 +110,7 @@ def zoom(img: np.ndarray, factor: int) -> np.ndarray:
     return np.repeat(np.repeat(img, factor, axis=0), factor, axis=1)
 
 
-def outline(img: np.ndarray, x0: int, y0: int, size: int, scale: int = 1,
-            colour=CROP_OUTLINE) -> np.ndarray:
+def outline(img: np.ndarray, x0: int, y0: int, size: int, scale: int = 1, colour=CROP_OUTLINE) -> np.ndarray:
     """A copy with a rectangle drawn around the crop (coordinates in texels, image shrunk by ``scale``)."""
     out = img.copy()
     h, w = out.shape[:2]
@@ -118,10 +118,10 @@ def outline(img: np.ndarray, x0: int, y0: int, size: int, scale: int = 1,
     xa, ya = x0 // scale, y0 // scale
     xb, yb = min(w, -(-(x0 + size) // scale)), min(h, -(-(y0 + size) // scale))
     c = np.array(colour, dtype=np.uint8)
-    out[ya:ya + t, xa:xb] = c
-    out[max(ya, yb - t):yb, xa:xb] = c
-    out[ya:yb, xa:xa + t] = c
-    out[ya:yb, max(xa, xb - t):xb] = c
+    out[ya : ya + t, xa:xb] = c
+    out[max(ya, yb - t) : yb, xa:xb] = c
+    out[ya:yb, xa : xa + t] = c
+    out[ya:yb, max(xa, xb - t) : xb] = c
     return out
 
 

@@ -1,4 +1,5 @@
 """Markdown tables for the comparison report (report.md) and baselines/RESULTS.md."""
+
 from __future__ import annotations
 
 import math
@@ -54,8 +55,7 @@ def settings_lines(c: Comparison) -> list[str]:
     shown = {"gaussians", "steps", "seed", "backend", "k", "tile"}
     fit = ", ".join(f"{k}={val}" for k, val in (s.get("fit") or {}).items() if k not in shown)
     return [
-        f"- material: `{c.name}` ({c.width}x{c.height}, {len(c.channels)} channels: "
-        f"{', '.join(c.channels)})",
+        f"- material: `{c.name}` ({c.width}x{c.height}, {len(c.channels)} channels: {', '.join(c.channels)})",
         f"- igs-tex {v.get('igs_tex')} (git {v.get('git') or 'unknown'}): {s['steps']} steps, seed {s['seed']}, "
         f"backend {s['backend']} (used: {', '.join(s.get('backend_used') or []) or 'n/a'}), K={s['k']}, "
         f"tile {s['tile']}, target rates {', '.join(f'{r:g}' for r in s['rates'])} bppc",
@@ -71,16 +71,40 @@ def settings_lines(c: Comparison) -> list[str]:
 
 
 def verdict_table(c: Comparison, codecs=None, group: str = "all") -> str:
-    header = ["target", "igs-tex bppc (params / file)", "igs-tex PSNR", "baseline", "next-up point",
-              "its PSNR", "Δ dB", "verdict", "interp. PSNR", "Δ dB", "verdict", "Δ at file rate"]
+    header = [
+        "target",
+        "igs-tex bppc (params / file)",
+        "igs-tex PSNR",
+        "baseline",
+        "next-up point",
+        "its PSNR",
+        "Δ dB",
+        "verdict",
+        "interp. PSNR",
+        "Δ dB",
+        "verdict",
+        "Δ at file rate",
+    ]
     rows = []
     for e in compare(c, codecs, group=group):
         up = e["next_up"]
         point = "none at or above" if up is None else f"mip {up['mip']}, {fmt_rate(up['bppc'])}"
-        rows.append([f"{e['target_bppc']:g}", f"{fmt_rate(e['igs_bppc'])} / {fmt_rate(e['igs_bppc_total'])}",
-                     fmt_db(e["igs"]), e["codec"], point, fmt_db(up["value"] if up else None),
-                     fmt_delta(e["delta_next_up"]), e["verdict_next_up"], fmt_db(e["interp"]),
-                     fmt_delta(e["delta_interp"]), e["verdict_interp"], fmt_delta(e["delta_interp_at_total"])])
+        rows.append(
+            [
+                f"{e['target_bppc']:g}",
+                f"{fmt_rate(e['igs_bppc'])} / {fmt_rate(e['igs_bppc_total'])}",
+                fmt_db(e["igs"]),
+                e["codec"],
+                point,
+                fmt_db(up["value"] if up else None),
+                fmt_delta(e["delta_next_up"]),
+                e["verdict_next_up"],
+                fmt_db(e["interp"]),
+                fmt_delta(e["delta_interp"]),
+                e["verdict_interp"],
+                fmt_delta(e["delta_interp_at_total"]),
+            ]
+        )
     return _table(header, rows, "llrllrrlrrlr")
 
 
@@ -122,14 +146,33 @@ def rd_table(c: Comparison, lo: float | None = None, hi: float | None = None) ->
 
 def report_markdown(c: Comparison, plots: dict[str, str]) -> str:
     """report.md: settings, verdicts, the full RD table, links to the plots and the HTML page."""
-    lines = [f"# igs-tex vs BCn / ASTC: {c.name}", "", "Open `index.html` for the plots, error maps "
-             "and zoomed crops.", "", *settings_lines(c), "",
-             "## igs-tex against each baseline (PSNR of all channels)", "", COMPARE_NOTE, "",
-             verdict_table(c), "", "## PSNR difference per channel group (igs-tex minus next-up baseline point)", "",
-             group_delta_table(c), "", "## Rate-distortion points", "",
-             "PSNR in dB over the stored values (sRGB codes for base colour, [0, 1]-encoded normals); "
-             "'inf' means exact. SSIM: 11x11 Gaussian window, valid region.", "", rd_table(c), "",
-             "## Plots", ""]
+    lines = [
+        f"# igs-tex vs BCn / ASTC: {c.name}",
+        "",
+        "Open `index.html` for the plots, error maps and zoomed crops.",
+        "",
+        *settings_lines(c),
+        "",
+        "## igs-tex against each baseline (PSNR of all channels)",
+        "",
+        COMPARE_NOTE,
+        "",
+        verdict_table(c),
+        "",
+        "## PSNR difference per channel group (igs-tex minus next-up baseline point)",
+        "",
+        group_delta_table(c),
+        "",
+        "## Rate-distortion points",
+        "",
+        "PSNR in dB over the stored values (sRGB codes for base colour, [0, 1]-encoded normals); "
+        "'inf' means exact. SSIM: 11x11 Gaussian window, valid region.",
+        "",
+        rd_table(c),
+        "",
+        "## Plots",
+        "",
+    ]
     for title, path in plots.items():
         lines.append(f"![{title}]({path})")
     lines.append("")
