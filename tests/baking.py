@@ -12,7 +12,14 @@ from igs_tex.igsfile import IgsFile, from_bytes
 
 
 def bake_crop(
-    src: Path, out: Path, box: tuple[int, int, int, int], gaussians: int, steps: int, k: int = 10, backend: str = "auto"
+    src: Path,
+    out: Path,
+    box: tuple[int, int, int, int],
+    gaussians: int,
+    steps: int,
+    k: int = 10,
+    backend: str = "auto",
+    format: int = 2,
 ) -> tuple[IgsFile, bytes]:
     """Bake the PNG maps of `src` cropped to box (left, top, right, bottom); returns the file as
     parsed by the reference reader and its bytes."""
@@ -25,7 +32,10 @@ def bake_crop(
     torch.set_num_threads(1)
     try:
         summary = bake_material(
-            crop, out / "baked", BakeOptions(gaussians=gaussians, steps=steps, k=k, backend=backend), progress=False
+            crop,
+            out / "baked",
+            BakeOptions(gaussians=gaussians, steps=steps, k=k, backend=backend, format=format),
+            progress=False,
         )
     finally:
         torch.set_num_threads(threads)
