@@ -54,7 +54,7 @@ def measure(material: Path, rates: list[float], work: Path) -> dict:
             t0 = time.perf_counter()
             s = bake_material(material, work / f"v{version}_{rate:g}", make(bppc=rate), progress=False)
             decoded = decode_stack(read_igs(s["output"]))
-            m = report_metrics(decoded, stack.data, groups)
+            m = report_metrics(decoded, stack.data, groups, stack.value_range)
             out["igs"].append(
                 {
                     "version": version,

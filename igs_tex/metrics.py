@@ -76,8 +76,14 @@ def psnr(a, b) -> float:
     return _psnr_from_mse(float(((a - b) ** 2).mean()))
 
 
-def group_metrics(decoded: np.ndarray, target: np.ndarray, groups: dict[str, list[int]]) -> dict:
-    """PSNR and SSIM per channel group and for the whole stack ('all')."""
+def group_metrics(decoded: np.ndarray, target: np.ndarray, groups: dict[str, list[int]], value_range=None) -> dict:
+    """PSNR and SSIM per channel group and for the whole stack ('all').
+
+    value_range [C, 2] (the stack's: real = lo + v * (hi - lo)): PSNR is measured on the values
+    as the user gave them, with the group's real span (its highest hi less its lowest lo) as the
+    peak, so a float map is not judged by its own min-max stretch. None: every channel in [0, 1]
+    (8- and 16-bit maps), where the two agree. SSIM stays on the normalised channels.
+    """
     d = torch.from_numpy(np.ascontiguousarray(decoded, dtype=np.float64))
     t = torch.from_numpy(np.ascontiguousarray(target, dtype=np.float64))
     # Channels are independent in both metrics: one SSIM map and one squared error per channel,
@@ -85,11 +91,17 @@ def group_metrics(decoded: np.ndarray, target: np.ndarray, groups: dict[str, lis
     # 48 s of a 1024^2 x 8 default bake.
     maps = ssim_map(d, t).mean(dim=(1, 2))
     sq = ((d - t) ** 2).mean(dim=(0, 1))
+    vr = None if value_range is None else np.asarray(value_range, dtype=np.float64).reshape(-1, 2)
     out = {}
     for name, idx in list(groups.items()) + [("all", list(range(target.shape[2])))]:
         if not idx:
             continue
-        out[name] = {"psnr": _psnr_from_mse(float(sq[idx].mean())), "ssim": float(maps[idx].mean())}
+        mse = float(sq[idx].mean())
+        if vr is not None and not np.all(vr[idx] == (0.0, 1.0)):
+            scale = (vr[idx, 1] - vr[idx, 0]) ** 2
+            span = float(vr[idx, 1].max() - vr[idx, 0].min())
+            mse = float((sq[idx].numpy() * scale).mean()) / span**2 if span > 0 else 0.0
+        out[name] = {"psnr": _psnr_from_mse(mse), "ssim": float(maps[idx].mean())}
     return out
 
 
@@ -206,11 +218,25 @@ def normal_angular_error(decoded, target) -> float:
     return float(np.degrees(np.arctan2(cross, dot)).mean())
 
 
-def report_metrics(decoded: np.ndarray, target: np.ndarray, groups: dict[str, list[int]]) -> dict:
+def _as_encoded_normals(d, t, value_range, idx):
+    """Normals in the [0, 1] encoding normal_angular_error takes, from the values as loaded (real =
+    lo + v (hi - lo)): 8/16-bit maps hold that encoding; a float map with negative values holds the
+    vectors themselves, encoded here as (n + 1) / 2."""
+    if value_range is None:
+        return d, t
+    vr = np.asarray(value_range, dtype=np.float64).reshape(-1, 2)[idx]
+    if np.all(vr == (0.0, 1.0)):
+        return d, t
+    lo, span = vr[:, 0], vr[:, 1] - vr[:, 0]
+    real = [lo + np.asarray(x, dtype=np.float64) * span for x in (d, t)]
+    return tuple((r + 1.0) / 2.0 for r in real) if (lo < 0).any() else tuple(real)
+
+
+def report_metrics(decoded: np.ndarray, target: np.ndarray, groups: dict[str, list[int]], value_range=None) -> dict:
     """:func:`group_metrics` plus the report's extras: 'ms_ssim' for every group (when the
     image holds at least one window), 'flip' for a 3-channel 'basecolor' and
     'angular_error_deg' for a 3-channel 'normal'."""
-    out = group_metrics(decoded, target, groups)
+    out = group_metrics(decoded, target, groups, value_range)
     fits = ms_ssim_scales(target.shape[0], target.shape[1]) > 0
     for name, idx in list(groups.items()) + [("all", list(range(target.shape[2])))]:
         if name not in out:
@@ -221,5 +247,5 @@ def report_metrics(decoded: np.ndarray, target: np.ndarray, groups: dict[str, li
         if name == "basecolor" and len(idx) == 3:
             out[name]["flip"] = flip(d, t)
         if name == "normal" and len(idx) == 3:
-            out[name]["angular_error_deg"] = normal_angular_error(d, t)
+            out[name]["angular_error_deg"] = normal_angular_error(*_as_encoded_normals(d, t, value_range, idx))
     return out

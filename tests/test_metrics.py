@@ -133,3 +133,43 @@ def test_report_metrics_adds_keys_and_keeps_group_metrics():
     assert "flip" not in full["roughness"] and "angular_error_deg" not in full["roughness"]
     tiny = report_metrics(decoded[:11, :11], target[:11, :11], groups)
     assert "ms_ssim" in tiny["all"]
+
+
+def test_a_float_normal_map_is_measured_in_its_own_units(tmp_path):
+    """An EXR normal map whose vectors span little of [-1, 1]: PSNR and angle on the values as
+    loaded, not on the per-channel min-max stretch the stack stores them in."""
+    import OpenEXR
+
+    from igs_tex.metrics import group_metrics, report_metrics
+
+    rng = np.random.default_rng(3)
+    h = w = 48
+    # Real tangent-space normals from the walnut map, tilted at most ~25 degrees (x, y in about
+    # [-0.4, 0.4]), plus an error of known size.
+    enc = load_material(MATERIALS / "walnut_wood").data[:h, :w, 3:6].astype(np.float64)
+    n = enc * 2 - 1
+    n[..., :2] *= 0.4 / max(np.abs(n[..., :2]).max(), 1e-6)
+    n[..., 2] = np.sqrt(1 - (n[..., :2] ** 2).sum(-1))
+    chans = {k: np.ascontiguousarray(n[..., i], dtype=np.float32) for i, k in enumerate("RGB")}
+    with OpenEXR.File({"type": OpenEXR.scanlineimage, "compression": OpenEXR.ZIP_COMPRESSION}, chans) as f:
+        f.write(str(tmp_path / "rock_normal.exr"))
+    stack = load_material(tmp_path)
+    vr = stack.value_range.astype(np.float64)
+    assert (vr[:, 1] - vr[:, 0]).min() < 0.9  # stretched per channel on load
+    noise = rng.normal(0, 0.01, n.shape)
+    decoded_real = n + noise
+    decoded = ((decoded_real - vr[:, 0]) / (vr[:, 1] - vr[:, 0])).astype(np.float32)
+    groups = stack.group_slices()
+    span = vr[:, 1].max() - vr[:, 0].min()
+    want = 10 * math.log10(span**2 / np.mean((decoded_real - stack.data * (vr[:, 1] - vr[:, 0]) - vr[:, 0]) ** 2))
+    got = group_metrics(decoded, stack.data, groups, stack.value_range)["normal"]["psnr"]
+    assert got == pytest.approx(want, abs=1e-6)
+    # The old measure (on the stretch) reported it several dB worse.
+    stretched = group_metrics(decoded, stack.data, groups)["normal"]["psnr"]
+    assert got - stretched > 3.0
+    # Degrees on the real vectors: an error of 0.01 per component is about 0.6-0.9 degrees.
+    deg = report_metrics(decoded, stack.data, groups, stack.value_range)["normal"]["angular_error_deg"]
+    a = decoded_real / np.linalg.norm(decoded_real, axis=-1, keepdims=True)
+    b = n / np.linalg.norm(n, axis=-1, keepdims=True)
+    ref = np.degrees(np.arctan2(np.linalg.norm(np.cross(a, b), axis=-1), (a * b).sum(-1))).mean()
+    assert deg == pytest.approx(ref, rel=1e-3) and 0.2 < deg < 2.0

@@ -189,7 +189,7 @@ def run_comparison(
         )
         igs_path = Path(s["output"])
         decoded = decode_stack(read_igs(igs_path))
-        metrics = report_metrics(decoded, stack.data, groups)
+        metrics = report_metrics(decoded, stack.data, groups, stack.value_range)
         rows.append(
             {
                 "method": IGS,

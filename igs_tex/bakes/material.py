@@ -280,7 +280,8 @@ def bake_material(
         colour_solve_seconds = time.perf_counter() - t_solve
     else:
         colour_solve_seconds = None
-    metrics = group_metrics(decoded, stack.data, stack.group_slices())
+    # Measured on the values as loaded (a float map in its own units, not its min-max stretch).
+    metrics = group_metrics(decoded, stack.data, stack.group_slices(), stack.value_range)
 
     data = igs.to_bytes()
     summary = {

@@ -63,10 +63,10 @@ def bilinear_upsample(data: np.ndarray, mip: int, height: int, width: int) -> np
     return out.astype(np.float32)
 
 
-def _default_metrics(decoded: np.ndarray, target: np.ndarray, groups: dict) -> dict:
+def _default_metrics(decoded: np.ndarray, target: np.ndarray, groups: dict, value_range=None) -> dict:
     from igs_tex.metrics import report_metrics
 
-    return report_metrics(decoded, target, groups)
+    return report_metrics(decoded, target, groups, value_range)
 
 
 def rd_points(
@@ -87,7 +87,11 @@ def rd_points(
     """
     codecs = list(codecs) if codecs is not None else list(SCHEMES)
     mips = list(mips)
-    metrics = metrics or _default_metrics
+    if metrics is None:
+
+        def metrics(d, t, g):
+            return _default_metrics(d, t, g, stack.value_range)
+
     h, w, c = stack.data.shape
     largest = max(h, w)
     for m in mips:
