@@ -33,7 +33,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from igs_tex.igsfile import build_igs, read_igs  # noqa: E402
+from igs_tex.igsfile import as_version_1, read_igs  # noqa: E402
 
 MACS_PER_LISTED_V1 = 14
 MACS_PER_CANDIDATE_V2 = 11
@@ -108,24 +108,6 @@ def summarise(igs, cand, listed, reads, macs) -> dict:
     }
 
 
-def v1_twin(igs2):
-    p = igs2.params()
-    return build_igs(
-        p["means"],
-        p["theta"],
-        p["inv_scale"],
-        p["colour"],
-        igs2.width,
-        igs2.height,
-        igs2.channels,
-        igs2.value_range,
-        {},
-        tile=igs2.tile,
-        k=igs2.k,
-        eps=igs2.eps,
-    )
-
-
 def bake(material: Path, bppc: float, steps: int | None, out: Path) -> Path:
     from igs_tex.bakes.material import BakeOptions, bake_material
 
@@ -150,7 +132,7 @@ def main() -> int:
         if igs2.version != 2:
             print(f"{path}: version {igs2.version}, expected a version 2 file")
             return 2
-        rows = [("2", igs2, v2_cost(igs2)), ("1 (same Gaussians)", v1 := v1_twin(igs2), v1_cost(v1))]
+        rows = [("2", igs2, v2_cost(igs2)), ("1 (same Gaussians)", v1 := as_version_1(igs2), v1_cost(v1))]
         for version, igs, c in rows:
             print(
                 f"| {path.name} | {version} | {igs.gaussian_count} | {igs.tile} | {getattr(igs, 'reach', '-')} | "

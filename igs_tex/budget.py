@@ -181,7 +181,13 @@ def section_layout(
         4 * (tiles + 1),
         index_section_bytes(index_entries, index_bits_for(gaussians)),
     )
-    sections, pos = [], HEADER_SIZE
+    return place_sections(lengths, HEADER_SIZE)
+
+
+def place_sections(lengths, start: int) -> list[tuple[int, int]]:
+    """(offset, length) of sections written in order after a header of `start` bytes, each at
+    align16(end of the previous): the placement both versions' writers use."""
+    sections, pos = [], start
     for length in lengths:
         pos = align(pos)
         sections.append((pos, length))
@@ -329,12 +335,7 @@ def section_layout_v2(
         4 * ceil_div(gaussians * record_bits, 32),
         4 * ceil_div((tiles + 1) * offset_bits_for(gaussians), 32),
     )
-    sections, pos = [], HEADER_SIZE_V2
-    for length in lengths:
-        pos = align(pos)
-        sections.append((pos, length))
-        pos += length
-    return sections
+    return place_sections(lengths, HEADER_SIZE_V2)
 
 
 def file_size_v2(

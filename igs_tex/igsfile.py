@@ -512,6 +512,30 @@ def build_igs(
     )
 
 
+def as_version_1(igs, tile: int | None = None) -> IgsFile:
+    """A file of either version as a version 1 file of exactly its decoded Gaussians (in its
+    stored order), at `tile` (default the file's own): for engines that read only version 1, and
+    for comparing the two layouts on the same Gaussians."""
+    tile = igs.tile if tile is None else int(tile)
+    if igs.version == 1 and igs.tile == tile:
+        return igs
+    p = igs.params()
+    return build_igs(
+        p["means"],
+        p["theta"],
+        p["inv_scale"],
+        p["colour"],
+        igs.width,
+        igs.height,
+        igs.channels,
+        igs.value_range,
+        metadata=igs.metadata,
+        tile=tile,
+        k=igs.k,
+        eps=igs.eps,
+    )
+
+
 # ----------------------------------------------------------------------------------------------
 # Reading
 

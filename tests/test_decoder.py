@@ -30,7 +30,8 @@ from baking import bake_crop
 from conftest import MATERIALS
 
 from igs_tex.format_v2 import build_igs_v2
-from igs_tex.igsfile import IgsFile, IgsFormatError, build_igs, from_bytes
+from igs_tex.igsfile import IgsFile, IgsFormatError, from_bytes
+from igs_tex.igsfile import as_version_1 as igsfile_as_version_1
 from igs_tex.render.decode import decode_igs
 from igs_tex.render.native import native_available, native_unavailable_reason
 from igs_tex.render.tiles import tile_lists_numpy
@@ -83,23 +84,7 @@ def error_name(exc: BaseException) -> str:
 
 def as_version_1(igs, tile: int = 16) -> tuple[IgsFile, bytes]:
     """A bake of either format version as a version 1 file of its decoded parameters."""
-    if igs.version == 1 and igs.tile == tile:
-        return igs, igs.to_bytes()
-    p = igs.params()
-    data = build_igs(
-        p["means"],
-        p["theta"],
-        p["inv_scale"],
-        p["colour"],
-        igs.width,
-        igs.height,
-        igs.channels,
-        igs.value_range,
-        metadata=igs.metadata,
-        tile=tile,
-        k=igs.k,
-        eps=igs.eps,
-    ).to_bytes()
+    data = igsfile_as_version_1(igs, tile).to_bytes()
     return from_bytes(data), data
 
 

@@ -30,7 +30,7 @@ from baking import bake_crop
 from conftest import MATERIALS
 
 from igs_tex.format_v2 import build_igs_v2
-from igs_tex.igsfile import build_igs
+from igs_tex.igsfile import as_version_1
 
 REPO = Path(__file__).resolve().parents[1]
 NATIVE = REPO / "native"
@@ -215,21 +215,7 @@ def small_bake(tmp_path_factory):
     )
     if igs.version == 1:
         return igs, data
-    p = igs.params()
-    v1 = build_igs(
-        p["means"],
-        p["theta"],
-        p["inv_scale"],
-        p["colour"],
-        igs.width,
-        igs.height,
-        igs.channels,
-        igs.value_range,
-        metadata=igs.metadata,
-        tile=16,
-        k=igs.k,
-        eps=igs.eps,
-    )
+    v1 = as_version_1(igs, tile=16)
     return v1, v1.to_bytes()
 
 

@@ -20,7 +20,7 @@ import shader_host as sh
 from baking import bake_crop
 
 from igs_tex.format_v2 import IgsFileV2, build_igs_v2
-from igs_tex.igsfile import IgsFile, build_igs, from_bytes
+from igs_tex.igsfile import IgsFile, as_version_1, build_igs, from_bytes
 from igs_tex.render.decode import decode_igs
 from igs_tex.render.tiles import tile_lists_numpy
 
@@ -836,20 +836,7 @@ def test_v2_cost_per_texel(variants_v2):
     for version 1 files of exactly their Gaussians at the same tile size."""
     for name in ("v2_walnut_T16", "v2_walnut_T32_K32", "v2_walnut_T8_R2_K4"):
         igs = variants_v2[name]
-        p = igs.params()
-        twin = build_igs(
-            p["means"],
-            p["theta"],
-            p["inv_scale"],
-            p["colour"],
-            igs.width,
-            igs.height,
-            igs.channels,
-            igs.value_range,
-            tile=igs.tile,
-            k=igs.k,
-            eps=igs.eps,
-        )
+        twin = as_version_1(igs)
         c2, c1 = sh.per_texel_cost(igs), sh.per_texel_cost(twin)
         _record(f"v2 cost per texel {name}: v2 / v1 twin", {key: (round(c2[key], 1), round(c1[key], 1)) for key in c2})
         assert c2["scanned"] >= c2["listed"] > 0
