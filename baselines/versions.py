@@ -39,7 +39,7 @@ MIPS = (0, 1, 2, 3)
 VERSIONS = {2: BakeOptions, 1: lambda **kw: BakeOptions(format=1, max_scale_px=16.0, **kw)}
 
 
-def measure(material: Path, rates: list[float], work: Path) -> dict:
+def measure(material: Path, rates: list[float], work: Path, versions=(2, 1)) -> dict:
     stack = load_material(material)
     groups = stack.group_slices()
     out = {
@@ -50,7 +50,8 @@ def measure(material: Path, rates: list[float], work: Path) -> dict:
         "codecs": [],
     }
     for rate in rates:
-        for version, make in VERSIONS.items():
+        for version in versions:
+            make = VERSIONS[version]
             t0 = time.perf_counter()
             s = bake_material(material, work / f"v{version}_{rate:g}", make(bppc=rate), progress=False)
             decoded = decode_stack(read_igs(s["output"]))
@@ -179,6 +180,7 @@ def main(argv=None) -> int:
     ap.add_argument("--label", default="assets")
     ap.add_argument("--rates", default="0.03,0.059,0.12")
     ap.add_argument("--materials", default=None)
+    ap.add_argument("--versions", default="2,1", help="format versions baked (default both)")
     ap.add_argument("--render-only", action="store_true")
     a = ap.parse_args(argv)
     command = "python baselines/versions.py " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -198,7 +200,8 @@ def main(argv=None) -> int:
             with tempfile.TemporaryDirectory(prefix="igs-versions-") as tmp:
                 for m in mats:
                     print(f"{m.name}:", file=sys.stderr, flush=True)
-                    results.append(measure(m, rates, Path(tmp) / m.name))
+                    versions = parse_list("--versions", a.versions, int)
+                    results.append(measure(m, rates, Path(tmp) / m.name, versions))
                     js.write_text(
                         json.dumps(
                             strict({"command": command, "results": results}), indent=1, allow_nan=False, default=float
