@@ -839,3 +839,26 @@ def test_c_library_shared_build_links(c_library, tmp_path):
     )
     r = run([exe])
     assert r.stdout.startswith("IGS_ERR_TRUNCATED")
+
+
+def test_cmake_consumer_finds_the_installed_package(c_library, variants, tmp_path):
+    """find_package(igs_decoder) against the installed prefix, as native/README.md documents it:
+    the consumer project builds decode_main.c with both targets and they decode like Python."""
+    if c_library["libdir"] is None:
+        reason = "cmake not found: the CMake package config is untested"
+        if REQUIRE:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    prefix = c_library["libdir"].parent
+    build = tmp_path / "consumer"
+    run([CMAKE, "-S", REPO / "tests/c/cmake_consumer", "-B", build, f"-DCMAKE_PREFIX_PATH={prefix}"])
+    run([CMAKE, "--build", build, "-j", "2"])
+    igs, data = variants["bake"]
+    src = tmp_path / "bake.igs"
+    src.write_bytes(data)
+    for exe in ("decode_main", "decode_main_shared"):
+        raw = tmp_path / f"{exe}.raw"
+        r = run([build / exe, src, raw, "1"], env={**os.environ, "LD_LIBRARY_PATH": str(c_library["libdir"])})
+        assert r.stdout.split()[:3] == [str(igs.width), str(igs.height), str(igs.channel_count)]
+        got = np.fromfile(raw, dtype=np.float32).reshape(igs.height, igs.width, igs.channel_count)
+        assert np.array_equal(got, _native.decode_igs_bytes(data)), exe
