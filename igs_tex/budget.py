@@ -430,3 +430,24 @@ def plan_bake(
         if auto_tile(width, height, n) == t:
             break
     return check_count(n, width, height, channels), t
+
+
+class TileGridMixin:
+    """The tile grid and channel count of a file of either version (width, height, tile and
+    channels are the file's own fields)."""
+
+    @property
+    def channel_count(self) -> int:
+        return len(self.channels)
+
+    @property
+    def tiles_x(self) -> int:
+        return tile_grid(self.width, self.height, self.tile)[0]
+
+    @property
+    def tiles_y(self) -> int:
+        return tile_grid(self.width, self.height, self.tile)[1]
+
+    @property
+    def tile_count(self) -> int:
+        return tile_count(self.width, self.height, self.tile)

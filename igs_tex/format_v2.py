@@ -302,7 +302,7 @@ def listed_pairs(
 
 
 @dataclass(eq=False)
-class IgsFileV2:
+class IgsFileV2(budget.TileGridMixin):
     width: int
     height: int
     tile: int
@@ -337,22 +337,6 @@ class IgsFileV2:
     @property
     def gaussian_count(self) -> int:
         return int(self.codes[0].shape[0])
-
-    @property
-    def channel_count(self) -> int:
-        return len(self.channels)
-
-    @property
-    def tiles_x(self) -> int:
-        return tile_grid(self.width, self.height, self.tile)[0]
-
-    @property
-    def tiles_y(self) -> int:
-        return tile_grid(self.width, self.height, self.tile)[1]
-
-    @property
-    def tile_count(self) -> int:
-        return budget.tile_count(self.width, self.height, self.tile)
 
     @property
     def offset_bits(self) -> int:

@@ -32,6 +32,7 @@ from igs_tex.budget import (  # noqa: F401
     MAX_SIDE,
     MAX_TILE,
     SECTION_ALIGN,
+    TileGridMixin,
     align,
     bits_per_gaussian,
     ceil_div,
@@ -41,8 +42,6 @@ from igs_tex.budget import (  # noqa: F401
     index_bits_for,
     index_section_bytes,
     section_layout,
-    tile_count,
-    tile_grid,
     words_per_gaussian,
 )
 from igs_tex.render.tiles import tile_lists_numpy
@@ -262,7 +261,7 @@ def dequantize(words, channel_count: int, width: int, height: int, colour_range)
 
 
 @dataclass(eq=False)
-class IgsFile:
+class IgsFile(TileGridMixin):
     version = VERSION  # a class constant, not a field: version 2 files are format_v2.IgsFileV2
 
     width: int
@@ -296,28 +295,12 @@ class IgsFile:
         return int(self.words.shape[0])
 
     @property
-    def channel_count(self) -> int:
-        return len(self.channels)
-
-    @property
     def index_bits(self) -> int:
         return index_bits_for(self.gaussian_count)
 
     @property
     def words_per_gaussian(self) -> int:
         return words_per_gaussian(self.channel_count)
-
-    @property
-    def tiles_x(self) -> int:
-        return tile_grid(self.width, self.height, self.tile)[0]
-
-    @property
-    def tiles_y(self) -> int:
-        return tile_grid(self.width, self.height, self.tile)[1]
-
-    @property
-    def tile_count(self) -> int:
-        return tile_count(self.width, self.height, self.tile)
 
     def params(self) -> dict[str, np.ndarray]:
         """Dequantised float32 means [N, 2], theta [N], inv_scale [N, 2], colour [N, C]."""
